@@ -1,0 +1,73 @@
+"""Run Python code in a fresh interpreter where this project's packages cannot be imported.
+
+Used to prove that saved checkpoints and tokenizers stand alone: the child runs with ``-I -S`` (no user site,
+no ``.pth`` processing, so no editable-install finder), gets only the real site-packages folders on ``sys.path``,
+and a meta-path hook makes ``import tokenization`` / ``modeling_cloud`` / ``dataset_builders`` fail even when the
+project is installed non-editable. The child asserts that before running the code.
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+PROJECT_PACKAGES = ("tokenization", "modeling_cloud", "dataset_builders")
+
+_PRELUDE = """
+import importlib.abc, sys
+sys.path[:] = {paths!r}
+_BLOCKED = {blocked!r}
+
+class _BlockProject(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in _BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked: the project must not be importable here)")
+        return None
+
+sys.meta_path.insert(0, _BlockProject())
+for _name in _BLOCKED:
+    try:
+        __import__(_name)
+    except ModuleNotFoundError:
+        pass
+    else:
+        raise SystemExit(f"isolation failed: {{_name}} is importable")
+"""
+
+
+def _site_paths() -> list[str]:
+    layout = sysconfig.get_paths()
+    paths = {
+        layout["stdlib"],
+        layout["platstdlib"],
+        layout["purelib"],
+        layout["platlib"],
+        *site.getsitepackages(),
+    }
+    dynload = Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload"
+    if dynload.is_dir():
+        paths.add(str(dynload))
+    return sorted(p for p in paths if os.path.isdir(p))
+
+
+def run_without_project(
+    code: str, cwd: str | os.PathLike, env: dict[str, str] | None = None, timeout: int = 600
+):
+    """Run ``code`` in a child interpreter that cannot import this project; return the CompletedProcess."""
+    script = _PRELUDE.format(paths=_site_paths(), blocked=PROJECT_PACKAGES) + "\n" + textwrap.dedent(code)
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    if env:
+        child_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", script],
+        cwd=os.fspath(cwd),
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

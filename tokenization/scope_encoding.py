@@ -1,0 +1,191 @@
+"""Structure -> SCOPE string.
+
+SCOPE (Xu, Zhu & Viswanathan, arXiv 2506.17345) writes a crystal as three parts joined by `` | ``::
+
+    <space-group generator characters> | <Wyckoff symbols> | <element fraction pairs>
+
+``"v1"`` is the authors' encoding, reproduced exactly (it is what their released tokenizer and weights saw):
+
+* the generator string of the space group (authors' 230-entry table), one character per token;
+* spglib's Wyckoff letter of every input site, written multiplicity+letter (conventional-cell multiplicity),
+  de-duplicated in order of first appearance over the sites;
+* ``El frac`` for the fractional composition in order of first appearance, ``frac = str(round(x, 2))``.
+
+Symmetry uses pymatgen's ``SpacegroupAnalyzer`` defaults: symprec 0.01 A, angle tolerance 5 degrees. v1 depends
+on the site order and merges orbits that share a Wyckoff letter; ``"v2"`` (see ``SCOPE_V2.md``) is the canonical
+encoding for new models.
+
+This module is remote code (copied flat into checkpoints): it imports only pip packages and its siblings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import spglib
+from pymatgen.core import Structure
+
+from .scope_errors import ScopeError, SymmetrySearchError, UnsupportedScopeVersionError
+from .scope_tables import GENERATOR_STRINGS, WYCKOFF_MULTIPLICITIES
+from .structure_io import DEFAULT_OVERLAP_TOLERANCE, describe_source, load_structure
+
+SCOPE_VERSIONS = ("v1", "v2")
+DEFAULT_SYMPREC = 0.01
+DEFAULT_ANGLE_TOLERANCE = 5.0
+PART_SEPARATOR = " | "
+
+
+def spglib_cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The (lattice, fractional positions, type ids) cell that pymatgen's SpacegroupAnalyzer hands to spglib.
+
+    Types are numbered by order of first appearance of each species, as pymatgen does; only equality of types
+    matters to spglib, so this gives the same symmetry as atomic numbers would.
+    """
+    type_of: dict[Any, int] = {}
+    types = [type_of.setdefault(site.specie, len(type_of) + 1) for site in structure]
+    return structure.lattice.matrix, structure.frac_coords, types
+
+
+def symmetry_dataset(
+    structure: Structure,
+    symprec: float = DEFAULT_SYMPREC,
+    angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
+    source: str | None = None,
+):
+    """spglib's symmetry dataset for ``structure``, or a ``SymmetrySearchError`` naming the input."""
+    if not (np.isfinite(symprec) and symprec > 0) or not np.isfinite(angle_tolerance):
+        # spglib crashes the interpreter (segfault) on a negative symprec, so refuse it here.
+        raise ValueError(
+            "symprec must be a positive number of Angstrom and angle_tolerance finite, "
+            f"got symprec={symprec!r}, angle_tolerance={angle_tolerance!r}"
+        )
+    try:
+        dataset = spglib.get_symmetry_dataset(
+            spglib_cell(structure), symprec=symprec, angle_tolerance=angle_tolerance
+        )
+    except (spglib.SpglibError, ValueError, RuntimeError) as exc:
+        raise SymmetrySearchError(
+            f"spglib found no space group (symprec={symprec}, angle_tolerance={angle_tolerance}): {exc}",
+            source or describe_source(structure),
+        ) from exc
+    if dataset is None:
+        raise SymmetrySearchError(
+            f"spglib found no space group (symprec={symprec}, angle_tolerance={angle_tolerance})",
+            source or describe_source(structure),
+        )
+    return dataset
+
+
+def format_fraction(x: float) -> str:
+    """The authors' fraction format: ``str(round(x, 2))``, e.g. ``0.5``, ``0.12``, ``1.0``, ``0.0``."""
+    return str(round(x, 2))
+
+
+def encode_v1(
+    structure: Structure,
+    symprec: float = DEFAULT_SYMPREC,
+    angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
+    source: str | None = None,
+) -> str:
+    """The authors' SCOPE string of a validated, ordered ``structure`` (site order matters, as in their code)."""
+    dataset = symmetry_dataset(structure, symprec, angle_tolerance, source)
+    number = int(dataset.number)
+    multiplicities = WYCKOFF_MULTIPLICITIES[number]
+    wyckoff_symbols: dict[str, None] = {}  # an ordered set: first appearance over the input sites
+    for letter in dataset.wyckoffs:
+        wyckoff_symbols.setdefault(f"{multiplicities[letter]}{letter}", None)
+    composition = structure.composition.fractional_composition
+    composition_part = " ".join(f"{el} {format_fraction(x)}" for el, x in composition.items())
+    return PART_SEPARATOR.join(
+        (" ".join(GENERATOR_STRINGS[number]), " ".join(wyckoff_symbols), composition_part)
+    )
+
+
+def _encoder_for(version: str):
+    if version == "v1":
+        return encode_v1
+    if version == "v2":
+        from .scope_v2 import encode_v2
+
+        def encode_v2_named(structure, symprec, angle_tolerance, source=None):
+            try:
+                return encode_v2(structure, symprec=symprec, angle_tolerance=angle_tolerance)
+            except ScopeError as exc:
+                if exc.source is None and source is not None:
+                    raise type(exc)(exc.message, source) from exc
+                raise
+
+        return encode_v2_named
+    raise UnsupportedScopeVersionError(
+        f"unknown SCOPE version {version!r}; choose one of {', '.join(SCOPE_VERSIONS)}"
+    )
+
+
+def structure_to_scope(
+    structure: Any,
+    version: str = "v1",
+    symprec: float = DEFAULT_SYMPREC,
+    angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
+    source: str | None = None,
+    overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE,
+) -> str:
+    """Encode one crystal as a SCOPE string.
+
+    Args:
+        structure: anything :func:`load_structure` accepts (pymatgen ``Structure``, ASE ``Atoms``, CIF/POSCAR text,
+            a file path, a pymatgen dict, or ``(lattice, frac_coords, species)``).
+        version: ``"v1"`` (the authors' encoding) or ``"v2"`` (canonical).
+        symprec: symmetry tolerance in Angstrom (pymatgen/spglib default 0.01).
+        angle_tolerance: angle tolerance in degrees (default 5).
+        source: a name for the input used in error messages.
+        overlap_tolerance: minimum distance (A) between two sites.
+
+    Raises:
+        ScopeError: a typed subclass naming the input and the reason (parse, empty, disorder, species,
+            overlap, geometry, symmetry, unknown version).
+
+    Example:
+        >>> from tokenization import structure_to_scope
+        >>> cell = ([[5.64, 0, 0], [0, 5.64, 0], [0, 0, 5.64]],
+        ...         [[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0],
+        ...          [.5, .5, .5], [.5, 0, 0], [0, .5, 0], [0, 0, .5]],
+        ...         ["Na"] * 4 + ["Cl"] * 4)
+        >>> structure_to_scope(cell, version="v1")
+        '1 6 a O D D a D O D b O O O c O O O d O O O e O O O 0 | 4a 4b | Na 0.5 Cl 0.5'
+    """
+    encoder = _encoder_for(version)
+    source = source if source is not None else describe_source(structure)
+    validated = load_structure(structure, source=source, overlap_tolerance=overlap_tolerance)
+    return encoder(validated, symprec=symprec, angle_tolerance=angle_tolerance, source=source)
+
+
+def structures_to_scope(
+    structures: Iterable[Any],
+    version: str = "v1",
+    symprec: float = DEFAULT_SYMPREC,
+    angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
+    errors: str = "raise",
+    sources: Sequence[str] | None = None,
+) -> list[str | ScopeError]:
+    """Encode many crystals.
+
+    With ``errors="raise"`` (default) the first failure is re-raised with its index in the source name. With
+    ``errors="return"`` every failure is returned in place as its :class:`ScopeError`, so the output always has one
+    entry per input and never holds an empty or partial string.
+    """
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+    encoder = _encoder_for(version)
+    out: list[str | ScopeError] = []
+    for index, item in enumerate(structures):
+        name = sources[index] if sources is not None else f"item {index} ({describe_source(item)})"
+        try:
+            structure = load_structure(item, source=name)
+            out.append(encoder(structure, symprec=symprec, angle_tolerance=angle_tolerance, source=name))
+        except ScopeError as exc:
+            if errors == "raise":
+                raise
+            out.append(exc)
+    return out

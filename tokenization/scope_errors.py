@@ -1,0 +1,85 @@
+"""Typed errors raised on the path structure -> SCOPE -> token ids.
+
+Every error names the offending input (``source``: a file path, an index, a material id, or a short
+description of an in-memory object) and says why it was rejected. All inherit from :class:`ScopeError`,
+which is a :class:`ValueError`, so ``except ValueError`` keeps working for callers that do not care.
+
+This module is remote code: it is copied flat into saved checkpoints and must import nothing but the
+standard library.
+"""
+
+from __future__ import annotations
+
+
+class ScopeError(ValueError):
+    """Base class: a structure could not be turned into a SCOPE string."""
+
+    #: Short machine-readable reason, used in JSON error rows (``{"type": ..., "message": ...}``).
+    reason = "scope_error"
+
+    def __init__(self, message: str, source: str | None = None):
+        self.source = source
+        self.message = message
+        super().__init__(f"{source}: {message}" if source else message)
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-ready description: the class name and the full message."""
+        return {"type": type(self).__name__, "message": str(self)}
+
+
+class StructureParseError(ScopeError):
+    """The input is not a readable structure (missing or unreadable file, garbage text, unknown format)."""
+
+    reason = "parse_error"
+
+
+class EmptyStructureError(ScopeError):
+    """The structure has no sites."""
+
+    reason = "empty_structure"
+
+
+class DisorderedStructureError(ScopeError):
+    """A site has partial occupancy or mixed species.
+
+    Policy: SCOPE describes ordered crystals; we refuse disorder instead of guessing an ordering.
+    Order the structure first (e.g. pymatgen ``OrderDisorderedStructureTransformation``).
+    """
+
+    reason = "disordered_structure"
+
+
+class UnknownSpeciesError(ScopeError):
+    """A site holds something that is not a chemical element H-Og (a dummy species, a vacancy, ...)."""
+
+    reason = "unknown_species"
+
+
+class OverlappingSitesError(ScopeError):
+    """Two sites are closer than the overlap tolerance (a duplicated atom or a broken file)."""
+
+    reason = "overlapping_sites"
+
+
+class InvalidGeometryError(ScopeError):
+    """The lattice or coordinates are non-finite, or the lattice is degenerate (zero or tiny volume)."""
+
+    reason = "invalid_geometry"
+
+
+class SymmetrySearchError(ScopeError):
+    """The symmetry library found no space group for the structure at the given tolerance."""
+
+    reason = "symmetry_failed"
+
+
+class ScopeTooLongError(ScopeError):
+    """The encoded string has more tokens than the configured maximum."""
+
+    reason = "too_long"
+
+
+class UnsupportedScopeVersionError(ScopeError):
+    """An unknown SCOPE version was requested."""
+
+    reason = "unsupported_version"

@@ -1,0 +1,96 @@
+"""Walk the files a user points the command line at and yield one structure input per crystal.
+
+Accepted: CIF files, POSCAR/CONTCAR/``.vasp`` files, JSON (one pymatgen dict, or a list of dicts / CIF strings /
+``{"structure": ...}`` records), JSONL (one such record per line), and directories of any of these. Every yielded
+item carries a ``source`` name (``path``, ``path#3`` for the fourth record of a list, ``path:12`` for line 12 of a
+JSONL file). A record that cannot even be read is yielded as a :class:`StructureParseError` in its place, so callers
+report it instead of losing it.
+
+Not remote code: only the CLI and dataset builders use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .scope_errors import StructureParseError
+
+STRUCTURE_SUFFIXES = (".cif", ".mcif", ".vasp", ".poscar", ".json", ".jsonl")
+_RECORD_KEYS = ("structure", "cif", "poscar")
+
+
+def is_structure_file(path: Path) -> bool:
+    name = path.name.upper()
+    return path.suffix.lower() in STRUCTURE_SUFFIXES or name.startswith(("POSCAR", "CONTCAR"))
+
+
+def _record_to_input(record: Any, source: str) -> Any:
+    """A JSON record -> something ``load_structure`` reads: a pymatgen dict, CIF/POSCAR text, or an error."""
+    if isinstance(record, str):
+        return record
+    if isinstance(record, dict):
+        if "lattice" in record and "sites" in record:
+            return record
+        for key in _RECORD_KEYS:
+            if key in record:
+                return record[key]
+        return StructureParseError(
+            f"JSON record has neither a pymatgen structure nor one of the keys {', '.join(_RECORD_KEYS)}",
+            source,
+        )
+    return StructureParseError(f"JSON record of type {type(record).__name__} is not a structure", source)
+
+
+def _iter_json_file(path: Path) -> Iterator[tuple[str, Any]]:
+    source = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        yield source, StructureParseError(f"unreadable JSON ({type(exc).__name__}: {exc})", source)
+        return
+    if isinstance(data, list):
+        for index, record in enumerate(data):
+            yield f"{source}#{index}", _record_to_input(record, f"{source}#{index}")
+    else:
+        yield source, _record_to_input(data, source)
+
+
+def _iter_jsonl_file(path: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        yield str(path), StructureParseError(f"unreadable file ({type(exc).__name__}: {exc})", str(path))
+        return
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        source = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield source, StructureParseError(f"line is not valid JSON ({exc})", source)
+            continue
+        yield source, _record_to_input(record, source)
+
+
+def iter_structure_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, Any]]:
+    """Yield ``(source, structure_input_or_error)`` for every crystal in the given files and directories."""
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and is_structure_file(p))
+            if not files:
+                yield (
+                    str(path),
+                    StructureParseError("directory holds no CIF, POSCAR, JSON or JSONL files", str(path)),
+                )
+            yield from iter_structure_inputs(files)
+        elif path.suffix.lower() == ".jsonl":
+            yield from _iter_jsonl_file(path)
+        elif path.suffix.lower() == ".json":
+            yield from _iter_json_file(path)
+        else:
+            yield str(path), path

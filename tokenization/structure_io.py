@@ -1,0 +1,287 @@
+"""Read and validate crystal structures from every form users hold them in.
+
+``load_structure`` is the single entry point: it turns a pymatgen ``Structure``, an ASE ``Atoms``, CIF or POSCAR
+text, a file path, a pymatgen dict (or its JSON text), or plain arrays ``(lattice, frac_coords, species)`` into
+an ordered pymatgen ``Structure``, and refuses anything SCOPE cannot describe with a typed
+:class:`~scope_errors.ScopeError` that names the input and the reason.
+
+This module is remote code (copied flat into checkpoints): it imports only pip packages and its siblings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Element, Lattice, Structure
+
+from .scope_errors import (
+    DisorderedStructureError,
+    EmptyStructureError,
+    InvalidGeometryError,
+    OverlappingSitesError,
+    StructureParseError,
+    UnknownSpeciesError,
+)
+
+#: Two atoms closer than this (in Angstrom) are treated as one duplicated site. The shortest real
+#: interatomic distance (H2, 0.74 A) is well above it.
+DEFAULT_OVERLAP_TOLERANCE = 0.5
+
+#: Cells with less volume per site than this (A^3) are degenerate (flat or collapsed lattices).
+MIN_VOLUME_PER_SITE = 0.1
+
+_POSCAR_NAMES = ("POSCAR", "CONTCAR")
+_POSCAR_SUFFIXES = (".vasp", ".poscar")
+_CIF_SUFFIXES = (".cif", ".mcif")
+_JSON_SUFFIXES = (".json",)
+
+
+def describe_source(obj: Any) -> str:
+    """A short human-readable name for an input, used in error messages."""
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, str):
+        if "\n" in obj or len(obj) > 80:
+            first_line = obj.strip().splitlines()[0][:60] if obj.strip() else ""
+            return f"<text starting {first_line!r}>"
+        return obj
+    if isinstance(obj, Structure):
+        return f"<Structure {obj.composition.reduced_formula}, {len(obj)} sites>"
+    return f"<{type(obj).__name__}>"
+
+
+def _looks_like_cif(text: str) -> bool:
+    return "_cell_length_a" in text or text.lstrip().startswith("data_")
+
+
+def _parse_cif_text(text: str, source: str) -> Structure:
+    from pymatgen.io.cif import CifParser
+
+    try:
+        with warnings.catch_warnings():
+            # pymatgen warns for every file whose coordinates it snaps to ideal values; that is expected
+            # for CIFs written with 8 decimals and would otherwise flood the logs.
+            warnings.simplefilter("ignore")
+            parser = CifParser.from_str(text)
+            structures = parser.parse_structures(primitive=False)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise StructureParseError(f"not a readable CIF ({type(exc).__name__}: {exc})", source) from exc
+    if not structures:
+        raise StructureParseError("the CIF holds no structure", source)
+    return structures[0]
+
+
+def _parse_poscar_text(text: str, source: str) -> Structure:
+    from pymatgen.io.vasp import Poscar
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Poscar.from_str(text).structure
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise StructureParseError(f"not a readable POSCAR ({type(exc).__name__}: {exc})", source) from exc
+
+
+def _from_dict(data: dict, source: str) -> Structure:
+    try:
+        return Structure.from_dict(data)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise StructureParseError(
+            f"not a pymatgen Structure dict ({type(exc).__name__}: {exc})", source
+        ) from exc
+
+
+def _parse_text(text: str, source: str) -> Structure:
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StructureParseError(f"not valid JSON ({exc})", source) from exc
+        return _from_dict(data, source)
+    if _looks_like_cif(text):
+        return _parse_cif_text(text, source)
+    return _parse_poscar_text(text, source)
+
+
+def _read_file(path: Path) -> Structure:
+    source = str(path)
+    if not path.exists():
+        raise StructureParseError("no such file", source)
+    if path.is_dir():
+        raise StructureParseError("is a directory, not a structure file", source)
+    try:
+        text = path.read_text(encoding="utf-8", errors="strict")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StructureParseError(f"unreadable file ({type(exc).__name__}: {exc})", source) from exc
+    name = path.name
+    suffix = path.suffix.lower()
+    if suffix in _CIF_SUFFIXES:
+        return _parse_cif_text(text, source)
+    if suffix in _JSON_SUFFIXES:
+        return _parse_text(text, source)
+    if suffix in _POSCAR_SUFFIXES or any(name.upper().startswith(n) for n in _POSCAR_NAMES):
+        return _parse_poscar_text(text, source)
+    return _parse_text(text, source)
+
+
+def _from_arrays(obj: Sequence, source: str) -> Structure:
+    if len(obj) != 3:
+        raise StructureParseError("plain-array input must be (lattice, frac_coords, species)", source)
+    lattice, frac_coords, species = obj
+    try:
+        lattice = np.asarray(lattice, dtype=float)
+        frac_coords = np.asarray(frac_coords, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise StructureParseError(f"lattice and coordinates must be numeric arrays ({exc})", source) from exc
+    if lattice.shape != (3, 3):
+        raise InvalidGeometryError(f"lattice must be a 3x3 matrix, got shape {lattice.shape}", source)
+    if len(species) == 0 or frac_coords.size == 0:
+        raise EmptyStructureError("the structure has no sites", source)
+    if frac_coords.ndim != 2 or frac_coords.shape[1] != 3:
+        raise InvalidGeometryError(f"frac_coords must have shape (N, 3), got {frac_coords.shape}", source)
+    if len(species) != len(frac_coords):
+        raise StructureParseError(f"{len(species)} species for {len(frac_coords)} coordinates", source)
+    if not np.all(np.isfinite(lattice)) or not np.all(np.isfinite(frac_coords)):
+        raise InvalidGeometryError("lattice or coordinates contain NaN or infinity", source)
+    for i, sp in enumerate(species):
+        _check_element_symbol(sp, i, source)
+    try:
+        return Structure(Lattice(lattice), list(species), frac_coords)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StructureParseError(f"cannot build a structure from arrays ({exc})", source) from exc
+
+
+def _check_element_symbol(sp: Any, index: int, source: str) -> None:
+    if isinstance(sp, (int, np.integer)):
+        if not 1 <= int(sp) <= 118:
+            raise UnknownSpeciesError(f"site {index}: atomic number {sp} is not an element H-Og", source)
+        return
+    if isinstance(sp, str) and not Element.is_valid_symbol(sp):
+        raise UnknownSpeciesError(f"site {index}: {sp!r} is not a chemical element H-Og", source)
+
+
+def _from_ase(atoms: Any, source: str) -> Structure:
+    cell = np.asarray(atoms.cell.array, dtype=float)
+    if not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-8:
+        raise InvalidGeometryError("ASE Atoms has no 3D cell (set cell and pbc=True)", source)
+    if len(atoms) == 0:
+        raise EmptyStructureError("the structure has no sites", source)
+    numbers = atoms.get_atomic_numbers()
+    for i, z in enumerate(numbers):
+        _check_element_symbol(int(z), i, source)
+    positions = atoms.get_positions()
+    if not np.all(np.isfinite(positions)):
+        raise InvalidGeometryError("coordinates contain NaN or infinity", source)
+    return Structure(Lattice(cell), [int(z) for z in numbers], positions, coords_are_cartesian=True)
+
+
+def _is_ase_atoms(obj: Any) -> bool:
+    # Checked by class name so that ASE stays an optional dependency (subclasses such as MSONAtoms count).
+    return any(cls.__name__ == "Atoms" and cls.__module__.startswith("ase") for cls in type(obj).__mro__)
+
+
+def _to_structure(obj: Any, source: str) -> Structure:
+    """Dispatch on the input type; no validation yet."""
+    if isinstance(obj, Structure):
+        return obj
+    if isinstance(obj, os.PathLike):
+        return _read_file(Path(obj))
+    if isinstance(obj, str):
+        if not obj.strip():
+            raise StructureParseError("empty text", source)
+        if "\n" in obj or obj.lstrip().startswith("{"):
+            return _parse_text(obj, source)
+        return _read_file(Path(obj))
+    if isinstance(obj, dict):
+        return _from_dict(obj, source)
+    if _is_ase_atoms(obj):
+        return _from_ase(obj, source)
+    if isinstance(obj, (tuple, list)):
+        return _from_arrays(obj, source)
+    raise StructureParseError(
+        f"unsupported input type {type(obj).__name__}; expected a pymatgen Structure, ASE Atoms, CIF/POSCAR text, "
+        "a file path, a pymatgen dict or (lattice, frac_coords, species)",
+        source,
+    )
+
+
+def validate_structure(
+    structure: Structure, source: str, overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE
+) -> Structure:
+    """Check that ``structure`` is something SCOPE can encode; return it with plain elements on every site."""
+    if len(structure) == 0:
+        raise EmptyStructureError("the structure has no sites", source)
+    matrix = structure.lattice.matrix
+    if not np.all(np.isfinite(matrix)):
+        raise InvalidGeometryError("the lattice contains NaN or infinity", source)
+    volume = abs(float(np.linalg.det(matrix)))
+    if volume < MIN_VOLUME_PER_SITE * len(structure):
+        raise InvalidGeometryError(
+            f"degenerate lattice: cell volume {volume:.3g} A^3 for {len(structure)} sites", source
+        )
+    if not np.all(np.isfinite(structure.frac_coords)):
+        raise InvalidGeometryError("coordinates contain NaN or infinity", source)
+    for i, site in enumerate(structure):
+        species = site.species
+        if len(species) != 1 or abs(sum(species.values()) - 1.0) > 1e-6:
+            occupancy = ", ".join(f"{sp}:{occ:g}" for sp, occ in species.items())
+            raise DisorderedStructureError(
+                f"site {i} is partially occupied or mixed ({occupancy}); SCOPE needs an ordered structure. "
+                "Order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation",
+                source,
+            )
+        (sp,) = species.keys()
+        symbol = getattr(sp, "symbol", None)
+        if not isinstance(sp, Element) and (
+            symbol is None or not Element.is_valid_symbol(symbol) or not hasattr(sp, "oxi_state")
+        ):
+            raise UnknownSpeciesError(f"site {i}: {sp!s} is not a chemical element H-Og", source)
+    if overlap_tolerance > 0 and len(structure) > 1:
+        centers, neighbors, _, distances = structure.get_neighbor_list(r=overlap_tolerance, exclude_self=True)
+        if len(distances):
+            k = int(np.argmin(distances))
+            raise OverlappingSitesError(
+                f"sites {int(centers[k])} and {int(neighbors[k])} are {distances[k]:.3f} A apart "
+                f"(below the overlap tolerance {overlap_tolerance} A)",
+                source,
+            )
+    if any(not isinstance(site.specie, Element) for site in structure):
+        # Oxidation-state decorations (Fe2+) would leak into the composition part as 'Fe2+'.
+        structure = structure.copy()
+        structure.remove_oxidation_states()
+    return structure
+
+
+def load_structure(
+    obj: Any, source: str | None = None, overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE
+) -> Structure:
+    """Turn any supported structure input into a validated, ordered pymatgen ``Structure``.
+
+    Args:
+        obj: a pymatgen ``Structure``; an ASE ``Atoms``; CIF or POSCAR text; a path (``str`` or ``PathLike``) to a
+            CIF, POSCAR/CONTCAR/``.vasp`` or pymatgen JSON file; a pymatgen ``Structure.as_dict()`` dict or its JSON
+            text; or a tuple ``(lattice 3x3, frac_coords Nx3, species N)``.
+        source: a name for the input used in error messages (defaults to a description of ``obj``).
+        overlap_tolerance: minimum distance (A) between two sites; closer pairs raise ``OverlappingSitesError``.
+
+    Raises:
+        StructureParseError, EmptyStructureError, DisorderedStructureError, UnknownSpeciesError,
+        OverlappingSitesError, InvalidGeometryError: each names the input and the reason.
+
+    Example:
+        >>> from tokenization import load_structure
+        >>> nacl = load_structure(([[5.64, 0, 0], [0, 5.64, 0], [0, 0, 5.64]],
+        ...                        [[0, 0, 0], [0.5, 0.5, 0.5]], ["Na", "Cl"]))
+        >>> nacl.composition.reduced_formula
+        'NaCl'
+    """
+    source = source if source is not None else describe_source(obj)
+    structure = _to_structure(obj, source)
+    return validate_structure(structure, source, overlap_tolerance=overlap_tolerance)
