@@ -22,12 +22,17 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ.setdefault("HF_TOKEN", "hf_dummy_test_token")
 os.environ["TRANSFORMERS_NO_ADVISORY_WARNINGS"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Until a test starts the local Hub server, every Hub call is refused locally instead of going out.
-os.environ.setdefault("HF_ENDPOINT", "http://127.0.0.1:9")
 
 TESTS_DIR = Path(__file__).parent
 FIXTURES = TESTS_DIR / "fixtures"
 sys.path.insert(0, str(TESTS_DIR))  # for the helper modules beside the tests (isolated.py, hub_server.py)
+
+# The local Hub-protocol server must be up, and HF_ENDPOINT pointing at it, before anything imports
+# huggingface_hub (which reads the endpoint once). Child processes inherit the variables.
+from hub_server import install_local_hub  # noqa: E402
+
+install_local_hub(hf_home=_SESSION_HOME)
+from hub_server import hub_repo_id, hub_server  # noqa: E402,F401  (fixtures)
 
 
 def read_jsonl_gz(path: Path) -> list[dict]:

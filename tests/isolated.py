@@ -1,18 +1,16 @@
 """Run Python code in a fresh interpreter where this project's packages cannot be imported.
 
-Used to prove that saved checkpoints and tokenizers stand alone: the child runs with ``-I -S`` (no user site,
-no ``.pth`` processing, so no editable-install finder), gets only the real site-packages folders on ``sys.path``,
-and a meta-path hook makes ``import tokenization`` / ``modeling_cloud`` / ``dataset_builders`` fail even when the
-project is installed non-editable. The child asserts that before running the code.
+Used to prove that saved checkpoints and tokenizers stand alone. The child runs with ``-I -S`` (no user site, no
+``.pth`` processing, so no editable-install finder), gets this interpreter's module path minus every folder that
+holds one of the project's packages, and a meta-path hook makes ``import tokenization`` / ``modeling_cloud`` /
+``dataset_builders`` fail even if a copy is installed elsewhere. The child checks that before running the code.
 """
 
 from __future__ import annotations
 
 import os
-import site
 import subprocess
 import sys
-import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -41,18 +39,14 @@ for _name in _BLOCKED:
 
 
 def _site_paths() -> list[str]:
-    layout = sysconfig.get_paths()
-    paths = {
-        layout["stdlib"],
-        layout["platstdlib"],
-        layout["purelib"],
-        layout["platlib"],
-        *site.getsitepackages(),
-    }
-    dynload = Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload"
-    if dynload.is_dir():
-        paths.add(str(dynload))
-    return sorted(p for p in paths if os.path.isdir(p))
+    """This interpreter's module path, minus every folder that holds one of the project's packages."""
+    paths = []
+    for entry in sys.path:
+        folder = Path(entry or os.getcwd())
+        if not folder.is_dir() or any((folder / name).exists() for name in PROJECT_PACKAGES):
+            continue
+        paths.append(str(folder))
+    return paths
 
 
 def run_without_project(

@@ -89,7 +89,10 @@ def test_overlong_inputs_are_never_cut_silently(v1_tokenizer, caplog):
 def test_saved_tokenizer_records_its_version_and_reloads(tmp_path, v1_fixture_records):
     tok = CloudTokenizerFast.from_scope_version("v1", symprec=0.05)
     tok.save_pretrained(tmp_path)
-    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    reloaded = CloudTokenizerFast.from_pretrained(tmp_path)
+    assert isinstance(reloaded, CloudTokenizerFast)
+    assert reloaded.scope_version == "v1" and reloaded.symprec == 0.05
+    reloaded = AutoTokenizer.from_pretrained(tmp_path, trust_remote_code=True)
     assert type(reloaded).__name__ == "CloudTokenizerFast"
     assert reloaded.scope_version == "v1" and reloaded.symprec == 0.05
     record = v1_fixture_records[0]
