@@ -1,0 +1,754 @@
+# Copyright 2026 the cloud-crystal developers. MIT licence.
+"""CLOUD: a BERT encoder over SCOPE strings of crystals, with masked-LM, property and Debye heads.
+
+The encoder is assembled from transformers' own BERT blocks (`BertEmbeddings`, `BertEncoder`, `BertOnlyMLMHead`) and
+uses the attention-function interface (SDPA by default, `attn_implementation="eager"` available). Parameter names are
+those of `BertForMaskedLM` (`bert.embeddings.*`, `bert.encoder.*`, `cls.predictions.*`), so the authors' released
+checkpoint loads as it is.
+
+This file is remote code: it is copied flat into saved checkpoints and imports only pip packages and its siblings
+(`from .x import y`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput
+from transformers.models.bert.modeling_bert import (
+    BertEmbeddings,
+    BertEncoder,
+    BertLayer,
+    BertLMPredictionHead,
+    BertOnlyMLMHead,
+    BertSelfAttention,
+)
+from transformers.utils import ModelOutput, can_return_tuple
+from transformers.utils.output_capturing import capture_outputs
+
+from .configuration_cloud import CloudConfig
+from .debye_functions import debye_thermodynamics
+
+_PROPERTY_HEAD_AUTO_CLASS = "AutoModelForSequenceClassification"
+
+
+@dataclass
+class CloudPropertyRegressionOutput(ModelOutput):
+    r"""
+    Output of [`CloudForPropertyRegression`].
+
+    loss (`torch.Tensor` of shape `()`, *optional*, returned when `labels` is given):
+        Loss on z-scored targets (`config.loss`), averaged over the labels that are not NaN.
+    predictions (`torch.Tensor` of shape `(batch_size, num_targets)`):
+        Predicted properties in physical units (`config.target_units`), i.e. the head's z-scores times
+        `config.target_stds` plus `config.target_means`.
+    embeddings (`torch.Tensor` of shape `(batch_size, hidden_size)`, *optional*, returned with `return_embeddings=True`):
+        Pooled crystal embedding fed to the head.
+    hidden_states, attentions:
+        As in BERT, when `output_hidden_states` / `output_attentions` are set.
+    """
+
+    loss: torch.Tensor | None = None
+    predictions: torch.Tensor | None = None
+    embeddings: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class CloudPropertyClassificationOutput(ModelOutput):
+    r"""
+    Output of [`CloudForPropertyClassification`].
+
+    loss (`torch.Tensor` of shape `()`, *optional*, returned when `labels` is given):
+        Binary cross-entropy averaged over the labels that are not NaN.
+    logits (`torch.Tensor` of shape `(batch_size, num_targets)`):
+        One independent logit per target; `torch.sigmoid(logits)` is the probability that the property holds.
+    embeddings (`torch.Tensor` of shape `(batch_size, hidden_size)`, *optional*, returned with `return_embeddings=True`):
+        Pooled crystal embedding fed to the head.
+    hidden_states, attentions:
+        As in BERT, when `output_hidden_states` / `output_attentions` are set.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    embeddings: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class CloudDebyeOutput(ModelOutput):
+    r"""
+    Output of [`CloudDebyeModel`]. Thermodynamic values are per mole of cells with `n_atoms` atoms, or per mole of
+    atoms when `n_atoms` was not given.
+
+    loss (`torch.Tensor` of shape `()`, *optional*, returned when labels are given):
+        `config.loss` on Cv in J/(K mol) plus `config.debye_internal_energy_loss_weight` times the loss on U/T.
+    theta_debye (`torch.Tensor` of shape `(batch_size,)`):
+        Debye temperature θ_D in K.
+    temperatures (`torch.Tensor` of shape `(batch_size, num_temperatures)`):
+        Temperatures (K) of the columns below.
+    heat_capacity (`torch.Tensor` of shape `(batch_size, num_temperatures)`):
+        Cv in J/(K mol).
+    internal_energy (`torch.Tensor` of shape `(batch_size, num_temperatures)`):
+        U in J/mol, zero-point energy 9/8 n R θ_D included.
+    entropy (`torch.Tensor` of shape `(batch_size, num_temperatures)`):
+        Vibrational entropy S in J/(K mol).
+    free_energy (`torch.Tensor` of shape `(batch_size, num_temperatures)`):
+        Vibrational free energy F = U - T S in J/mol.
+    embeddings (`torch.Tensor` of shape `(batch_size, hidden_size)`, *optional*, returned with `return_embeddings=True`):
+        Pooled crystal embedding fed to the head.
+    hidden_states, attentions:
+        As in BERT, when `output_hidden_states` / `output_attentions` are set.
+    """
+
+    loss: torch.Tensor | None = None
+    theta_debye: torch.Tensor | None = None
+    temperatures: torch.Tensor | None = None
+    heat_capacity: torch.Tensor | None = None
+    internal_energy: torch.Tensor | None = None
+    entropy: torch.Tensor | None = None
+    free_energy: torch.Tensor | None = None
+    embeddings: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class CloudPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, checkpoint layout and Auto-class wiring shared by the CLOUD models."""
+
+    config_class = CloudConfig
+    config: CloudConfig
+    base_model_prefix = "bert"
+    supports_gradient_checkpointing = True
+    # The losses are means over observed labels; the Trainer must not pass `num_items_in_batch` into forward.
+    accepts_loss_kwargs = False
+    _no_split_modules = ["BertEmbeddings", "BertLayer"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_record_outputs = {"hidden_states": BertLayer, "attentions": BertSelfAttention}
+    # Older BERT checkpoints store the position-id buffer; heads ignore the MLM decoder of a pretrained checkpoint.
+    _keys_to_ignore_on_load_unexpected = [r"position_ids$", r"^cls\.", r"^head\."]
+
+    def __init__(self, config: CloudConfig, *inputs, **kwargs):
+        super().__init__(config, *inputs, **kwargs)
+        self._fill_auto_map()
+
+    def _fill_auto_map(self):
+        # `save_pretrained` writes only the saved class into `auto_map`; the other Auto classes must be listed so a
+        # checkpoint of any CLOUD class loads through every Auto class with `trust_remote_code=True`. The property-head
+        # entry points at the head this checkpoint was trained with (regression by default, for fine-tuning).
+        modeling_module = type(self).__module__.split(".")[-1]
+        config_module = type(self.config).__module__.split(".")[-1]
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map.setdefault("AutoConfig", f"{config_module}.{type(self.config).__name__}")
+        auto_map.setdefault("AutoModel", f"{modeling_module}.CloudModel")
+        auto_map.setdefault("AutoModelForMaskedLM", f"{modeling_module}.CloudForMaskedLM")
+        if getattr(type(self), "_auto_class", None) == _PROPERTY_HEAD_AUTO_CLASS:
+            auto_map[_PROPERTY_HEAD_AUTO_CLASS] = f"{modeling_module}.{type(self).__name__}"
+        else:
+            auto_map.setdefault(_PROPERTY_HEAD_AUTO_CLASS, f"{modeling_module}.CloudForPropertyRegression")
+        self.config.auto_map = auto_map
+
+    def _init_weights(self, module):
+        """Initialise the weights (BERT scheme: normal(0, initializer_range), zero biases, unit LayerNorms)."""
+        super()._init_weights(module)
+        if isinstance(module, BertLMPredictionHead):
+            init.zeros_(module.bias)
+        elif isinstance(module, BertEmbeddings):
+            init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
+            init.zeros_(module.token_type_ids)
+
+
+class CloudModel(CloudPreTrainedModel):
+    """
+    Bare CLOUD encoder: BERT embeddings and layers, returning the last hidden states and a pooled crystal embedding.
+
+    The pooled embedding (`pooler_output`) is the final `[CLS]` hidden state (`config.pooling="cls"`, the authors'
+    choice) or the mean over attended tokens (`"mean"`). There is no BERT pooler layer.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_cloud import CloudConfig, CloudModel
+    >>> config = CloudConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    >>> model = CloudModel(config).eval()
+    >>> input_ids = torch.tensor([[0, 7, 10, 40, 6, 66, 2, 1]])  # [CLS] ... [SEP] [PAD]
+    >>> out = model(input_ids, attention_mask=(input_ids != 1).long())
+    >>> tuple(out.last_hidden_state.shape), tuple(out.pooler_output.shape)
+    ((1, 8, 32), (1, 32))
+
+    ```
+    """
+
+    def __init__(self, config: CloudConfig):
+        super().__init__(config)
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def pool(self, last_hidden_state: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Crystal embedding of shape (batch, hidden) according to `config.pooling`."""
+        if self.config.pooling == "cls":
+            return last_hidden_state[:, 0]
+        if attention_mask is None:
+            return last_hidden_state.mean(dim=1)
+        weights = attention_mask.to(last_hidden_state.dtype).unsqueeze(-1)
+        return (last_hidden_state * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            Token ids of SCOPE strings from the CLOUD tokenizer (at most `config.max_position_embeddings` long).
+        attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+            1 for real tokens, 0 for padding. Pass it whenever the batch is padded.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("CloudModel.forward needs exactly one of input_ids or inputs_embeds")
+        sequence_length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        if sequence_length > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence of {sequence_length} tokens is longer than the model's "
+                f"max_position_embeddings={self.config.max_position_embeddings}"
+            )
+        embedding_output = self.embeddings(
+            input_ids=input_ids,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+        )
+        encoder_mask = create_bidirectional_mask(
+            config=self.config, inputs_embeds=embedding_output, attention_mask=attention_mask
+        )
+        encoder_outputs = self.encoder(embedding_output, attention_mask=encoder_mask, **kwargs)
+        last_hidden_state = encoder_outputs.last_hidden_state
+        return BaseModelOutputWithPooling(
+            last_hidden_state=last_hidden_state,
+            pooler_output=self.pool(last_hidden_state, attention_mask),
+        )
+
+
+class CloudForMaskedLM(CloudPreTrainedModel):
+    """
+    CLOUD with the BERT masked-language-modelling head, decoder tied to the input embeddings.
+
+    Same module tree and parameter names as `BertForMaskedLM`, so the authors' pretrained checkpoint loads directly
+    (see `convert_bert_checkpoint.py`).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_cloud import CloudConfig, CloudForMaskedLM
+    >>> config = CloudConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    >>> model = CloudForMaskedLM(config).eval()
+    >>> input_ids = torch.tensor([[0, 7, 4, 40, 6, 66, 2]])  # 4 = [MASK]
+    >>> labels = torch.full_like(input_ids, -100)
+    >>> labels[0, 2] = 10
+    >>> out = model(input_ids, labels=labels)
+    >>> tuple(out.logits.shape), bool(out.loss > 0)
+    ((1, 7, 564), True)
+    >>> model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    True
+
+    ```
+    """
+
+    _tied_weights_keys = {
+        "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+        "cls.predictions.decoder.bias": "cls.predictions.bias",
+    }
+    _keys_to_ignore_on_load_unexpected = [r"position_ids$", r"^head\."]
+
+    def __init__(self, config: CloudConfig):
+        super().__init__(config)
+        self.bert = CloudModel(config)
+        self.cls = BertOnlyMLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> MaskedLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Token ids to predict at masked positions; -100 elsewhere (ignored).
+        """
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.cls(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(
+                logits.view(-1, self.config.vocab_size), labels.to(logits.device).view(-1), ignore_index=-100
+            )
+        return MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class CloudPropertyHead(nn.Module):
+    """The authors' fine-tuning head: Dropout, then k x (Linear H->H + SiLU), then Linear H->num_outputs."""
+
+    def __init__(self, config: CloudConfig, num_outputs: int):
+        super().__init__()
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.hidden_layers = nn.ModuleList(
+            [nn.Linear(config.hidden_size, config.hidden_size) for _ in range(config.head_num_layers)]
+        )
+        self.activation = nn.SiLU()
+        self.out_proj = nn.Linear(config.hidden_size, num_outputs)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        hidden = self.dropout(pooled)
+        for layer in self.hidden_layers:
+            hidden = self.activation(layer(hidden))
+        return self.out_proj(hidden)
+
+
+def _elementwise_loss(
+    kind: str, prediction: torch.Tensor, target: torch.Tensor, huber_delta: float
+) -> torch.Tensor:
+    if kind == "l1":
+        return nn.functional.l1_loss(prediction, target, reduction="none")
+    if kind == "mse":
+        return nn.functional.mse_loss(prediction, target, reduction="none")
+    if kind == "huber":
+        return nn.functional.huber_loss(prediction, target, reduction="none", delta=huber_delta)
+    raise ValueError(f"unknown loss {kind!r}; expected 'l1', 'mse' or 'huber'")
+
+
+def _masked_mean(values: torch.Tensor, observed: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor:
+    # Mean over observed entries. With nothing observed, return a zero that is still connected to the graph so
+    # that distributed training sees a gradient for every parameter.
+    if bool(observed.any()):
+        return values[observed].mean()
+    return anchor.sum() * 0.0
+
+
+def _labels_2d(labels: torch.Tensor, batch_size: int, width: int, name: str) -> torch.Tensor:
+    if labels.dim() == 1 and width == 1:
+        labels = labels.unsqueeze(-1)
+    if labels.shape != (batch_size, width):
+        raise ValueError(f"{name} must have shape ({batch_size}, {width}), got {tuple(labels.shape)}")
+    return labels
+
+
+class CloudForPropertyRegression(CloudPreTrainedModel):
+    """
+    CLOUD with the authors' regression head on the pooled embedding, for one or more properties.
+
+    The head predicts z-scores; the model returns `predictions` in physical units using `config.target_means` and
+    `config.target_stds`, and z-scores the labels with the same statistics, so the loss (`config.loss`, L1 by
+    default) is computed on z-scores as the authors did. NaN labels are left out of the loss, so targets with
+    missing values can be trained together.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_cloud import CloudConfig, CloudForPropertyRegression
+    >>> config = CloudConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    ...                      target_names=["band_gap", "e_form"], target_units=["eV", "eV/atom"],
+    ...                      target_means=[1.0, -1.5], target_stds=[1.2, 0.9])
+    >>> model = CloudForPropertyRegression(config).eval()
+    >>> input_ids = torch.tensor([[0, 7, 10, 40, 6, 66, 2], [0, 7, 8, 40, 6, 66, 2]])
+    >>> labels = torch.tensor([[0.5, float("nan")], [2.0, -1.0]])  # NaN = not measured
+    >>> out = model(input_ids, labels=labels)
+    >>> tuple(out.predictions.shape), bool(torch.isfinite(out.loss))
+    ((2, 2), True)
+
+    ```
+    """
+
+    def __init__(self, config: CloudConfig):
+        super().__init__(config)
+        self.bert = CloudModel(config)
+        self.head = CloudPropertyHead(config, config.num_targets)
+        self.post_init()
+
+    def _target_stats(self, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Read from the config at every call, so statistics set after construction are honoured.
+        means = torch.tensor(self.config.target_means, dtype=reference.dtype, device=reference.device)
+        stds = torch.tensor(self.config.target_stds, dtype=reference.dtype, device=reference.device)
+        return means, stds
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_embeddings: bool = False,
+        **kwargs,
+    ) -> CloudPropertyRegressionOutput:
+        r"""
+        labels (`torch.FloatTensor` of shape `(batch_size, num_targets)` or `(batch_size,)` for one target, *optional*):
+            Targets in physical units (not z-scored); NaN marks a missing value.
+        return_embeddings (`bool`, defaults to `False`):
+            Also return the pooled crystal embedding.
+        """
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        z_predictions = self.head(outputs.pooler_output)
+        means, stds = self._target_stats(z_predictions)
+        predictions = z_predictions * stds + means
+
+        loss = None
+        if labels is not None:
+            labels = _labels_2d(
+                labels.to(device=z_predictions.device, dtype=z_predictions.dtype),
+                z_predictions.shape[0],
+                self.config.num_targets,
+                "labels",
+            )
+            observed = ~torch.isnan(labels)
+            z_labels = torch.where(observed, (labels - means) / stds, torch.zeros_like(labels))
+            elementwise = _elementwise_loss(
+                self.config.loss, z_predictions, z_labels, self.config.huber_delta
+            )
+            loss = _masked_mean(elementwise, observed, z_predictions)
+
+        return CloudPropertyRegressionOutput(
+            loss=loss,
+            predictions=predictions,
+            embeddings=outputs.pooler_output if return_embeddings else None,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class CloudForPropertyClassification(CloudPreTrainedModel):
+    """
+    CLOUD with the authors' head for binary or multi-label properties (e.g. is-metal), one logit per target.
+
+    The loss is binary cross-entropy with logits, averaged over labels that are not NaN.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_cloud import CloudConfig, CloudForPropertyClassification
+    >>> config = CloudConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    ...                      target_names=["is_metal"])
+    >>> model = CloudForPropertyClassification(config).eval()
+    >>> out = model(torch.tensor([[0, 7, 10, 40, 6, 66, 2]]), labels=torch.tensor([1.0]))
+    >>> tuple(out.logits.shape), bool(out.loss > 0)
+    ((1, 1), True)
+
+    ```
+    """
+
+    def __init__(self, config: CloudConfig):
+        super().__init__(config)
+        self.bert = CloudModel(config)
+        self.head = CloudPropertyHead(config, config.num_targets)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_embeddings: bool = False,
+        **kwargs,
+    ) -> CloudPropertyClassificationOutput:
+        r"""
+        labels (`torch.Tensor` of shape `(batch_size, num_targets)` or `(batch_size,)` for one target, *optional*):
+            0/1 (or probabilities) per target; NaN marks a missing value.
+        return_embeddings (`bool`, defaults to `False`):
+            Also return the pooled crystal embedding.
+        """
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        logits = self.head(outputs.pooler_output)
+        loss = None
+        if labels is not None:
+            labels = _labels_2d(
+                labels.to(device=logits.device, dtype=logits.dtype),
+                logits.shape[0],
+                self.config.num_targets,
+                "labels",
+            )
+            observed = ~torch.isnan(labels)
+            if bool(((labels[observed] < 0) | (labels[observed] > 1)).any()):
+                raise ValueError("classification labels must be in [0, 1] (or NaN for missing)")
+            targets = torch.where(observed, labels, torch.zeros_like(labels))
+            elementwise = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+            loss = _masked_mean(elementwise, observed, logits)
+
+        return CloudPropertyClassificationOutput(
+            loss=loss,
+            logits=logits,
+            embeddings=outputs.pooler_output if return_embeddings else None,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+class CloudDebyeModel(CloudPreTrainedModel):
+    """
+    CLOUD-DEBYE: predicts the Debye temperature θ_D of a crystal and, from it, Cv, U, S and F at any temperature.
+
+    The head (the same Dropout / k x (Linear + SiLU) / Linear as the property heads, k = 3 in the paper) outputs s,
+    mapped to θ_D by `config.debye_theta_head`: `"softplus"` (default, positive by construction) or `"affine"`
+    (θ_D = 1200 s + 1500 K, the authors' form). Because only θ_D is learned, every prediction obeys Cv = dU/dT, the
+    3nR high-temperature limit and the T^3 law.
+
+    Label contract (all optional, NaN = missing, any number of temperatures):
+
+    - `labels`: heat capacity Cv in J/(K mol of cells), shape `(batch, n_label_temperatures)` (or `(batch,)` for one);
+    - `internal_energy_labels`: U in J/mol of cells (zero-point energy included), same shape;
+    - `label_temperatures`: the temperatures of the label columns, `(n,)` shared or `(batch, n)`; defaults to
+      `temperatures`.
+
+    The loss is `config.loss` (L1 by default) on Cv plus `config.debye_internal_energy_loss_weight` times the loss on
+    U/T, both in J/(K mol). With `n_atoms=None` all values, labels included, are per mole of atoms.
+
+    With the `Trainer`, set `TrainingArguments(label_names=["labels"])` (add `"internal_energy_labels"` when used):
+    the Trainer otherwise treats every forward argument whose name contains "label" as a required label.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from modeling_cloud import CloudConfig, CloudDebyeModel
+    >>> config = CloudConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+    ...                      head_num_layers=3)
+    >>> model = CloudDebyeModel(config).eval()
+    >>> input_ids = torch.tensor([[0, 7, 10, 40, 6, 66, 2], [0, 7, 8, 40, 6, 66, 2]])
+    >>> out = model(input_ids, n_atoms=torch.tensor([2, 8]), temperatures=torch.tensor([100.0, 300.0]),
+    ...             labels=torch.tensor([[30.0, 48.0], [150.0, float("nan")]]))
+    >>> tuple(out.theta_debye.shape), tuple(out.heat_capacity.shape), bool(out.loss > 0)
+    ((2,), (2, 2), True)
+
+    ```
+    """
+
+    def __init__(self, config: CloudConfig):
+        super().__init__(config)
+        self.bert = CloudModel(config)
+        self.head = CloudPropertyHead(config, 1)
+        self.post_init()
+
+    def theta_from_head(self, head_output: torch.Tensor) -> torch.Tensor:
+        """Map the raw head output s (shape (batch,)) to θ_D in K according to `config.debye_theta_head`."""
+        affine = self.config.debye_theta_scale * head_output + self.config.debye_theta_shift
+        if self.config.debye_theta_head == "affine":
+            return affine
+        width, floor = self.config.debye_softplus_width, self.config.debye_theta_min
+        return floor + width * nn.functional.softplus((affine - floor) / width)
+
+    def _temperature_grid(
+        self, temperatures, batch_size: int, reference: torch.Tensor, name: str
+    ) -> torch.Tensor:
+        grid = torch.as_tensor(temperatures, dtype=reference.dtype, device=reference.device)
+        if grid.dim() == 0:
+            grid = grid.reshape(1)
+        if grid.dim() == 1:
+            grid = grid.unsqueeze(0).expand(batch_size, -1)
+        if grid.dim() != 2 or grid.shape[0] != batch_size:
+            raise ValueError(f"{name} must have shape (n,) or ({batch_size}, n), got {tuple(grid.shape)}")
+        return grid
+
+    def thermodynamics(self, theta: torch.Tensor, temperatures: torch.Tensor, n_atoms: torch.Tensor | None):
+        """Debye thermodynamics for θ_D of shape (batch,) at temperatures (batch, n) with the config's quadrature."""
+        return debye_thermodynamics(
+            theta.unsqueeze(-1),
+            temperatures,
+            None if n_atoms is None else n_atoms.unsqueeze(-1),
+            num_nodes=self.config.debye_quadrature_nodes,
+            cutoff=self.config.debye_integration_cutoff,
+        )
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        n_atoms: torch.Tensor | None = None,
+        temperatures: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        internal_energy_labels: torch.Tensor | None = None,
+        label_temperatures: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        return_embeddings: bool = False,
+        **kwargs,
+    ) -> CloudDebyeOutput:
+        r"""
+        n_atoms (`torch.Tensor` of shape `(batch_size,)`, *optional*):
+            Atoms per cell; outputs and labels are then per mole of cells. `None`: per mole of atoms.
+        temperatures (`torch.Tensor` of shape `(n,)` or `(batch_size, n)`, *optional*):
+            Output temperatures in K, shared or per structure. Defaults to `config.debye_temperatures` ([300.0]).
+        labels (`torch.Tensor` of shape `(batch_size, n)`, *optional*):
+            Heat capacity Cv in J/(K mol) at `label_temperatures`; NaN = missing.
+        internal_energy_labels (`torch.Tensor` of shape `(batch_size, n)`, *optional*):
+            Internal energy U in J/mol (zero-point energy included) at `label_temperatures`; NaN = missing.
+        label_temperatures (`torch.Tensor` of shape `(n,)` or `(batch_size, n)`, *optional*):
+            Temperatures of the label columns; defaults to `temperatures`.
+        return_embeddings (`bool`, defaults to `False`):
+            Also return the pooled crystal embedding.
+        """
+        outputs = self.bert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        head_output = self.head(outputs.pooler_output).squeeze(-1)
+        theta = self.theta_from_head(head_output)
+        batch_size = theta.shape[0]
+        if n_atoms is not None:
+            n_atoms = torch.as_tensor(n_atoms, dtype=theta.dtype, device=theta.device).reshape(-1)
+            if n_atoms.shape[0] != batch_size:
+                raise ValueError(f"n_atoms must have shape ({batch_size},), got {tuple(n_atoms.shape)}")
+        if temperatures is None:
+            temperatures = self.config.debye_temperatures
+        grid = self._temperature_grid(temperatures, batch_size, theta, "temperatures")
+        thermo = self.thermodynamics(theta, grid, n_atoms)
+
+        loss = None
+        if labels is not None or internal_energy_labels is not None:
+            if label_temperatures is None:
+                label_grid, label_thermo = grid, thermo
+            else:
+                label_grid = self._temperature_grid(
+                    label_temperatures, batch_size, theta, "label_temperatures"
+                )
+                label_thermo = self.thermodynamics(theta, label_grid, n_atoms)
+            width = label_grid.shape[1]
+            loss = theta.sum() * 0.0
+            if labels is not None:
+                cv_labels = _labels_2d(
+                    labels.to(device=theta.device, dtype=theta.dtype), batch_size, width, "labels"
+                )
+                observed = ~torch.isnan(cv_labels)
+                elementwise = _elementwise_loss(
+                    self.config.loss,
+                    label_thermo.heat_capacity,
+                    torch.where(observed, cv_labels, torch.zeros_like(cv_labels)),
+                    self.config.huber_delta,
+                )
+                loss = loss + _masked_mean(elementwise, observed, theta)
+            if internal_energy_labels is not None:
+                u_labels = _labels_2d(
+                    internal_energy_labels.to(device=theta.device, dtype=theta.dtype),
+                    batch_size,
+                    width,
+                    "internal_energy_labels",
+                )
+                observed = ~torch.isnan(u_labels)
+                # U/T is in J/(K mol), like Cv, so the two terms have comparable scales.
+                elementwise = _elementwise_loss(
+                    self.config.loss,
+                    label_thermo.internal_energy / label_grid,
+                    torch.where(observed, u_labels, torch.zeros_like(u_labels)) / label_grid,
+                    self.config.huber_delta,
+                )
+                loss = loss + self.config.debye_internal_energy_loss_weight * _masked_mean(
+                    elementwise, observed, theta
+                )
+
+        return CloudDebyeOutput(
+            loss=loss,
+            theta_debye=theta,
+            temperatures=grid,
+            heat_capacity=thermo.heat_capacity,
+            internal_energy=thermo.internal_energy,
+            entropy=thermo.entropy,
+            free_energy=thermo.free_energy,
+            embeddings=outputs.pooler_output if return_embeddings else None,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+CloudModel.register_for_auto_class("AutoModel")
+CloudForMaskedLM.register_for_auto_class("AutoModelForMaskedLM")
+CloudForPropertyRegression.register_for_auto_class(_PROPERTY_HEAD_AUTO_CLASS)
+CloudForPropertyClassification.register_for_auto_class(_PROPERTY_HEAD_AUTO_CLASS)
+CloudDebyeModel.register_for_auto_class(_PROPERTY_HEAD_AUTO_CLASS)
+
+__all__ = [
+    "CloudDebyeModel",
+    "CloudDebyeOutput",
+    "CloudForMaskedLM",
+    "CloudForPropertyClassification",
+    "CloudForPropertyRegression",
+    "CloudModel",
+    "CloudPreTrainedModel",
+    "CloudPropertyClassificationOutput",
+    "CloudPropertyHead",
+    "CloudPropertyRegressionOutput",
+]

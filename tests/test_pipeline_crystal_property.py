@@ -1,0 +1,300 @@
+"""The "crystal-property" pipeline: every input kind, batching, Debye outputs, errors, and both loading paths
+(installed package without trust_remote_code; a saved folder alone, in an interpreter without the package)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+from isolated import run_without_project
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+from pymatgen.io.vasp import Poscar
+from tokenizers import Tokenizer, models
+from transformers import PreTrainedTokenizerFast, pipeline
+
+from modeling_cloud import (
+    CloudConfig,
+    CloudDebyeModel,
+    CloudForMaskedLM,
+    CloudForPropertyClassification,
+    CloudForPropertyRegression,
+    CrystalPropertyPipeline,
+)
+from modeling_cloud.debye_functions import debye_thermodynamics
+from modeling_cloud.pipeline_crystal_property import CrystalInputError
+from tokenization import CloudTokenizerFast
+
+DYNLOAD_PATHS = [p for p in sys.path if p.endswith("lib-dynload")]
+TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return CloudTokenizerFast.from_scope_version("v1")
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory, tokenizer):
+    """Tiny regression, classification, Debye and MLM checkpoints, each saved with the v1 tokenizer."""
+    root = tmp_path_factory.mktemp("pipeline_checkpoints")
+    specs = {
+        "regression": (
+            CloudForPropertyRegression,
+            dict(
+                target_names=["band_gap", "log_kvrh"],
+                target_units=["eV", "log10(GPa)"],
+                target_means=[1.3, 1.9],
+                target_stds=[1.4, 0.3],
+            ),
+        ),
+        "classification": (CloudForPropertyClassification, dict(target_names=["is_metal"])),
+        "debye": (CloudDebyeModel, dict(head_num_layers=3, debye_temperatures=[300.0])),
+        "mlm": (CloudForMaskedLM, {}),
+    }
+    folders = {}
+    for name, (model_class, overrides) in specs.items():
+        torch.manual_seed(21)
+        folder = root / name
+        model_class(CloudConfig(**TINY, **overrides)).save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        folders[name] = folder
+    return folders
+
+
+@pytest.fixture(scope="module")
+def records(v1_fixture_records):
+    return v1_fixture_records[:12]
+
+
+def _direct_predictions(model, tokenizer, scopes, **kwargs):
+    with torch.inference_mode():
+        return model(**tokenizer(scopes, padding=True, return_tensors="pt"), **kwargs)
+
+
+def test_installed_package_pipeline_reads_every_input_kind(checkpoints, tokenizer, records, tmp_path):
+    predictor = pipeline("crystal-property", model=str(checkpoints["regression"]), device="cpu")
+    assert type(predictor) is CrystalPropertyPipeline  # the installed class, no trust_remote_code needed
+    assert type(predictor.model) is CloudForPropertyRegression
+    assert predictor.model.config._attn_implementation == "sdpa"
+
+    record = records[3]
+    structure = Structure.from_dict(record["structure"])
+    cif_path = tmp_path / "input.cif"
+    cif_path.write_text(record["cif"])
+    poscar_text = Poscar(structure).get_str()
+    inputs = {
+        "structure": (structure, record["scope_v1"]),
+        "ase": (AseAtomsAdaptor.get_atoms(structure), record["scope_v1"]),
+        "poscar": (poscar_text, record["scope_v1"]),
+        "cif_text": (record["cif"], record["scope_v1_cif"]),  # pymatgen's CIF parser reorders the sites
+        "cif_path": (str(cif_path), record["scope_v1_cif"]),
+        "scope": (record["scope_v1"], record["scope_v1"]),
+    }
+    model = predictor.model
+    for kind, (item, expected_scope) in inputs.items():
+        out = predictor(item)
+        assert out["scope"] == expected_scope, kind
+        assert out["n_atoms"] == (None if kind == "scope" else len(structure)), kind
+        reference = _direct_predictions(model, tokenizer, [expected_scope]).predictions[0]
+        assert [p["name"] for p in out["properties"]] == ["band_gap", "log_kvrh"]
+        assert [p["unit"] for p in out["properties"]] == ["eV", "log10(GPa)"]
+        torch.testing.assert_close(torch.tensor([p["value"] for p in out["properties"]]), reference)
+        assert "embedding" not in out
+
+    dict_input = predictor({"scope": record["scope_v1"], "n_atoms": 7})
+    assert dict_input["n_atoms"] == 7 and dict_input["scope"] == record["scope_v1"]
+
+
+def test_length_sorted_batches_keep_input_order(checkpoints, tokenizer, records):
+    predictor = pipeline("crystal-property", model=str(checkpoints["regression"]), device="cpu")
+    cifs = [record["cif"] for record in records]
+    batched = predictor(cifs, batch_size=5, return_embeddings=True)
+    one_by_one = [predictor(cif, return_embeddings=True) for cif in cifs]
+    assert [out["scope"] for out in batched] == [record["scope_v1_cif"] for record in records]
+    lengths = [len(tokenizer(out["scope"])["input_ids"]) for out in batched]
+    assert len(set(lengths)) > 3  # the batches really mix lengths, so padding and sorting are exercised
+    for many, single in zip(batched, one_by_one, strict=True):
+        assert many["n_atoms"] == single["n_atoms"]
+        torch.testing.assert_close(
+            torch.tensor([p["value"] for p in many["properties"]]),
+            torch.tensor([p["value"] for p in single["properties"]]),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+        torch.testing.assert_close(
+            torch.tensor(many["embedding"]), torch.tensor(single["embedding"]), rtol=1e-5, atol=1e-5
+        )
+    embeddings = _direct_predictions(
+        predictor.model, tokenizer, [out["scope"] for out in batched], return_embeddings=True
+    ).embeddings
+    torch.testing.assert_close(
+        torch.tensor([out["embedding"] for out in batched]), embeddings, rtol=1e-5, atol=1e-5
+    )
+
+
+def test_worker_processes_give_the_same_results_and_errors(checkpoints, records):
+    predictor = pipeline("crystal-property", model=str(checkpoints["regression"]), device="cpu")
+    items = [record["cif"] for record in records[:8]] + ["not\na crystal"]
+    in_process = predictor(items, errors="return", batch_size=4)
+    with_workers = predictor(items, errors="return", batch_size=4, num_workers=2)
+    assert with_workers == in_process
+    assert with_workers[8]["error"]["type"] == "StructureParseError"
+    with pytest.raises(CrystalInputError, match="input 8"):
+        predictor(items, num_workers=2)
+
+
+def test_debye_pipeline_gives_theta_and_thermodynamics_per_cell_or_per_atom(checkpoints, tokenizer, records):
+    predictor = pipeline("crystal-property", model=str(checkpoints["debye"]), device="cpu")
+    structure = Structure.from_dict(records[5]["structure"])
+    scope = records[5]["scope_v1"]
+    temperatures = [50.0, 300.0, 1200.0]
+    from_structure, per_atom, per_cell = predictor(
+        [structure, scope, {"scope": scope, "n_atoms": len(structure)}], temperatures=temperatures
+    )
+    assert from_structure["n_atoms"] == len(structure) and per_atom["n_atoms"] is None
+    names = [p["name"] for p in from_structure["properties"]]
+    assert names == ["theta_debye", "heat_capacity", "internal_energy", "entropy", "free_energy"]
+    theta = from_structure["properties"][0]
+    assert theta["unit"] == "K" and theta["value"] > 0
+    reference_theta = _direct_predictions(predictor.model, tokenizer, [scope]).theta_debye[0]
+    assert theta["value"] == pytest.approx(float(reference_theta), rel=1e-5)
+
+    expected = debye_thermodynamics(torch.tensor(theta["value"]), torch.tensor(temperatures), len(structure))
+    for cell_entry, atom_entry, explicit_entry in zip(
+        from_structure["properties"][1:], per_atom["properties"][1:], per_cell["properties"][1:], strict=True
+    ):
+        assert cell_entry["temperatures"] == temperatures
+        assert cell_entry["basis"] == "per mole of cells" and atom_entry["basis"] == "per mole of atoms"
+        assert "mol-atoms" in atom_entry["unit"] and "mol-atoms" not in cell_entry["unit"]
+        torch.testing.assert_close(torch.tensor(cell_entry["value"]), getattr(expected, cell_entry["name"]))
+        torch.testing.assert_close(
+            torch.tensor(atom_entry["value"]) * len(structure),
+            torch.tensor(cell_entry["value"]),
+            rtol=1e-5,
+            atol=1e-3,
+        )
+        assert explicit_entry["value"] == cell_entry["value"]
+
+    # The default temperatures come from the config.
+    default = predictor(scope, n_atoms=2)
+    assert default["properties"][1]["temperatures"] == [300.0]
+    with pytest.raises(ValueError, match="n_atoms has 1 entries for 2 inputs"):
+        predictor([scope, scope], n_atoms=[2])
+
+
+def test_classification_and_embedding_only_checkpoints(checkpoints, tokenizer, records):
+    classifier = pipeline("crystal-property", model=str(checkpoints["classification"]), device="cpu")
+    out = classifier(records[0]["scope_v1"])
+    (entry,) = out["properties"]
+    logit = _direct_predictions(classifier.model, tokenizer, [records[0]["scope_v1"]]).logits[0, 0]
+    assert entry["name"] == "is_metal"
+    assert entry["score"] == pytest.approx(float(torch.sigmoid(logit)), rel=1e-5)
+    assert entry["value"] is (entry["score"] >= 0.5)
+
+    # A pretrained (MLM) checkpoint opens with an untrained head: the pipeline returns embeddings, not predictions.
+    encoder_only = pipeline("crystal-property", model=str(checkpoints["mlm"]), device="cpu")
+    assert not encoder_only.has_trained_head
+    out = encoder_only(records[0]["scope_v1"])
+    assert out["properties"] == [] and len(out["embedding"]) == 32
+    mlm = CloudForMaskedLM.from_pretrained(checkpoints["mlm"]).eval()
+    with torch.inference_mode():
+        pooled = mlm.bert(**tokenizer([records[0]["scope_v1"]], return_tensors="pt")).pooler_output[0]
+    torch.testing.assert_close(torch.tensor(out["embedding"]), pooled, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_items_are_named_or_returned_in_place(checkpoints, records):
+    predictor = pipeline("crystal-property", model=str(checkpoints["regression"]), device="cpu")
+    disordered = Structure(Lattice.cubic(3.6), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]])
+    good = records[0]["scope_v1"]
+    items = [good, "data_x\nnot a crystal\n", disordered, "1 0 0 | 1a | Xq 1.0", records[1]["cif"]]
+
+    with pytest.raises(CrystalInputError, match=r"input 1 \(text starting 'data_x'\)") as caught:
+        predictor(items)
+    assert caught.value.index == 1 and caught.value.error_type == "StructureParseError"
+    assert isinstance(caught.value.__cause__, ValueError)
+
+    results = predictor(items, errors="return", batch_size=2)
+    assert len(results) == 5
+    assert results[0]["scope"] == good and results[4]["scope"] == records[1]["scope_v1_cif"]
+    assert results[1]["error"]["index"] == 1 and results[1]["error"]["type"] == "StructureParseError"
+    assert (
+        results[2]["error"]["type"] == "DisorderedStructureError"
+        and "Structure" in results[2]["error"]["item"]
+    )
+    assert results[3]["error"]["index"] == 3 and "Xq" in results[3]["error"]["message"]
+
+    # v1 WordPiece would split unknown words silently ("Xq" -> "X ##q"); element symbols it splits are legitimate.
+    with pytest.raises(CrystalInputError, match=r"outside the SCOPE v1 vocabulary: \['9z', '0.333'\]"):
+        predictor("1 0 0 | 9z | Cu 0.333")
+    assert predictor("1 0 0 | 1a | Og 1.0")["properties"]
+
+    with pytest.raises(ValueError, match="errors must be one of"):
+        predictor(good, errors="ignore")
+    with pytest.raises(TypeError, match="unknown options"):
+        predictor(good, temperature=300)
+
+
+def test_tokenizer_must_match_the_model(checkpoints):
+    model = CloudForPropertyRegression.from_pretrained(checkpoints["regression"])
+    with pytest.raises(ValueError, match="SCOPE v2 but the model was trained on SCOPE v1"):
+        CrystalPropertyPipeline(
+            model=model, tokenizer=CloudTokenizerFast.from_scope_version("v2"), device="cpu"
+        )
+    plain = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    )
+    with pytest.raises(TypeError, match="needs the CLOUD tokenizer"):
+        CrystalPropertyPipeline(model=model, tokenizer=plain, device="cpu")
+
+
+def test_saved_pipeline_runs_from_its_folder_without_the_package(checkpoints, tokenizer, records, tmp_path):
+    model = CloudDebyeModel.from_pretrained(checkpoints["debye"])
+    folder = tmp_path / "debye_pipeline"
+    pipeline("crystal-property", model=model, tokenizer=tokenizer, device="cpu").save_pretrained(folder)
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["custom_pipelines"]["crystal-property"] == {
+        "impl": "pipeline_crystal_property.CrystalPropertyPipeline",
+        "pt": ["AutoModelForSequenceClassification"],
+        "type": "text",
+    }
+    assert (folder / "pipeline_crystal_property.py").is_file()
+
+    inputs = [records[2]["cif"], records[7]["scope_v1"], records[9]["cif"], "garbage\ntext"]
+    options = dict(
+        temperatures=[100.0, 300.0],
+        n_atoms=[None, 4, None, None],
+        errors="return",
+        batch_size=2,
+        return_embeddings=True,
+    )
+    # Reference: the installed pipeline on the very same weight files.
+    local = pipeline(
+        "crystal-property", model=CloudDebyeModel.from_pretrained(folder), tokenizer=tokenizer, device="cpu"
+    )
+    expected = local(inputs, **options)
+
+    code = f"""
+        import sys
+        sys.path.extend(p for p in {DYNLOAD_PATHS!r} if p not in sys.path)
+        import json
+        from transformers import pipeline
+        predictor = pipeline("crystal-property", model={str(folder)!r}, trust_remote_code=True, device="cpu")
+        inputs = json.loads({json.dumps(json.dumps(inputs))})
+        options = json.loads({json.dumps(json.dumps(options))})
+        out = predictor(inputs, **options)
+        print(json.dumps({{"pipeline": type(predictor).__module__, "model": type(predictor.model).__module__,
+                          "tokenizer": type(predictor.tokenizer).__module__, "out": out}}))
+    """
+    result = run_without_project(
+        code, cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("pipeline", "model", "tokenizer"):
+        assert payload[key].startswith("transformers_modules."), payload[key]
+    assert payload["out"] == json.loads(json.dumps(expected))
+    assert payload["out"][3]["error"]["type"] == "StructureParseError"
+    assert payload["out"][1]["properties"][1]["basis"] == "per mole of cells"
