@@ -24,10 +24,11 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 def _add_command(
     subparsers, name: str, handler: Callable[[argparse.Namespace], int], help_text: str, example: str
 ) -> argparse.ArgumentParser:
+    escaped = help_text.replace("%", "%%")  # argparse %-formats help strings
     parser = subparsers.add_parser(
         name,
-        help=help_text,
-        description=help_text,
+        help=escaped,
+        description=escaped,
         epilog=f"example:\n  {example}",
         formatter_class=_HelpFormatter,
     )
@@ -55,8 +56,11 @@ def run_encode(args: argparse.Namespace) -> int:
         try:
             if isinstance(item, ScopeError):
                 raise item
-            structure = load_structure(item, source=source)
-            scope = tokenizer.scope_from_structure(structure)
+            if isinstance(item, dict) and "scope" in item:
+                scope = item["scope"]  # a table row that already holds a SCOPE string
+            else:
+                structure = load_structure(item, source=source)
+                scope = tokenizer.scope_from_structure(structure)
             input_ids = tokenizer(scope, truncation=False, max_length=args.max_length)["input_ids"]
             row = {"source": source, "scope": scope, "input_ids": input_ids}
         except ScopeError as exc:
@@ -96,8 +100,116 @@ def _add_encode(subparsers) -> None:
     )
 
 
+# -- predict ------------------------------------------------------------------------------------------------------
+def load_property_pipeline(model: str, trust_remote_code: bool = False):
+    """``pipeline("crystal-property")`` for a checkpoint folder or Hub repo (local classes when installed)."""
+    from transformers import pipeline
+
+    import modeling_cloud  # noqa: F401  (registers the task and the Auto classes)
+
+    return pipeline("crystal-property", model=model, trust_remote_code=trust_remote_code)
+
+
+def prediction_row(source: str, result: dict) -> dict:
+    """One ``--jsonl`` row: ``{"source", "predictions", "units"}`` or ``{"source", "error"}``."""
+    if "error" in result:
+        error = result["error"]
+        return {"source": source, "error": {"type": error.get("type"), "message": error.get("message")}}
+    predictions, units = {}, {}
+    for prop in result["properties"]:
+        predictions[prop["name"]] = prop["value"]
+        units[prop["name"]] = prop.get("unit")
+    row = {"source": source, "scope": result.get("scope"), "predictions": predictions, "units": units}
+    thermo = [p for p in result["properties"] if "temperatures" in p]
+    if thermo:
+        row["temperatures"] = thermo[0]["temperatures"]
+        row["basis"] = thermo[0].get("basis")
+    return row
+
+
+def _format_value(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from tokenization import ScopeError
+    from tokenization.structure_files import iter_structure_inputs
+
+    predictor = load_property_pipeline(args.model, trust_remote_code=args.trust_remote_code)
+    items = list(iter_structure_inputs(args.inputs))
+    call_options = {"errors": "return", "batch_size": args.batch_size}
+    if args.temperatures:
+        call_options["temperatures"] = args.temperatures
+    failures = 0
+    progress = tqdm(
+        total=len(items), desc="predicting", unit="structure", file=sys.stderr,
+        disable=len(items) < PROGRESS_MIN_ITEMS,
+    )  # fmt: skip
+    for start in range(0, len(items), args.chunk_size):
+        chunk = items[start : start + args.chunk_size]
+        readable = [(source, item) for source, item in chunk if not isinstance(item, ScopeError)]
+        results = predictor([item for _, item in readable], **call_options) if readable else []
+        by_source = dict(zip([source for source, _ in readable], results, strict=True))
+        for source, item in chunk:
+            result = {"error": item.to_dict()} if isinstance(item, ScopeError) else by_source[source]
+            row = prediction_row(source, result)
+            failures += "error" in row
+            if args.jsonl:
+                sys.stdout.write(json.dumps(row) + "\n")
+            elif "error" in row:
+                sys.stdout.write(f"{source}\tERROR {row['error']['type']}: {row['error']['message']}\n")
+            else:
+                values = "  ".join(
+                    f"{name}={_format_value(value)} {row['units'].get(name) or ''}".rstrip()
+                    for name, value in row["predictions"].items()
+                    if name != "embedding"
+                )
+                sys.stdout.write(f"{source}\t{values}\n")
+        progress.update(len(chunk))
+    progress.close()
+    if failures:
+        print(f"{failures} of {len(items)} inputs failed", file=sys.stderr)
+    return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+def _add_predict(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "predict",
+        run_predict,
+        "Predict properties of crystals with a trained CLOUD checkpoint (folder or Hub repo). Inputs are structure "
+        "files, directories, JSON/JSONL records, or CSV/Parquet tables with a 'structure' or 'scope' column.",
+        "cloud-crystal predict --model cloud-demo/formation-energy dataset_builders/data/examples --jsonl",
+    )
+    parser.add_argument("inputs", nargs="+", help="structure files, directories or tables")
+    parser.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
+    parser.add_argument("--temperatures", type=float, nargs="+", help="temperatures in K (Debye models)")
+    parser.add_argument("--batch-size", type=int, default=32, help="structures per forward pass")
+    parser.add_argument(
+        "--chunk-size", type=int, default=256, help="structures handed to the pipeline at once"
+    )
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='one JSON line per input: {"source","predictions","units"} or {"source","error":{"type","message"}}',
+    )
+
+
 # -- entry point --------------------------------------------------------------------------------------------------
-_COMMAND_BUILDERS: list[Callable] = [_add_encode]
+def _add_training(subparsers) -> None:
+    from .training.commands import add_training_commands
+
+    add_training_commands(subparsers, _add_command)
+
+
+_COMMAND_BUILDERS: list[Callable] = [_add_encode, _add_training, _add_predict]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "symprec", 1.0) <= 0:
         parser.error("--symprec must be positive")
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error of ours.
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Walk the files a user points the command line at and yield one structure input per crystal.
 
 Accepted: CIF files, POSCAR/CONTCAR/``.vasp`` files, JSON (one pymatgen dict, or a list of dicts / CIF strings /
-``{"structure": ...}`` records), JSONL (one such record per line), and directories of any of these. Every yielded
+``{"structure": ...}`` records), JSONL (one such record per line), tables (CSV/Parquet) with a ``structure`` or
+``scope`` column, and directories of any of these. Records and rows that carry a SCOPE string instead of a structure
+are yielded as ``{"scope": ..., "n_atoms": ...}`` (``n_atoms`` when the record has it). Every yielded
 item carries a ``source`` name (``path``, ``path#3`` for the fourth record of a list, ``path:12`` for line 12 of a
 JSONL file). A record that cannot even be read is yielded as a :class:`StructureParseError` in its place, so callers
 report it instead of losing it.
@@ -19,6 +21,7 @@ from typing import Any
 from .scope_errors import StructureParseError
 
 STRUCTURE_SUFFIXES = (".cif", ".mcif", ".vasp", ".poscar", ".json", ".jsonl")
+TABLE_SUFFIXES = (".csv", ".parquet")
 _RECORD_KEYS = ("structure", "cif", "poscar")
 
 
@@ -34,6 +37,11 @@ def _record_to_input(record: Any, source: str) -> Any:
     if isinstance(record, dict):
         if "lattice" in record and "sites" in record:
             return record
+        if isinstance(record.get("scope"), str) and not any(record.get(k) is not None for k in _RECORD_KEYS):
+            scope_record = {"scope": record["scope"]}
+            if record.get("n_atoms") is not None:
+                scope_record["n_atoms"] = record["n_atoms"]
+            return scope_record
         for key in _RECORD_KEYS:
             if key in record:
                 return record[key]
@@ -76,6 +84,30 @@ def _iter_jsonl_file(path: Path) -> Iterator[tuple[str, Any]]:
         yield source, _record_to_input(record, source)
 
 
+def _iter_table(path: Path) -> Iterator[tuple[str, Any]]:
+    import pandas as pd
+
+    source = str(path)
+    try:
+        table = (
+            pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(path, comment=None)
+        )
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        yield source, StructureParseError(f"unreadable table ({type(exc).__name__}: {exc})", source)
+        return
+    if not any(column in table.columns for column in (*_RECORD_KEYS, "scope")):
+        yield (
+            source,
+            StructureParseError("table has no 'structure', 'cif', 'poscar' or 'scope' column", source),
+        )
+        return
+    for row_number, record in enumerate(table.to_dict(orient="records")):
+        record = {
+            k: (None if isinstance(v, float) and v != v else v) for k, v in record.items()
+        }  # NaN -> None
+        yield f"{source}#{row_number}", _record_to_input(record, f"{source}#{row_number}")
+
+
 def iter_structure_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, Any]]:
     """Yield ``(source, structure_input_or_error)`` for every crystal in the given files and directories."""
     for raw in inputs:
@@ -92,5 +124,7 @@ def iter_structure_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, A
             yield from _iter_jsonl_file(path)
         elif path.suffix.lower() == ".json":
             yield from _iter_json_file(path)
+        elif path.suffix.lower() in TABLE_SUFFIXES:
+            yield from _iter_table(path)
         else:
             yield str(path), path
