@@ -1,0 +1,269 @@
+# Copyright 2026 the cloud-crystal developers. MIT licence.
+"""Steps shared by `pretrain`, `finetune` and `train-debye`: data loading, model-card context, finishing a run.
+
+Each command module (`pretrain.py`, `finetune.py`, `train_debye.py`) reads like a recipe built from these steps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from model_cards import EvaluationRecord, ModelCardContext, write_model_card
+
+from .data import (
+    EncodingReport,
+    SourceTable,
+    encode_rows,
+    holdout_split,
+    read_sources,
+    sources_hold_scope_strings,
+    tables_to_rows,
+)
+from .hub import copy_pipeline_code, publish
+from .options import TrainingOptions
+
+logger = logging.getLogger("modeling_cloud.training")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+REGRESSION_CARD_METRICS = ("mae", "rmse", "r2", "mae_over_mad")
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunData:
+    """Encoded splits of a run and where they came from."""
+
+    train: datasets.Dataset
+    validation: datasets.Dataset
+    test: datasets.Dataset | None
+    train_tables: list[SourceTable]
+    validation_tables: list[SourceTable] | None
+    test_tables: list[SourceTable] | None
+    report: EncodingReport | None
+    validation_note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_run_tables(options: TrainingOptions) -> tuple[list, list | None, list | None]:
+    train = read_sources(options.train, options.input_column, "training")
+    validation = (
+        read_sources(options.validation, options.input_column, "validation") if options.validation else None
+    )
+    test_specs = getattr(options, "test", None)
+    test = read_sources(test_specs, options.input_column, "test") if test_specs else None
+    return train, validation, test
+
+
+def any_scope_strings(*table_lists) -> bool:
+    tables = [table for tables in table_lists if tables for table in tables]
+    return sources_hold_scope_strings(tables)
+
+
+def encode_tables(
+    tables: Sequence[SourceTable],
+    tokenizer,
+    purpose: str,
+    numeric_columns: dict[str, str],
+    label_names: Sequence[str],
+    report: EncodingReport | None,
+    num_proc: int,
+) -> datasets.Dataset:
+    """Rows of `tables` -> encoded dataset; `label_names` (keys of `numeric_columns`) become a `labels` list."""
+    started = time.perf_counter()
+    rows = tables_to_rows(tables, numeric_columns, report)
+    if label_names:
+        rows["labels"] = rows[list(label_names)].to_numpy(dtype=np.float64).tolist()
+        rows = rows.drop(columns=[name for name in label_names if name != "labels"])
+    dataset = encode_rows(rows, tokenizer, purpose, report, num_proc=num_proc)
+    logger.info(
+        "%s: %d rows from %s encoded in %.1f s",
+        purpose,
+        len(dataset),
+        ", ".join(table.display_name for table in tables),
+        time.perf_counter() - started,
+    )
+    return dataset
+
+
+def split_validation(
+    train: datasets.Dataset, validation: datasets.Dataset | None, options: TrainingOptions
+) -> tuple[datasets.Dataset, datasets.Dataset, str]:
+    """The validation set given, or a seeded `validation_fraction` of the training rows."""
+    if validation is not None:
+        return train, validation, "given with --validation"
+    train_indices, validation_indices = holdout_split(len(train), options.validation_fraction, options.seed)
+    note = f"{options.validation_fraction:.0%} of the training rows (seed {options.seed})"
+    logger.info("validation: %d of %d training rows held out (%s)", len(validation_indices), len(train), note)
+    return train.select(train_indices), train.select(validation_indices), note
+
+
+# -- model card ----------------------------------------------------------------------------------------------
+
+
+def regression_records(
+    metrics: dict[str, float],
+    prefix: str,
+    split: str,
+    rows: int,
+    targets: Sequence[tuple[str, str | None]],
+    source: str | None = None,
+) -> list[EvaluationRecord]:
+    """Model-card records from Trainer metrics (`eval_mae` or `eval_mae_<target>` with several targets)."""
+    records = []
+    for name, unit in targets:
+        for metric in REGRESSION_CARD_METRICS:
+            key = f"{prefix}_{metric}" if len(targets) == 1 else f"{prefix}_{metric}_{name}"
+            value = metrics.get(key)
+            if value is not None and math.isfinite(value):
+                records.append(EvaluationRecord(split, rows, name, unit, metric, float(value), source))
+    return records
+
+
+def dataset_entries(
+    tables_by_purpose: dict[str, tuple[list[SourceTable] | None, int]],
+) -> list[dict[str, Any]]:
+    """Model-card rows for the data sources; `rows` is the number of encoded rows each purpose used."""
+    entries = []
+    for purpose, (tables, rows_used) in tables_by_purpose.items():
+        if not tables:
+            continue
+        for table in tables:
+            bundled = table.bundled
+            entries.append(
+                {
+                    "name": f"{table.display_name} ({purpose})",
+                    "rows": rows_used if len(tables) == 1 else f"{len(table.frame)} read",
+                    "license": bundled.license if bundled else "see the data source",
+                    "description": bundled.description if bundled else "user-provided file",
+                    "citations": list(bundled.citations) if bundled else [],
+                    "hub_dataset_id": bundled.hub_dataset_id if bundled else None,
+                }
+            )
+    return entries
+
+
+def hyperparameters(
+    options: TrainingOptions, world_size: int, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    table = {
+        "optimiser": f"AdamW (weight decay {options.weight_decay})",
+        "learning rate": options.learning_rate,
+        "schedule": f"{options.warmup_ratio:.0%} linear warm-up, then {options.lr_scheduler_type}"
+        + (f" to {options.min_learning_rate}" if options.min_learning_rate > 0 else ""),
+        "batch size": f"{options.per_device_train_batch_size} per device × {world_size} device(s) × "
+        f"{options.gradient_accumulation_steps} accumulation",
+        "epochs (maximum)": options.num_train_epochs
+        if options.max_steps <= 0
+        else f"{options.max_steps} steps",
+        "gradient clipping": options.max_grad_norm,
+        "precision": "bf16" if options.bf16 else "fp16" if options.fp16 else "fp32",
+        "length-grouped batches": options.group_by_length,
+        "seed": options.seed,
+    }
+    if options.early_stopping_patience > 0:
+        table["early stopping"] = f"patience {options.early_stopping_patience} evaluations"
+    table.update(extra or {})
+    return table
+
+
+def training_summary(state, selection_metric: str) -> str:
+    """A sentence on how the run went, from the Trainer state."""
+    parts = [f"Trained for {state.global_step:,} optimiser steps ({state.epoch or 0:.4g} epochs)."]
+    if state.best_metric is not None:
+        best = (
+            Path(state.best_model_checkpoint).name if state.best_model_checkpoint else "the best checkpoint"
+        )
+        parts.append(
+            f"The published weights are those of {best}, the lowest validation {selection_metric} "
+            f"({state.best_metric:.4g})."
+        )
+    if state.max_steps and state.global_step < state.max_steps:
+        parts.append("Training stopped early: the validation metric stopped improving.")
+    return " ".join(parts)
+
+
+def model_architecture(model) -> dict[str, Any]:
+    config = model.config
+    return {
+        "architecture_class": type(model).__name__,
+        "hidden_size": config.hidden_size,
+        "num_hidden_layers": config.num_hidden_layers,
+        "num_attention_heads": config.num_attention_heads,
+        "intermediate_size": config.intermediate_size,
+        "max_position_embeddings": config.max_position_embeddings,
+        "num_parameters": model.num_parameters(),
+        "pooling": config.pooling,
+        "scope_version": config.scope_version,
+    }
+
+
+# -- finishing -----------------------------------------------------------------------------------------------
+
+
+def write_run_files(output_dir: Path, options: TrainingOptions, report: EncodingReport | None) -> None:
+    (output_dir / "training_config.json").write_text(
+        json.dumps({"command": options.COMMAND, **options.to_dict()}, indent=2) + "\n", encoding="utf-8"
+    )
+    if report is not None and report.report.failures:
+        report.report.write_jsonl(output_dir / "skipped_rows.jsonl")
+        logger.warning("%s; listed in %s", report.report.summary(), output_dir / "skipped_rows.jsonl")
+
+
+def finish_run(
+    trainer,
+    output_dir: Path,
+    options: TrainingOptions,
+    card: ModelCardContext,
+    with_pipeline: bool,
+    report: EncodingReport | None,
+    metrics: dict[str, float],
+) -> None:
+    """Save the selected model in Hub layout with its card, the run files and metrics; push if asked."""
+    trainer.save_model(str(output_dir))
+    if not trainer.is_world_process_zero():
+        return
+    # The Trainer also pickles its arguments there; training_config.json holds the same settings as plain JSON.
+    (output_dir / "training_args.bin").unlink(missing_ok=True)
+    if with_pipeline:
+        copy_pipeline_code(output_dir)
+    write_model_card(output_dir, card)
+    write_run_files(output_dir, options, report)
+    trainer.save_metrics("all", metrics, combined=False)
+    logger.info("saved the model, tokenizer, remote code and card to %s", output_dir)
+    if options.push_to_hub:
+        publish(
+            output_dir,
+            options.hub_model_id,
+            private=options.hub_private_repo,
+            commit_message=card_commit(card),
+        )
+
+
+def card_commit(card: ModelCardContext) -> str:
+    headline = ", ".join(
+        f"{record.split} {record.metric} {record.value:.4g}"
+        for record in card.evaluations
+        if record.metric == "mae"
+    )
+    return f"Upload CLOUD {card.kind} model" + (f" ({headline})" if headline else "")
+
+
+def last_evaluation(state) -> dict[str, float]:
+    """The latest `eval_*` metrics in the Trainer's log history."""
+    for entry in reversed(state.log_history):
+        if any(key.startswith("eval_") for key in entry):
+            return entry
+    return {}

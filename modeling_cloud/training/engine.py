@@ -1,0 +1,344 @@
+# Copyright 2026 the cloud-crystal developers. MIT licence.
+"""What the three training commands share: `TrainingArguments` from the options, a small `Trainer` subclass,
+callbacks, checkpoint checks for resuming, and logging set-up.
+
+Training runs on `transformers.Trainer` (Accelerate underneath: DDP, FSDP, mixed precision, `torchrun` and
+`accelerate launch` work unchanged). [`CloudTrainer`] changes only how batches are sampled and which model outputs
+are gathered for metrics:
+
+* length-grouped sampling whose shuffle is seeded by (seed, epoch) instead of the global RNG, so that a run resumed
+  in the middle of an epoch sees the same batches as an uninterrupted one (the stock `LengthGroupedSampler` draws
+  from the global RNG, whose state at the start of an epoch differs between the two runs);
+* evaluation in dataset order (the stock evaluation sampler length-groups too, which would reorder predictions);
+* the models' mean losses are used as they are (not rescaled as if they were summed over tokens);
+* evaluation gathers one named model output (`predictions`, `heat_capacity`, `logits`) instead of every tensor of the
+  output (the Debye model also returns θ_D, U, S and F).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from torch.utils.data import SequentialSampler
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from .options import TrainingConfigError, TrainingOptions
+
+logger = logging.getLogger("modeling_cloud.training")
+
+TRAINER_STATE_NAME = "trainer_state.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint to resume from is missing, incomplete or corrupt (the message says which file and why)."""
+
+
+# -- logging -------------------------------------------------------------------------------------------------
+
+
+def configure_logging(process_index: int = 0) -> None:
+    """Concise logs: our progress lines on the main process, warnings from libraries, no per-batch noise."""
+    import datasets
+    import transformers
+
+    level = logging.INFO if process_index == 0 else logging.WARNING
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", level=level
+    )
+    logging.getLogger("modeling_cloud").setLevel(level)
+    logging.getLogger("dataset_builders").setLevel(logging.WARNING if process_index == 0 else logging.ERROR)
+    transformers.utils.logging.set_verbosity_warning()
+    # Only the Trainer's own training/evaluation bars are wanted; not one per weights file written or read.
+    transformers.utils.logging.disable_progress_bar()
+    datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    # spglib 2.5+ warns at every call until its error-handling default changes; not actionable for users.
+    warnings.filterwarnings("ignore", message="Set OLD_ERROR_HANDLING to false", category=DeprecationWarning)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.getLogger("transformers.trainer_utils").addFilter(_DropMessages(("mtime may not be reliable",)))
+
+
+class _DropMessages(logging.Filter):
+    """Drops log records that start with known, harmless texts."""
+
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def process_index_from_environment() -> int:
+    """The global rank set by `torchrun` / `accelerate launch` (0 for a single process)."""
+    return int(os.environ.get("RANK", os.environ.get("PROCESS_INDEX", "0")))
+
+
+# -- arguments -----------------------------------------------------------------------------------------------
+
+
+def build_training_arguments(
+    options: TrainingOptions,
+    output_dir: str,
+    metric_for_best_model: str,
+    greater_is_better: bool = False,
+) -> TrainingArguments:
+    """`TrainingArguments` for a run: AdamW, warm-up then cosine decay, evaluation and checkpoints every epoch
+    (or `eval_steps`), best checkpoint by `metric_for_best_model`, dynamic padding with length grouping."""
+    scheduler = options.lr_scheduler_type
+    scheduler_kwargs = {}
+    if scheduler == "cosine" and options.min_learning_rate > 0:
+        scheduler = "cosine_with_min_lr"
+        scheduler_kwargs = {"min_lr": options.min_learning_rate}
+    strategy = options.eval_strategy
+    return TrainingArguments(
+        output_dir=output_dir,
+        seed=options.seed,
+        data_seed=options.seed,
+        num_train_epochs=options.num_train_epochs,
+        max_steps=options.max_steps,
+        per_device_train_batch_size=options.per_device_train_batch_size,
+        per_device_eval_batch_size=options.per_device_eval_batch_size,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        optim="adamw_torch",
+        learning_rate=options.learning_rate,
+        weight_decay=options.weight_decay,
+        warmup_steps=options.warmup_ratio,  # v5: a float below 1 is a fraction of the total steps
+        lr_scheduler_type=scheduler,
+        lr_scheduler_kwargs=scheduler_kwargs,
+        max_grad_norm=options.max_grad_norm,
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=options.eval_steps if strategy == "steps" else None,
+        save_steps=options.eval_steps if strategy == "steps" else 500,
+        save_total_limit=options.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric_for_best_model,
+        greater_is_better=greater_is_better,
+        restore_callback_states_from_checkpoint=True,
+        logging_strategy="steps",
+        logging_steps=options.logging_steps,
+        train_sampling_strategy="group_by_length" if options.group_by_length else "random",
+        length_column_name="length",
+        bf16=options.bf16,
+        fp16=options.fp16,
+        use_cpu=options.use_cpu or _distributed_without_gpu(),
+        dataloader_num_workers=options.dataloader_num_workers,
+        dataloader_pin_memory=torch.cuda.is_available() and not options.use_cpu,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        report_to="none",
+        push_to_hub=False,  # publishing is done once, at the end, with our model card (see hub.py)
+        ddp_find_unused_parameters=False,
+    )
+
+
+def _distributed_without_gpu() -> bool:
+    # Several processes (torchrun / accelerate launch) on a machine without CUDA: Accelerate forms the gloo process
+    # group only when told to use the CPU; otherwise each process would silently train alone.
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+# -- trainer -------------------------------------------------------------------------------------------------
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """`LengthGroupedSampler` whose order depends only on (seed, epoch); the epoch is set through `set_epoch`."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
+class CloudTrainer(Trainer):
+    """`Trainer` with reproducible length grouping, ordered evaluation and one gathered output (module docstring)."""
+
+    def __init__(self, *args, prediction_output: str, output_fields: tuple[str, ...], **kwargs):
+        super().__init__(*args, **kwargs)
+        # The CLOUD models take **kwargs (attention options for the encoder) but return mean losses and ignore
+        # `num_items_in_batch`; the Trainer would otherwise take them for token-count-normalised losses and scale the
+        # loss by the number of processes.
+        self.model_accepts_loss_kwargs = False
+        self.prediction_output = prediction_output
+        self.ignored_output_keys = [name for name in output_fields if name != prediction_output]
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or dataset is None:
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return EpochSeededLengthGroupedSampler(
+            self.args.train_batch_size * self.args.gradient_accumulation_steps,
+            lengths=list(dataset[self.args.length_column_name]),
+            seed=seed,
+        )
+
+    def _get_eval_sampler(self, eval_dataset):
+        if eval_dataset is None:
+            return None
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+    def _issue_warnings_after_load(self, load_result) -> None:
+        # Tied weights (the MLM decoder shares the input embeddings) are not stored in safetensors, so reloading the
+        # best checkpoint reports them missing; they are restored by tying, which is not worth a warning.
+        tied = set(getattr(self.model, "_tied_weights_keys", None) or {})
+        missing = [key for key in load_result.missing_keys if key not in tied]
+        if len(missing) != len(load_result.missing_keys):
+            self.model.tie_weights()
+        load_result = type(load_result)(missing, load_result.unexpected_keys)
+        super()._issue_warnings_after_load(load_result)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        if ignore_keys is None:
+            ignore_keys = self.ignored_output_keys
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+
+class MaskingEpochCallback(TrainerCallback):
+    """Tells [`ReproducibleMaskingCollator`] the epoch, so that masks change from epoch to epoch."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.epoch = int(math.floor(state.epoch + 1e-6)) if state.epoch else 0
+
+
+class HubLayoutCallback(TrainerCallback):
+    """Completes every saved checkpoint to the Hub layout: the pipeline code and a README.md model card.
+
+    The model and tokenizer (with their remote code) are written by the Trainer; this adds what it does not know
+    about, so any `checkpoint-N` folder can be pushed or loaded with `trust_remote_code=True` as it is.
+    """
+
+    def __init__(self, complete_folder):
+        # complete_folder(folder: Path, state) -> None, provided by the command
+        self.complete_folder = complete_folder
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():
+                self.complete_folder(folder, state)
+
+
+# -- checkpoints ---------------------------------------------------------------------------------------------
+
+
+def checkpoint_folders(output_dir: str | Path) -> list[Path]:
+    """`checkpoint-N` folders in `output_dir`, oldest (lowest N) first."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    found = []
+    for path in output_dir.iterdir():
+        prefix, _, step = path.name.partition("-")
+        if path.is_dir() and prefix == PREFIX_CHECKPOINT_DIR and step.isdigit():
+            found.append((int(step), path))
+    return [path for _, path in sorted(found)]
+
+
+def validate_checkpoint(folder: str | Path) -> None:
+    """Raise [`CheckpointError`] unless `folder` is a complete, readable Trainer checkpoint.
+
+    The Trainer writes `trainer_state.json` last, so a checkpoint without it (or with a truncated one) was
+    interrupted while being saved. The weights file must open and every tensor must be readable.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint {folder} does not exist")
+    state_file = folder / TRAINER_STATE_NAME
+    if not state_file.is_file():
+        raise CheckpointError(
+            f"checkpoint {folder} is incomplete: no {TRAINER_STATE_NAME} (the run was probably stopped while saving "
+            "it); resume from an earlier checkpoint"
+        )
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"checkpoint {folder}: {TRAINER_STATE_NAME} is corrupt ({error})") from error
+    if "global_step" not in state:
+        raise CheckpointError(f"checkpoint {folder}: {TRAINER_STATE_NAME} has no global_step")
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint {folder} has no {WEIGHTS_NAME}")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118  (safe_open has no __iter__)
+                handle.get_tensor(name)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(
+            f"checkpoint {folder}: {WEIGHTS_NAME} is corrupt or truncated ({error})"
+        ) from error
+    for name in ("optimizer.pt", "scheduler.pt"):
+        if not (folder / name).is_file():
+            raise CheckpointError(
+                f"checkpoint {folder} has no {name}; it holds weights only and cannot resume training (use it with "
+                "--pretrained instead)"
+            )
+
+
+def latest_complete_checkpoint(output_dir: str | Path) -> Path:
+    """The newest checkpoint in `output_dir` that passes [`validate_checkpoint`]; skipped ones are logged."""
+    candidates = checkpoint_folders(output_dir)
+    if not candidates:
+        raise CheckpointError(
+            f"--resume-from-checkpoint last: no checkpoint-N folder in {output_dir}; nothing to resume (start a "
+            "new run without --resume-from-checkpoint)"
+        )
+    problems = []
+    for folder in reversed(candidates):
+        try:
+            validate_checkpoint(folder)
+        except CheckpointError as error:
+            problems.append(str(error))
+            logger.warning("skipping %s", error)
+            continue
+        return folder
+    raise CheckpointError("no usable checkpoint in " + str(output_dir) + ":\n  " + "\n  ".join(problems))
+
+
+def resolve_resume_checkpoint(options: TrainingOptions, output_dir: str | Path) -> str | None:
+    """The checkpoint to resume from (validated), or None for a fresh run.
+
+    A fresh run refuses an output folder that already holds checkpoints, unless `overwrite_output_dir`, so an
+    interrupted run is never silently restarted from scratch.
+    """
+    output_dir = Path(output_dir)
+    request = options.resume_from_checkpoint
+    if request:
+        folder = latest_complete_checkpoint(output_dir) if request == "last" else Path(request)
+        validate_checkpoint(folder)
+        logger.info("resuming from %s", folder)
+        return str(folder)
+    existing = checkpoint_folders(output_dir)
+    if existing:
+        if not options.overwrite_output_dir:
+            raise TrainingConfigError(
+                f"{output_dir} already holds checkpoints ({', '.join(p.name for p in existing)}); pass "
+                "--resume-from-checkpoint last to continue that run, or --overwrite-output-dir to start over"
+            )
+        if process_index_from_environment() == 0:  # one process deletes; the others never read them
+            for folder in existing:
+                shutil.rmtree(folder, ignore_errors=True)
+            logger.info("removed %d old checkpoints from %s (--overwrite-output-dir)", len(existing), output_dir)
+    return None

@@ -1,0 +1,348 @@
+# Copyright 2026 the cloud-crystal developers. MIT licence.
+"""`finetune`: train a CLOUD property-regression model on a table of crystals and labels.
+
+The authors' recipe: the `[CLS]` embedding through Dropout, k x (Linear + SiLU) and a Linear output; L1 loss on
+targets z-scored with the training-set mean and standard deviation (stored in the config, so the model predicts in
+physical units); AdamW with warm-up and cosine decay; the checkpoint with the lowest validation MAE is kept.
+`--cv-folds K` runs K-fold cross-validation instead (MatBench's KFold seed 18012019) and reports mean and spread.
+
+Run as `cloud-crystal finetune ...`, `python -m modeling_cloud.training.finetune ...`, or under `torchrun` /
+`accelerate launch -m modeling_cloud.training.finetune ...`.
+
+Example (Python):
+
+```python
+>>> from modeling_cloud.training.finetune import run_finetune
+>>> from modeling_cloud.training.options import FinetuneOptions, options_from_dict
+>>> options = options_from_dict(FinetuneOptions, {"train": ["bundled:cloud-dielectric[:200]"], "target": ["n"],
+...     "output_dir": "out-n", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+...     "intermediate_size": 64, "num_train_epochs": 2})
+>>> results = run_finetune(options)  # doctest: +SKIP
+>>> sorted(results["validation"])  # doctest: +SKIP
+['eval_mae', 'eval_mad', 'eval_mae_over_mad', 'eval_r2', 'eval_rmse', ...]
+
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
+
+from dataset_builders.splits import MATBENCH_SEED, kfold_indices
+from model_cards import EvaluationRecord, ModelCardContext
+from modeling_cloud import CloudForPropertyRegression, CloudPropertyRegressionOutput
+
+from .common import (
+    RunData,
+    any_scope_strings,
+    dataset_entries,
+    encode_tables,
+    finish_run,
+    hyperparameters,
+    last_evaluation,
+    model_architecture,
+    read_run_tables,
+    regression_records,
+    split_validation,
+    training_summary,
+)
+from .data import EncodingReport, PropertyCollator, target_statistics
+from .engine import (
+    CloudTrainer,
+    HubLayoutCallback,
+    build_training_arguments,
+    resolve_resume_checkpoint,
+)
+from .hub import attach_pipeline
+from .metrics import RegressionMetrics, selection_metric
+from .model_setup import build_model, inspect_pretrained, resolve_tokenizer
+from .options import FinetuneOptions
+
+logger = logging.getLogger("modeling_cloud.training")
+
+
+def _label_columns(options: FinetuneOptions) -> dict[str, str]:
+    return {f"label:{name}": name for name in options.target}
+
+
+def load_finetune_data(options: FinetuneOptions, tokenizer, tables) -> RunData:
+    train_tables, validation_tables, test_tables = tables
+    report = EncodingReport() if options.skip_invalid_rows else None
+    columns = _label_columns(options)
+    encode = dict(
+        tokenizer=tokenizer,
+        numeric_columns=columns,
+        label_names=list(columns),
+        report=report,
+        num_proc=options.preprocessing_num_workers,
+    )
+    train = encode_tables(train_tables, purpose="training", **encode)
+    validation = (
+        encode_tables(validation_tables, purpose="validation", **encode) if validation_tables else None
+    )
+    test = encode_tables(test_tables, purpose="test", **encode) if test_tables else None
+    data = RunData(train, validation, test, train_tables, validation_tables, test_tables, report)
+    if options.cv_folds is None:
+        data.train, data.validation, data.validation_note = split_validation(train, validation, options)
+    return data
+
+
+def _targets(options: FinetuneOptions) -> list[tuple[str, str | None]]:
+    units = options.target_unit or [None] * len(options.target)
+    return [(name, unit or None) for name, unit in zip(options.target, units, strict=True)]
+
+
+def train_one_model(
+    options: FinetuneOptions,
+    output_dir: Path,
+    tokenizer,
+    pretrained,
+    data: RunData,
+    resume: str | None,
+    fold_note: str = "",
+    callbacks: Sequence[TrainerCallback] = (),
+) -> dict[str, Any]:
+    """Train, select, evaluate and save one model on `data.train` / `data.validation`; return its metrics."""
+    targets = _targets(options)
+    labels = np.asarray(data.train["labels"], dtype=np.float64)
+    means, stds = target_statistics(labels, options.target)
+    logger.info(
+        "targets (z-scored with training statistics): %s",
+        ", ".join(
+            f"{name} mean {m:.4g} std {s:.4g}" for (name, _), m, s in zip(targets, means, stds, strict=True)
+        ),
+    )
+    set_seed(options.seed)
+    model = build_model(
+        CloudForPropertyRegression,
+        options,
+        tokenizer,
+        pretrained,
+        target_names=list(options.target),
+        target_units=[unit for _, unit in targets],
+        target_means=means,
+        target_stds=stds,
+        head_num_layers=options.head_num_layers,
+        head_dropout=options.head_dropout,
+        loss=options.loss,
+    )
+    attach_pipeline(model)
+    metric = selection_metric(len(targets))
+    args = build_training_arguments(options, str(output_dir), metric_for_best_model=metric)
+
+    def card_for(evaluations: list[EvaluationRecord], summary: str) -> ModelCardContext:
+        return ModelCardContext(
+            model_id=options.hub_model_id or output_dir.name,
+            kind="property",
+            **model_architecture(model),
+            head_num_layers=options.head_num_layers,
+            targets=[
+                {"name": name, "unit": unit or "", "mean": f"{m:.4g}", "std": f"{s:.4g}"}
+                for (name, unit), m, s in zip(targets, means, stds, strict=True)
+            ],
+            loss=options.loss,
+            base_model=options.pretrained,
+            license=options.license,
+            dataset_name=options.dataset_name,
+            datasets=dataset_entries(
+                {
+                    "training": (data.train_tables, len(data.train)),
+                    "validation": (data.validation_tables or data.train_tables, len(data.validation)),
+                    "test": (data.test_tables, len(data.test) if data.test is not None else 0),
+                }
+            ),
+            skipped_rows=data.report.report.num_failed if data.report else 0,
+            hyperparameters=hyperparameters(
+                options,
+                args.world_size,
+                {
+                    "loss": f"{options.loss} on z-scored targets",
+                    "validation": data.validation_note + fold_note,
+                },
+            ),
+            training_summary=summary,
+            evaluations=evaluations,
+        )
+
+    def complete_checkpoint(folder: Path, state) -> None:
+        from model_cards import write_model_card
+
+        from .hub import copy_pipeline_code
+
+        copy_pipeline_code(folder)
+        records = regression_records(
+            last_evaluation(state), "eval", "validation", len(data.validation), targets
+        )
+        write_model_card(folder, card_for(records, f"Intermediate checkpoint at step {state.global_step:,}."))
+
+    callbacks = [HubLayoutCallback(complete_checkpoint), *callbacks]
+    if options.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
+    trainer = CloudTrainer(
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
+        processing_class=tokenizer,
+        data_collator=PropertyCollator(
+            tokenizer, pad_to_multiple_of=8 if options.bf16 or options.fp16 else None
+        ),
+        compute_metrics=RegressionMetrics(options.target),
+        callbacks=callbacks,
+        prediction_output="predictions",
+        output_fields=tuple(field.name for field in dataclasses.fields(CloudPropertyRegressionOutput)),
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))
+    records = regression_records(metrics, "eval", "validation", len(data.validation), targets)
+    if data.test is not None:
+        test_output = trainer.predict(data.test, metric_key_prefix="test")
+        metrics.update(test_output.metrics)
+        records += regression_records(
+            test_output.metrics, "test", "test", len(data.test), targets, ", ".join(options.test or [])
+        )
+        if trainer.is_world_process_zero():
+            _write_predictions(
+                output_dir / "test_predictions.csv", data.test, test_output.predictions, targets
+            )
+    summary = training_summary(trainer.state, metric)
+    finish_run(trainer, output_dir, options, card_for(records, summary), True, data.report, metrics)
+    _log_metrics(metrics, targets)
+    return metrics
+
+
+def _write_predictions(path: Path, dataset, predictions, targets) -> None:
+    import pandas as pd
+
+    predictions = np.asarray(predictions).reshape(len(dataset), -1)
+    labels = np.asarray(dataset["labels"], dtype=np.float64).reshape(len(dataset), -1)
+    frame = pd.DataFrame({"source": list(dataset["source"]), "scope": list(dataset["scope"])})
+    for column, (name, _) in enumerate(targets):
+        frame[name] = labels[:, column]
+        frame[f"predicted_{name}"] = predictions[:, column]
+    frame.to_csv(path, index=False)
+
+
+def _log_metrics(metrics: dict[str, float], targets) -> None:
+    shown = {
+        key: value
+        for key, value in metrics.items()
+        if key.split("_", 1)[-1].startswith(("mae", "rmse", "r2"))
+    }
+    logger.info("metrics: %s", ", ".join(f"{key} {value:.4g}" for key, value in sorted(shown.items())))
+
+
+def run_finetune(options: FinetuneOptions, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Run `finetune` (or its cross-validation) with resolved options (and extra Trainer `callbacks`); returns the
+    metrics."""
+    output_dir = Path(options.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if options.cv_folds:
+        return run_cross_validation(options, callbacks)
+    resume = resolve_resume_checkpoint(options, output_dir)
+    tables = read_run_tables(options)
+    pretrained = inspect_pretrained(options.pretrained) if options.pretrained else None
+    tokenizer = resolve_tokenizer(options, pretrained, any_scope_strings(*tables))
+    data = load_finetune_data(options, tokenizer, tables)
+    metrics = train_one_model(options, output_dir, tokenizer, pretrained, data, resume, callbacks=callbacks)
+    return {"validation": {k: v for k, v in metrics.items() if k.startswith("eval_")}, "metrics": metrics}
+
+
+def run_cross_validation(
+    options: FinetuneOptions, callbacks: Sequence[TrainerCallback] = ()
+) -> dict[str, Any]:
+    """K-fold cross-validation over the training data: per fold, a model trained on the other folds (with a seeded
+    validation hold-out for model selection) is evaluated on the held-out fold."""
+    output_dir = Path(options.output_dir)
+    tables = read_run_tables(options)
+    pretrained = inspect_pretrained(options.pretrained) if options.pretrained else None
+    tokenizer = resolve_tokenizer(options, pretrained, any_scope_strings(*tables))
+    data = load_finetune_data(options, tokenizer, tables)
+    targets = _targets(options)
+    folds = kfold_indices(len(data.train), n_splits=options.cv_folds, seed=MATBENCH_SEED)
+    results = []
+    for fold, (train_indices, test_indices) in enumerate(folds):
+        logger.info(
+            "fold %d/%d: %d training rows, %d held out",
+            fold + 1,
+            len(folds),
+            len(train_indices),
+            len(test_indices),
+        )
+        fold_options = dataclasses.replace(
+            options, test=None, cv_folds=None, output_dir=str(output_dir / f"fold-{fold}")
+        )
+        fold_dir = Path(fold_options.output_dir)
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        resolve_resume_checkpoint(fold_options, fold_dir)
+        train, validation, note = split_validation(data.train.select(train_indices), None, fold_options)
+        fold_data = RunData(
+            train,
+            validation,
+            data.train.select(test_indices),
+            data.train_tables,
+            None,
+            None,
+            data.report,
+            note,
+        )
+        fold_data.test_tables = data.train_tables
+        metrics = train_one_model(
+            fold_options,
+            fold_dir,
+            tokenizer,
+            pretrained,
+            fold_data,
+            None,
+            f"; fold {fold} of {len(folds)}",
+            callbacks,
+        )
+        results.append(metrics)
+    summary = _summarise_folds(results, targets)
+    payload = {
+        "folds": options.cv_folds,
+        "seed": MATBENCH_SEED,
+        "rows": len(data.train),
+        "per_fold": results,
+        "summary": summary,
+    }
+    (output_dir / "cv_results.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    for key, value in summary.items():
+        logger.info("cross-validation %s: %.4g ± %.4g", key, value["mean"], value["std"])
+    return payload
+
+
+def _summarise_folds(results: list[dict[str, float]], targets) -> dict[str, dict[str, float]]:
+    keys = sorted({key for metrics in results for key in metrics if key.startswith("test_")})
+    summary = {}
+    for key in keys:
+        if key.endswith(("_runtime", "_samples_per_second", "_steps_per_second", "_loss")):
+            continue
+        values = np.asarray([metrics[key] for metrics in results if key in metrics], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if len(values):
+            summary[key.removeprefix("test_")] = {
+                "mean": float(values.mean()),
+                "std": float(values.std()),
+                "values": [float(value) for value in values],
+            }
+    return summary
+
+
+def main(argv=None) -> int:
+    from .commands import standalone_main
+
+    return standalone_main("finetune", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

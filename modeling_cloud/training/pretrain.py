@@ -1,0 +1,193 @@
+# Copyright 2026 the cloud-crystal developers. MIT licence.
+"""`pretrain`: masked-language-model pretraining of a CLOUD encoder on SCOPE strings and/or structures.
+
+15 % of the tokens of each string are selected (special tokens never), 80 % of those become `[MASK]`, 10 % a random
+token and 10 % stay (`DataCollatorForLanguageModeling`, with masks that are a function of seed, epoch and example
+so that a resumed run sees the same masks). The authors pretrained BERT-base (12 x 768) with AdamW lr 1e-4, cosine
+schedule, 5 % warm-up, no weight decay, for 50 epochs; those are the defaults here, with smaller sizes available
+for small data.
+
+The result is a base checkpoint in Hub layout: `AutoModel.from_pretrained(dir, trust_remote_code=True)` gives the
+bare [`CloudModel`] (pooled crystal embeddings), `AutoModelForMaskedLM` the MLM model, and
+`CloudForPropertyRegression.from_pretrained(dir)` (or `cloud-crystal finetune --pretrained dir`) starts a
+fine-tune.
+
+Run as `cloud-crystal pretrain ...`, `python -m modeling_cloud.training.pretrain ...`, or on several processes:
+`torchrun --nproc_per_node 2 -m modeling_cloud.training.pretrain ...` or
+`accelerate launch --config_file modeling_cloud/training/accelerate_configs/ddp_multi_gpu.yaml -m
+modeling_cloud.training.pretrain ...`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
+from transformers.modeling_outputs import MaskedLMOutput
+
+from model_cards import EvaluationRecord, ModelCardContext, write_model_card
+from modeling_cloud import CloudForMaskedLM
+
+from .common import (
+    RunData,
+    any_scope_strings,
+    dataset_entries,
+    encode_tables,
+    finish_run,
+    hyperparameters,
+    last_evaluation,
+    model_architecture,
+    read_run_tables,
+    split_validation,
+    training_summary,
+)
+from .data import EncodingReport, ReproducibleMaskingCollator
+from .engine import (
+    CloudTrainer,
+    HubLayoutCallback,
+    MaskingEpochCallback,
+    build_training_arguments,
+    resolve_resume_checkpoint,
+)
+from .metrics import argmax_logits, masked_token_accuracy
+from .model_setup import build_model, inspect_pretrained, resolve_tokenizer
+from .options import PretrainOptions
+
+logger = logging.getLogger("modeling_cloud.training")
+
+MLM_TARGET = "masked tokens"
+
+
+def load_pretrain_data(options: PretrainOptions, tokenizer, tables) -> RunData:
+    train_tables, validation_tables, _ = tables
+    report = EncodingReport() if options.skip_invalid_rows else None
+    encode = dict(
+        tokenizer=tokenizer,
+        numeric_columns={},
+        label_names=[],
+        report=report,
+        num_proc=options.preprocessing_num_workers,
+    )
+    train = encode_tables(train_tables, purpose="training", **encode)
+    validation = (
+        encode_tables(validation_tables, purpose="validation", **encode) if validation_tables else None
+    )
+    train, validation, note = split_validation(train, validation, options)
+    # Non-negative indices key the training masks by example and epoch; negative ones mark validation rows, which
+    # are masked the same way at every evaluation so that validation losses are comparable.
+    train = train.add_column("example_index", list(range(len(train))))
+    validation = validation.add_column("example_index", [-(i + 1) for i in range(len(validation))])
+    return RunData(train, validation, None, train_tables, validation_tables, None, report, note)
+
+
+def mlm_records(metrics: dict[str, float], prefix: str, split: str, rows: int) -> list[EvaluationRecord]:
+    records = []
+    loss = metrics.get(f"{prefix}_loss")
+    if loss is not None:
+        records.append(EvaluationRecord(split, rows, MLM_TARGET, None, "loss", float(loss)))
+        records.append(
+            EvaluationRecord(split, rows, MLM_TARGET, None, "perplexity", float(math.exp(min(loss, 50))))
+        )
+    accuracy = metrics.get(f"{prefix}_accuracy")
+    if accuracy is not None:
+        records.append(EvaluationRecord(split, rows, MLM_TARGET, None, "accuracy", float(accuracy)))
+    return records
+
+
+def run_pretrain(options: PretrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Run `pretrain` with resolved options (and extra Trainer `callbacks`); returns the validation metrics."""
+    output_dir = Path(options.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resume = resolve_resume_checkpoint(options, output_dir)
+    tables = read_run_tables(options)
+    pretrained = inspect_pretrained(options.pretrained) if options.pretrained else None
+    tokenizer = resolve_tokenizer(options, pretrained, any_scope_strings(*tables))
+    data = load_pretrain_data(options, tokenizer, tables)
+
+    set_seed(options.seed)
+    model = build_model(CloudForMaskedLM, options, tokenizer, pretrained)
+    args = build_training_arguments(options, str(output_dir), metric_for_best_model="loss")
+    collator = ReproducibleMaskingCollator(
+        tokenizer,
+        mlm_probability=options.mlm_probability,
+        seed=options.seed,
+        pad_to_multiple_of=8 if options.bf16 or options.fp16 else None,
+    )
+
+    def card_for(evaluations: list[EvaluationRecord], summary: str) -> ModelCardContext:
+        return ModelCardContext(
+            model_id=options.hub_model_id or output_dir.name,
+            kind="base",
+            **model_architecture(model),
+            mlm_probability=options.mlm_probability,
+            base_model=options.pretrained,
+            license=options.license,
+            dataset_name=options.dataset_name,
+            datasets=dataset_entries(
+                {
+                    "training": (data.train_tables, len(data.train)),
+                    "validation": (data.validation_tables or data.train_tables, len(data.validation)),
+                }
+            ),
+            skipped_rows=data.report.report.num_failed if data.report else 0,
+            hyperparameters=hyperparameters(
+                options,
+                args.world_size,
+                {
+                    "masking": f"{options.mlm_probability:.0%} of tokens, 80/10/10",
+                    "validation": data.validation_note,
+                },
+            ),
+            training_summary=summary,
+            evaluations=evaluations,
+        )
+
+    def complete_checkpoint(folder: Path, state) -> None:
+        records = mlm_records(last_evaluation(state), "eval", "validation", len(data.validation))
+        write_model_card(folder, card_for(records, f"Intermediate checkpoint at step {state.global_step:,}."))
+
+    callbacks = [MaskingEpochCallback(collator), HubLayoutCallback(complete_checkpoint), *callbacks]
+    if options.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
+    trainer = CloudTrainer(
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=masked_token_accuracy,
+        preprocess_logits_for_metrics=argmax_logits,
+        callbacks=callbacks,
+        prediction_output="logits",
+        output_fields=tuple(MaskedLMOutput.__dataclass_fields__),
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))
+    if "eval_loss" in metrics:
+        metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50))
+    records = mlm_records(metrics, "eval", "validation", len(data.validation))
+    card = card_for(records, training_summary(trainer.state, "masked-LM loss"))
+    finish_run(trainer, output_dir, options, card, False, data.report, metrics)
+    logger.info(
+        "validation masked-LM loss %.4f, perplexity %.3f, accuracy %.3f",
+        metrics.get("eval_loss", float("nan")),
+        metrics.get("eval_perplexity", float("nan")),
+        metrics.get("eval_accuracy", float("nan")),
+    )
+    return {"validation": metrics}
+
+
+def main(argv=None) -> int:
+    from .commands import standalone_main
+
+    return standalone_main("pretrain", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
