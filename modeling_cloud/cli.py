@@ -102,12 +102,21 @@ def _add_encode(subparsers) -> None:
 
 # -- predict ------------------------------------------------------------------------------------------------------
 def load_property_pipeline(model: str, trust_remote_code: bool = False):
-    """``pipeline("crystal-property")`` for a checkpoint folder or Hub repo (local classes when installed)."""
-    from transformers import pipeline
+    """``pipeline("crystal-property")`` for a checkpoint folder or Hub repo.
 
-    import modeling_cloud  # noqa: F401  (registers the task and the Auto classes)
+    Without ``trust_remote_code`` the installed package's classes are used, whatever code the checkpoint carries
+    (a checkpoint that lists ``custom_pipelines`` would otherwise make transformers insist on its own copy).
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    return pipeline("crystal-property", model=model, trust_remote_code=trust_remote_code)
+    from . import CrystalPropertyPipeline
+
+    if trust_remote_code:
+        return pipeline("crystal-property", model=model, trust_remote_code=True)
+    return CrystalPropertyPipeline(
+        model=AutoModelForSequenceClassification.from_pretrained(model),
+        tokenizer=AutoTokenizer.from_pretrained(model),
+    )
 
 
 def prediction_row(source: str, result: dict) -> dict:
@@ -202,6 +211,35 @@ def _add_predict(subparsers) -> None:
     )
 
 
+# -- demo ---------------------------------------------------------------------------------------------------------
+def run_demo_command(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .training.engine import configure_logging
+
+    configure_logging()
+    run_demo(args.output_dir, size=args.size, seed=args.seed)
+    return EXIT_OK
+
+
+def _add_demo(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "demo",
+        run_demo_command,
+        "Run CLOUD end to end on the bundled real data (about 10 minutes on 2 CPU cores): encode 6,317 Materials "
+        "Project crystals, pretrain by masked-LM, fine-tune formation energy and a Debye model, compare with "
+        "baselines, save Hub-layout checkpoints, reload them in a fresh process, predict known crystals, plot.",
+        "cloud-crystal demo --output-dir cloud-demo",
+    )
+    parser.add_argument("--output-dir", default="cloud-demo", help="folder for data, checkpoints, plots")
+    parser.add_argument(
+        "--size", choices=("full", "smoke"), default="full", help="'smoke': a 1-minute run on 240 structures"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the splits, initialisation and data order"
+    )
+
+
 # -- entry point --------------------------------------------------------------------------------------------------
 def _add_training(subparsers) -> None:
     from .training.commands import add_training_commands
@@ -209,7 +247,7 @@ def _add_training(subparsers) -> None:
     add_training_commands(subparsers, _add_command)
 
 
-_COMMAND_BUILDERS: list[Callable] = [_add_encode, _add_training, _add_predict]
+_COMMAND_BUILDERS: list[Callable] = [_add_encode, _add_training, _add_predict, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -70,9 +71,13 @@ def _preprocess_in_worker(job: tuple[int, Any, Any]):
         return index, None, (error.index, error.item, error.reason, error.error_type)
 
 
+_V2_START = re.compile(r"SG\d{1,3} ")
+
+
 def _is_scope_string(item: Any) -> bool:
-    # SCOPE strings are single lines with " | " separators; CIF/POSCAR texts span lines and paths have no "|".
-    return isinstance(item, str) and "\n" not in item and "|" in item
+    # SCOPE strings are single lines with v1's " | " separators or v2's leading "SG<n>" token; CIF/POSCAR texts
+    # span lines and paths have neither.
+    return isinstance(item, str) and "\n" not in item and ("|" in item or _V2_START.match(item) is not None)
 
 
 def _describe(item: Any) -> str:

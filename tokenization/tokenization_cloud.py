@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -81,9 +82,15 @@ def build_v2_backend() -> Tokenizer:
     return backend
 
 
+_V2_START = re.compile(r"SG\d{1,3} ")
+
+
 def is_scope_string(item: Any) -> bool:
-    """True for a SCOPE string (one line with ``|`` separators), False for structures, paths and CIF/POSCAR text."""
-    return isinstance(item, str) and "\n" not in item and "|" in item
+    """True for a SCOPE string, False for structures, paths and CIF/POSCAR text.
+
+    A SCOPE string is one line that holds v1's `` | `` separators or starts with v2's space-group token ``SG<n>``.
+    """
+    return isinstance(item, str) and "\n" not in item and ("|" in item or _V2_START.match(item) is not None)
 
 
 class CloudTokenizerFast(PreTrainedTokenizerFast):
