@@ -21,6 +21,13 @@ from modeling_cloud.training.options import (
 )
 
 
+@pytest.fixture(autouse=True)
+def keep_global_logging(monkeypatch):
+    # The command handlers configure process-wide logging for a CLI run; inside the shared pytest process that
+    # would reach other people's tests, so it is skipped here (the subprocess runs cover it).
+    monkeypatch.setattr("modeling_cloud.training.engine.configure_logging", lambda process_index=0: None)
+
+
 def _cli_parser() -> argparse.ArgumentParser:
     """The `cloud-crystal` parser as the lead's cli.py builds it, with the training commands added."""
     from modeling_cloud.cli import _add_command

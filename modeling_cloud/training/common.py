@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,6 @@ from .options import TrainingOptions
 
 logger = logging.getLogger("modeling_cloud.training")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
 REGRESSION_CARD_METRICS = ("mae", "rmse", "r2", "mae_over_mad")
 
 
@@ -54,7 +52,6 @@ class RunData:
     test_tables: list[SourceTable] | None
     report: EncodingReport | None
     validation_note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def read_run_tables(options: TrainingOptions) -> tuple[list, list | None, list | None]:
@@ -214,8 +211,12 @@ def model_architecture(model) -> dict[str, Any]:
 
 
 def write_run_files(output_dir: Path, options: TrainingOptions, report: EncodingReport | None) -> None:
+    """`training_config.json` (the resolved settings, reusable with `--config`) and `skipped_rows.jsonl`."""
+    settings = options.to_dict()
+    # How this run was started is not part of the recipe: replaying the file must not resume or wipe a folder.
+    settings.update(resume_from_checkpoint=None, overwrite_output_dir=False)
     (output_dir / "training_config.json").write_text(
-        json.dumps({"command": options.COMMAND, **options.to_dict()}, indent=2) + "\n", encoding="utf-8"
+        json.dumps({"command": options.COMMAND, **settings}, indent=2) + "\n", encoding="utf-8"
     )
     if report is not None and report.report.failures:
         report.report.write_jsonl(output_dir / "skipped_rows.jsonl")

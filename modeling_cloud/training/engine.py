@@ -340,5 +340,7 @@ def resolve_resume_checkpoint(options: TrainingOptions, output_dir: str | Path) 
         if process_index_from_environment() == 0:  # one process deletes; the others never read them
             for folder in existing:
                 shutil.rmtree(folder, ignore_errors=True)
-            logger.info("removed %d old checkpoints from %s (--overwrite-output-dir)", len(existing), output_dir)
+            logger.info(
+                "removed %d old checkpoints from %s (--overwrite-output-dir)", len(existing), output_dir
+            )
     return None

@@ -11,7 +11,7 @@ Example:
 >>> import numpy as np
 >>> metrics = regression_metrics(np.array([[1.0], [2.0], [4.0]]), np.array([[1.5], [2.0], [3.0]]), ["n"])
 >>> round(metrics["mae"], 4), round(metrics["mae_over_mad"], 4)
-(0.5, 0.75)
+(0.5, 0.9)
 
 ```
 """

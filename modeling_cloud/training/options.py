@@ -475,6 +475,11 @@ def resolve_options(options_class: type[TrainingOptions], args: argparse.Namespa
     config_path = getattr(args, "config", None)
     if config_path:
         from_file = load_config_file(config_path)
+        command = from_file.pop("command", options_class.COMMAND)  # training_config.json names its command
+        if command != options_class.COMMAND:
+            raise TrainingConfigError(
+                f"--config {config_path} holds settings of `{command}`, not `{options_class.COMMAND}`"
+            )
         unknown = sorted(set(from_file) - names)
         if unknown:
             raise TrainingConfigError(
