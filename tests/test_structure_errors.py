@@ -146,3 +146,24 @@ def test_batch_raises_with_the_index_or_returns_errors_in_place(v1_fixture_recor
     assert out[0] == out[2] == v1_fixture_records[0]["scope_v1"]
     assert isinstance(out[1], UnknownSpeciesError)
     assert all(isinstance(x, ScopeError) or (isinstance(x, str) and x.count("|") == 2) for x in out)
+
+
+def test_overlap_check_agrees_with_the_neighbor_list_on_real_cells(v1_fixture_records):
+    # The all-pairs shortcut must find exactly the overlaps the neighbor list finds, in skewed cells too.
+    rng = np.random.default_rng(3)
+    for record in v1_fixture_records[:40]:
+        structure = Structure.from_dict(record["structure"])
+        direction = rng.normal(size=3)
+        for distance, overlapping in ((0.3, True), (0.49, True), (0.9, None)):
+            shifted = structure[0].coords + distance * direction / np.linalg.norm(direction)
+            probe = structure.copy()
+            probe.append("He", shifted, coords_are_cartesian=True)
+            _, _, _, distances = probe.get_neighbor_list(r=0.5, exclude_self=True)
+            expected = len(distances) > 0
+            if overlapping is not None:
+                assert expected
+            if expected:
+                with pytest.raises(OverlappingSitesError):
+                    structure_to_scope(probe)
+            else:
+                assert structure_to_scope(probe).count("|") == 2
