@@ -108,8 +108,11 @@ def load_property_pipeline(model: str, trust_remote_code: bool = False):
     (a checkpoint that lists ``custom_pipelines`` would otherwise make transformers insist on its own copy).
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+    from transformers.utils import logging as transformers_logging
 
     from . import CrystalPropertyPipeline
+
+    transformers_logging.disable_progress_bar()  # no bar per weights file on a command line
 
     if trust_remote_code:
         return pipeline("crystal-property", model=model, trust_remote_code=True)
@@ -211,6 +214,62 @@ def _add_predict(subparsers) -> None:
     )
 
 
+# -- evaluate -----------------------------------------------------------------------------------------------------
+def run_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from tokenization import ScopeError
+    from tokenization.structure_files import iter_structure_inputs
+
+    from .training.metrics import regression_metrics
+
+    table = pd.read_parquet(args.data) if args.data.endswith(".parquet") else pd.read_csv(args.data)
+    if args.target not in table.columns:
+        print(
+            f"{args.data}: no column {args.target!r} (columns: {', '.join(table.columns)})", file=sys.stderr
+        )
+        return EXIT_USAGE
+    items = list(iter_structure_inputs([args.data]))
+    predictor = load_property_pipeline(args.model, trust_remote_code=args.trust_remote_code)
+    readable = [(row, item) for row, (_, item) in enumerate(items) if not isinstance(item, ScopeError)]
+    results = predictor([item for _, item in readable], errors="return", batch_size=args.batch_size)
+    predictions, truths, failures = [], [], len(items) - len(readable)
+    for (row, _), result in zip(readable, results, strict=True):
+        value = next((p["value"] for p in result.get("properties", []) if p["name"] == args.target), None)
+        label = table[args.target].iloc[row]
+        if "error" in result or value is None:
+            failures += 1
+        elif label == label:  # rows without a label are not scored
+            predictions.append(value)
+            truths.append(float(label))
+    if not predictions:
+        print(f"no row of {args.data} could be scored ({failures} failed)", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    metrics = regression_metrics(np.array(predictions)[:, None], np.array(truths)[:, None], [args.target])
+    report = {"model": args.model, "data": args.data, "target": args.target, "rows_scored": len(predictions),
+              "rows_failed": failures, **metrics}  # fmt: skip
+    print(json.dumps(report, indent=2))
+    return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+def _add_evaluate(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "evaluate",
+        run_evaluate,
+        "Score a trained CLOUD checkpoint on a labelled table (CSV or Parquet with a 'structure' or 'scope' column): "
+        "MAE, RMSE, R2 and MAE/MAD in the target's units (MAD is the MAE of predicting the table's mean).",
+        "cloud-crystal evaluate --model cloud-demo/formation-energy --data cloud-demo/data/fe_test.parquet "
+        "--target formation_energy_per_atom",
+    )
+    parser.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
+    parser.add_argument("--data", required=True, help="CSV or Parquet table with labels")
+    parser.add_argument("--target", required=True, help="label column, named as the model's target")
+    parser.add_argument("--batch-size", type=int, default=32, help="structures per forward pass")
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+
+
 # -- demo ---------------------------------------------------------------------------------------------------------
 def run_demo_command(args: argparse.Namespace) -> int:
     from .demo import run_demo
@@ -247,7 +306,7 @@ def _add_training(subparsers) -> None:
     add_training_commands(subparsers, _add_command)
 
 
-_COMMAND_BUILDERS: list[Callable] = [_add_encode, _add_training, _add_predict, _add_demo]
+_COMMAND_BUILDERS: list[Callable] = [_add_encode, _add_training, _add_predict, _add_evaluate, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,7 +70,7 @@ def test_console_script_help_lists_every_command():
     executable = shutil.which("cloud-crystal") or f"{sys.executable} -m modeling_cloud.cli"
     result = subprocess.run([*executable.split(), "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
-    for command in ("encode", "pretrain", "finetune", "train-debye", "predict", "push"):
+    for command in ("encode", "pretrain", "finetune", "train-debye", "predict", "evaluate", "push", "demo"):
         assert command in result.stdout
 
 
@@ -122,3 +122,45 @@ def test_predict_debye_temperatures(tmp_path, capsys):
     assert row["units"]["theta_debye"] == "K"
     cv_100, cv_300 = row["predictions"]["heat_capacity"]
     assert 0 < cv_100 < cv_300 <= 3 * 8.314462618 * 8 + 1e-6  # 8 atoms in the conventional MgO cell
+
+
+def test_evaluate_scores_a_labelled_table(tmp_path, capsys, v1_fixture_records):
+    model_dir = _tiny_checkpoint(
+        tmp_path / "model", CloudForPropertyRegression,
+        target_names=["n"], target_units=[None], target_means=[2.0], target_stds=[1.0],
+    )  # fmt: skip
+    import pandas as pd
+
+    labels = [1.5, 2.5, 3.0, float("nan")]
+    pd.DataFrame({"scope": [r["scope_v1"] for r in v1_fixture_records[:4]], "n": labels}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    assert (
+        main(["evaluate", "--model", str(model_dir), "--data", str(tmp_path / "t.csv"), "--target", "n"]) == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows_scored"] == 3 and report["rows_failed"] == 0  # the unlabelled row is not scored
+    from modeling_cloud.cli import load_property_pipeline
+
+    predicted = [r["properties"][0]["value"] for r in load_property_pipeline(str(model_dir))(
+        [r["scope_v1"] for r in v1_fixture_records[:3]])]  # fmt: skip
+    assert report["mae"] == pytest.approx(
+        sum(abs(p - t) for p, t in zip(predicted, labels, strict=False)) / 3
+    )
+    assert (
+        main(["evaluate", "--model", str(model_dir), "--data", str(tmp_path / "t.csv"), "--target", "nope"])
+        == 2
+    )
+
+
+def test_every_subcommand_help_ends_with_an_example():
+    from modeling_cloud.cli import build_parser
+
+    parser = build_parser()
+    (subparsers,) = [a for a in parser._actions if a.dest == "command"]
+    assert set(subparsers.choices) == {
+        "encode", "pretrain", "finetune", "train-debye", "predict", "evaluate", "push", "demo"
+    }  # fmt: skip
+    for name, subparser in subparsers.choices.items():
+        text = subparser.format_help()
+        assert "example:" in text and "cloud-crystal " + name in text.split("example:")[1], name
