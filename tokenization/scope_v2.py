@@ -133,7 +133,8 @@ def _spglib_site_order(structure, atomic_numbers: np.ndarray) -> np.ndarray:
     if len(candidates) > 1:
         # Neighbours within about 2.5 mean atomic spacings (dozens of them), over all periodic images, so the key is
         # intrinsic to the crystal and does not depend on the cell the input happens to use.
-        cart = np.ascontiguousarray(structure.cart_coords, dtype=float)
+        # Wrapped into the cell first: find_points_in_spheres can miss neighbours of points outside it.
+        cart = np.ascontiguousarray((structure.frac_coords % 1.0) @ structure.lattice.matrix, dtype=float)
         radius = max(3.0, 2.5 * (abs(structure.volume) / len(atomic_numbers)) ** (1 / 3))
         centre, _, _, distances = find_points_in_spheres(
             cart,

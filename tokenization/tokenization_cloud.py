@@ -120,7 +120,7 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
     def __init__(
         self,
         *args,
-        scope_version: str = "v1",
+        scope_version: str = "v2",
         symprec: float = DEFAULT_SYMPREC,
         angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
         overlength: str = "error",
