@@ -53,6 +53,7 @@ from tokenization.scope_v2 import encode_v2
 from tokenization.structure_io import (
     DEFAULT_OVERLAP_TOLERANCE,
     MIN_VOLUME_PER_SITE,
+    _surely_no_overlap,
     load_structure,
     validate_structure,
 )
@@ -120,27 +121,9 @@ def ours_scope_v2(cif_text: str) -> str:
 
 
 def has_overlap_min_image(structure: Structure, tolerance: float = DEFAULT_OVERLAP_TOLERANCE) -> bool | None:
-    """Whether two sites are closer than ``tolerance``; ``None`` when this shortcut cannot decide.
-
-    When every cell thickness is at least ``2 * tolerance``, an image closer than ``tolerance`` must lie in the
-    nearest cell: the fractional separation along axis i is at most |v| / thickness_i < 1/2. So the minimum-image
-    distances of all pairs decide exactly, with one vectorized step instead of a neighbor-list search. Pairs within
-    1e-9 (relative) of the tolerance are left to the neighbor list, as are thin cells.
-    """
-    matrix = structure.lattice.matrix
-    thickness = 1.0 / np.linalg.norm(np.linalg.inv(matrix), axis=0)
-    if thickness.min() < 2 * tolerance:
-        return None
-    frac = structure.frac_coords
-    separation = frac[None, :, :] - frac[:, None, :]
-    separation -= np.round(separation)
-    cartesian = separation @ matrix
-    squared = np.einsum("ijk,ijk->ij", cartesian, cartesian)
-    np.fill_diagonal(squared, np.inf)
-    closest = squared.min()
-    if abs(closest - tolerance**2) <= 1e-9 * tolerance**2:
-        return None
-    return bool(closest < tolerance**2)
+    """False when the all-pairs shortcut that ``validate_structure`` now uses proves there is no overlap; ``None``
+    when it leaves the decision to the neighbor list (thin cells, large cells, overlaps and ties)."""
+    return False if _surely_no_overlap(structure, tolerance) else None
 
 
 def validate_reader_output_proposed(
