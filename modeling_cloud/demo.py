@@ -53,7 +53,7 @@ class DemoSize:
 
 
 SIZES = {
-    "full": DemoSize(None, 128, 4, 4, 256, 12, 25, 40, 64),
+    "full": DemoSize(None, 128, 4, 4, 256, 8, 15, 15, 64),
     # A few hundred structures and a few steps: the test suite runs this to check every stage end to end.
     "smoke": DemoSize(240, 32, 2, 2, 64, 1, 2, 2, 32),
 }
@@ -313,7 +313,8 @@ def run_demo(output_dir: str | Path = "cloud-demo", size: str = "full", seed: in
             train=[str(paths["debye_train"])], validation=[str(paths["debye_validation"])],
             test=[str(paths["debye_test"])], target=["cv"], temperature_column="temperature",
             n_atoms_column="n_atoms", pretrained=str(base_dir), output_dir=str(debye_dir),
-            num_train_epochs=settings.debye_epochs, learning_rate=3e-4, **common,
+            num_train_epochs=settings.debye_epochs, learning_rate=3e-4,
+            **{**common, "per_device_train_batch_size": 2 * settings.batch_size},
         )
     )["metrics"]  # fmt: skip
     lap("train_debye")

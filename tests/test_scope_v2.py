@@ -273,7 +273,11 @@ def test_origin_shifts_move_raw_letters_but_not_the_string():
 
 
 def test_symprec_edge_structures_get_one_string_under_permutation():
-    """Plain spglib finds two space groups depending on the site order; v2 fixes the reference atom."""
+    """Plain spglib finds two space groups depending on the site order; v2 picks its reference atom from geometry.
+
+    (Noise of 0.5 mÅ still moves these crystals across the tolerance edge; ``benchmarks/report_scope_v2.py`` counts
+    that, it is not a property any tolerance-based symmetry finder can avoid.)
+    """
     with gzip.open(SYMPREC_EDGE, "rt") as handle:
         records = [json.loads(line) for line in handle]
     rng = np.random.default_rng(13)
@@ -284,7 +288,8 @@ def test_symprec_edge_structures_get_one_string_under_permutation():
             shuffled = permute(structure, rng)
             groups.add(symmetry_dataset(shuffled).number)
             strings.add(encode_v2(shuffled))
-        strings.add(encode_v2(origin_shift(rotate_translate(permute(structure, rng), rng), rng)))
+        for name in ("supercell", "primitive", "conventional", "rotation_translation", "origin_shift"):
+            strings.add(encode_v2(TRANSFORMATIONS[name](structure, rng)))
         assert len(groups) == 2, (record["material_id"], groups)  # the structure really is at the edge
         assert len(strings) == 1, (record["material_id"], strings)
 

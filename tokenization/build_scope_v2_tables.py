@@ -45,7 +45,11 @@ import spglib
 
 TABLES_PATH = Path(__file__).with_name("scope_v2_tables.py")
 SYNTHETIC_PATH = (
-    Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "scope_v2" / "synthetic_space_groups.jsonl.gz"
+    Path(__file__).resolve().parents[1]
+    / "tests"
+    / "fixtures"
+    / "scope_v2"
+    / "synthetic_space_groups.jsonl.gz"
 )
 LETTER_ALPHABET = "abcdefghijklmnopqrstuvwxyzA"
 TRANSLATION_GRID = 24  # 1/24 contains the 1/2, 1/3, 1/4, 1/6 and 1/8 steps that normalizers use
@@ -275,7 +279,25 @@ def build() -> str:
             f"relabelings={len(group):4d} pyxtal={len(pyxtal)}",
             file=sys.stderr,
         )
-    return render(letters, multiplicities, relabelings, element_order())
+    return ruff_formatted(render(letters, multiplicities, relabelings, element_order()))
+
+
+def ruff_formatted(text: str) -> str:
+    """The module text as ``ruff format`` (the repository's formatter) writes it, so ``--check`` compares like with like."""
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        raise RuntimeError("ruff is needed to format the generated tables (pip install ruff)")
+    return subprocess.run(
+        [ruff, "format", "--stdin-filename", str(TABLES_PATH), "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=TABLES_PATH.parents[1],
+    ).stdout
 
 
 def render(letters, multiplicities, relabelings, elements) -> str:

@@ -109,15 +109,7 @@ def _encoder_for(version: str):
     if version == "v2":
         from .scope_v2 import encode_v2
 
-        def encode_v2_named(structure, symprec, angle_tolerance, source=None):
-            try:
-                return encode_v2(structure, symprec=symprec, angle_tolerance=angle_tolerance)
-            except ScopeError as exc:
-                if exc.source is None and source is not None:
-                    raise type(exc)(exc.message, source) from exc
-                raise
-
-        return encode_v2_named
+        return encode_v2
     raise UnsupportedScopeVersionError(
         f"unknown SCOPE version {version!r}; choose one of {', '.join(SCOPE_VERSIONS)}"
     )

@@ -157,7 +157,8 @@ def _spglib_site_order(structure, atomic_numbers: np.ndarray) -> np.ndarray:
             ]  # no neighbour within reach (a gas-like cell): nothing to tell atoms apart
         else:
             starts = np.concatenate(([0], np.cumsum(neighbour_counts)[:-1]))
-            keys = distances[starts[:, None] + np.arange(n_common)[None, :]]
+            # Rounded to 1e-6 Å so that floating-point noise (1e-14) cannot break ties between equivalent atoms.
+            keys = np.round(distances[starts[:, None] + np.arange(n_common)[None, :]], 6)
             reference = candidates[np.lexsort(keys.T[::-1])[0]]
     else:
         reference = candidates[0]
