@@ -16,7 +16,13 @@ def test_saved_tokenizer_runs_without_the_package(tmp_path, v1_fixture_records, 
     folder = tmp_path / "tokenizer"
     tok.save_pretrained(folder)
     saved_files = {p.name for p in folder.iterdir()}
-    assert {"tokenization_cloud.py", "scope_encoding.py", "scope_tables.py", "structure_io.py", "cif_reader.py"} <= saved_files
+    assert {
+        "tokenization_cloud.py",
+        "scope_encoding.py",
+        "scope_tables.py",
+        "structure_io.py",
+        "cif_reader.py",
+    } <= saved_files
     records = v1_fixture_records[:4]
     inputs = [records[0]["cif"], records[1]["structure"]]
     expected = tok(inputs, padding=True)["input_ids"]
