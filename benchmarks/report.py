@@ -1,0 +1,336 @@
+"""Build `benchmarks/RESULTS.md` tables and `benchmarks/results/*.png` plots from `results/latest.json`.
+
+The hand-written analysis between the `<!-- analysis -->` and `<!-- /analysis -->` markers of RESULTS.md is kept
+when the file is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "results"
+LATEST = RESULTS_DIR / "latest.json"
+RESULTS_MD = HERE / "RESULTS.md"
+START, END = "<!-- analysis -->", "<!-- /analysis -->"
+
+
+def _fmt(value, digits=3):
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}" if abs(value) < 1 else f"{value:.{digits}g}"
+
+
+def _goal(value, goal, lower_is_better=True):
+    if value is None:
+        return "not measured"
+    met = value <= goal if lower_is_better else value >= goal
+    return "**met**" if met else "**missed**"
+
+
+def plots(data: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    details = data.get("accuracy", {}).get("dielectric_cv_details", {})
+    curves = details.get("debye_curves")
+    if curves:
+        fig, axes = plt.subplots(1, len(curves), figsize=(3.2 * len(curves), 3), sharey=False)
+        for axis, (formula, curve) in zip(axes, curves.items(), strict=True):
+            axis.plot(curve["grid_temperatures"], curve["predicted_cv_grid"], label="CLOUD-DEBYE Cv")
+            axis.plot(curve["janaf_temperatures"], curve["janaf_cp"], "o", ms=3, label="JANAF Cp")
+            axis.set_title(f"{formula} (θD={curve['theta_debye_predicted']:.0f} K)")
+            axis.set_xlabel("T (K)")
+        axes[0].set_ylabel("J/(K mol f.u.)")
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(RESULTS_DIR / "debye_curves.png", dpi=110)
+        plt.close(fig)
+        written.append("debye_curves.png")
+    scaling = data.get("scaling")
+    if scaling and scaling.get("cells"):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        for size in dict.fromkeys(c["size"] for c in scaling["cells"]):
+            cells = [c for c in scaling["cells"] if c["size"] == size]
+            axes[0].loglog(
+                [c["pretrain_flops"] for c in cells],
+                [c["validation_mlm_loss"] for c in cells],
+                "o-",
+                label=size,
+            )
+            axes[1].semilogx(
+                [c["pretrain_flops"] for c in cells],
+                [c["downstream_dielectric_validation_mae"] for c in cells],
+                "o-",
+                label=size,
+            )
+        axes[0].set_xlabel("pretraining FLOPs")
+        axes[0].set_ylabel("validation MLM loss")
+        axes[1].set_xlabel("pretraining FLOPs")
+        axes[1].set_ylabel("dielectric validation MAE")
+        axes[0].legend()
+        fig.tight_layout()
+        fig.savefig(RESULTS_DIR / "scaling.png", dpi=110)
+        plt.close(fig)
+        written.append("scaling.png")
+    matminer = data.get("accuracy", {}).get("matminer_cv")
+    if matminer:
+        fig, axes = plt.subplots(1, len(matminer), figsize=(2.6 * len(matminer), 3))
+        for axis, (task, models) in zip(axes, matminer.items(), strict=True):
+            names = list(models)
+            axis.bar(names, [models[n]["mean"] for n in names], yerr=[models[n]["std"] for n in names])
+            axis.set_title(task)
+            axis.tick_params(axis="x", rotation=45, labelsize=7)
+        axes[0].set_ylabel("MAE (5-fold)")
+        fig.tight_layout()
+        fig.savefig(RESULTS_DIR / "matminer_cv.png", dpi=110)
+        plt.close(fig)
+        written.append("matminer_cv.png")
+    return written
+
+
+def tables(data: dict) -> str:
+    speed, accuracy = data.get("speed", {}), data.get("accuracy", {})
+    runs = data.get("runs", {})
+    lines = ["# CLOUD benchmarks", ""]
+    machine, versions = data.get("machine", {}), data.get("versions", {})
+    lines += [
+        f"Machine: {machine.get('cpu')} ({machine.get('cpu_count')} cores, native bf16: {machine.get('native_bf16')}), "
+        f"{machine.get('platform')}, Python {machine.get('python')}. No GPU.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+        "",
+        "Runs that produced the numbers below (parts merge into `results/latest.json`; the load average shows how busy "
+        "the shared machine was):",
+        "",
+        "| part | date (UTC) | command | seconds | load avg at start |",
+        "|---|---|---|---|---|",
+    ]
+    for part, run in runs.items():
+        load = run.get("load_average_at_start")
+        lines.append(
+            f"| {part} | {run['date']} | `{run['command']}` | {run['seconds']:.0f} | "
+            f"{'—' if not load else ' / '.join(f'{x:.1f}' for x in load)} |"
+        )
+    lines += ["", "## Speed (ratios against the authors' pipeline, same run, same data)", ""]
+    lines += ["| metric | value | goal | |", "|---|---|---|---|"]
+    lines.append(f"| `encode_ratio` (CIF→SCOPE v1) | {_fmt(speed.get('encode_ratio'))}× | — | |")
+    lines.append(
+        f"| `mlm_train_ratio` (MLM samples/s, 4L/256) | {_fmt(speed.get('mlm_train_ratio'))}× | ≥ 8× | "
+        f"{_goal(speed.get('mlm_train_ratio'), 8, False)} |"
+    )
+    lines.append(
+        f"| `e2e_infer_ratio` (CIF→prediction, BERT-base size) | {_fmt(speed.get('e2e_infer_ratio'))}× | ≥ 3× | "
+        f"{_goal(speed.get('e2e_infer_ratio'), 3, False)} |"
+    )
+    mlm = speed.get("mlm", {})
+    if mlm.get("configs"):
+        lines += [
+            "",
+            f"MLM training detail ({mlm['rows']} strings, {mlm['steps']} steps of batch {mlm['batch_size']}, median of "
+            "rounds; peak RSS of the training process):",
+            "",
+            "| configuration | vocab | attention | bf16 | mean padded length | samples/s | real tokens/s | GFLOP/s | "
+            "peak RSS MiB |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, c in mlm["configs"].items():
+            lines.append(
+                f"| {name} | {c['vocab_size']} | {c['attention']} | {c['bf16']} | {c['mean_padded_length']:.1f} | "
+                f"{c['samples_per_second']:.1f} | {c['real_tokens_per_second']:.0f} | {c['achieved_gflops']:.1f} | "
+                f"{c['peak_rss_mib']:.0f} |"
+            )
+    infer = speed.get("infer", {}).get("runs", {})
+    if infer:
+        lines += [
+            "",
+            "End-to-end inference detail (`bench_inference.py`; peak RSS is of the one process that runs both paths):",
+            "",
+            "| model | authors structures/s | ours structures/s | ratio | identical SCOPE | max pred. diff | peak RSS MiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, r in infer.items():
+            if "status" in r:
+                lines.append(f"| {name} | {r['status']} | | | | | |")
+                continue
+            lines.append(
+                f"| {name} | {_fmt(r['authors_structures_per_second'])} | {_fmt(r['ours_structures_per_second'])} | "
+                f"{_fmt(r['e2e_infer_ratio'])}× | {r['identical_scope']} | {_fmt(r['max_prediction_difference'])} | "
+                f"{_fmt(r.get('peak_rss_mib_both_paths_one_process'))} |"
+            )
+    encode = speed.get("encode", {})
+    if encode.get("headline"):
+        h = encode["headline"]
+        lines += [
+            "",
+            f"Encode detail (`bench_encode.py {' '.join(encode.get('arguments', []))}`): authors "
+            f"{_fmt(h.get('authors_structures_per_s'))} structures/s, ours {_fmt(h.get('ours_structures_per_s'))}, "
+            f"spglib floor {_fmt(h.get('floor_spglib_structures_per_s'))}.",
+        ]
+    elif encode.get("status"):
+        lines += ["", f"Encode: {encode['status']}."]
+
+    lines += ["", "## Accuracy (real data; test splits used only for the final number)", ""]
+    lines += ["| metric | value | goal | |", "|---|---|---|---|"]
+    lines.append(
+        f"| `dielectric_mae` (pretrained CLOUD, authors' fold) | {_fmt(accuracy.get('dielectric_mae'))} | ≤ 0.25 | "
+        f"{_goal(accuracy.get('dielectric_mae'), 0.25)} |"
+    )
+    lines.append(
+        f"| `cv300_mae` (CLOUD-DEBYE, J/(K mol)) | {_fmt(accuracy.get('cv300_mae'))} | ≤ 3.5 | "
+        f"{_goal(accuracy.get('cv300_mae'), 3.5)} |"
+    )
+    lines.append(
+        f"| `cv300_mae_over_mad` | {_fmt(accuracy.get('cv300_mae_over_mad'))} | ≤ 0.063 | "
+        f"{_goal(accuracy.get('cv300_mae_over_mad'), 0.063)} |"
+    )
+    details = accuracy.get("dielectric_cv_details", {})
+    if details.get("dielectric"):
+        d = details["dielectric"]
+        lines += [
+            "",
+            f"### Dielectric fold (refractive index n; train {d['rows']['train']} + validation {d['rows']['validation']} "
+            f"from the 3,811 training rows, test {d['rows']['test']})",
+            "",
+            "| model | test MAE | best epoch / epochs run | seconds | stopped by time budget |",
+            "|---|---|---|---|---|",
+            f"| predict train mean | {_fmt(d['mean_baseline_mae'])} | | | |",
+            f"| composition RF (from the SCOPE composition part) | {_fmt(d['composition_rf_mae'])} | | | |",
+        ]
+        size = details.get("pretraining_v1", {}).get("size", "?")
+        for variant in ("cloud_scratch", "cloud_pretrained"):
+            r = d[variant]
+            lines.append(
+                f"| CLOUD `{size}` {variant.split('_')[1]} | {_fmt(r['test_mae'])} | {r['best_epoch']} / {r['epochs_run']} | "
+                f"{r['seconds']:.0f} | {r['stopped_by_time_budget']} |"
+            )
+        p = details["pretraining_v1"]
+        lines += [
+            "",
+            f"MLM pretraining (v1, size `{p['size']}`): {p['unique_strings_used']} unique strings (10k pretrain + dielectric train + "
+            f"Cv train + {p['mp_structures_v1']} MP structures, {p['removed_as_equal_to_a_test_string']} removed as equal "
+            f"to a test string), {p['steps']} steps = {p['epochs']:.1f} epochs in {p['seconds']:.0f} s, validation MLM "
+            f"loss {p.get('validation_mlm_loss', float('nan')):.3f}, ~{p['flops']:.2e} FLOPs.",
+        ]
+    if details.get("cv300"):
+        c = details["cv300"]
+        lines += [
+            "",
+            f"### Cv at 300 K (train {c['rows']['train']} incl. 10 % validation, test {c['rows']['test']}, "
+            f"test MAD {c['test_mad']:.2f})",
+            "",
+            "| model | test MAE J/(K mol) | MAE/MAD |",
+            "|---|---|---|",
+            f"| predict train mean | {_fmt(c['mean'])} | {_fmt(c['mean_over_mad'])} |",
+            f"| fitted Dulong–Petit a·3R·n (a = {c['dulong_petit_a']:.3f}) | {_fmt(c['dulong_petit_fitted'])} | "
+            f"{_fmt(c['dulong_petit_fitted_over_mad'])} |",
+            f"| RF on composition + n_atoms | {_fmt(c['composition_n_atoms_rf'])} | "
+            f"{_fmt(c['composition_n_atoms_rf_over_mad'])} |",
+        ]
+        for name in ("debye_scratch", "debye_pretrained", "direct_head_pretrained"):
+            if name in c:
+                r = c[name]
+                lines.append(
+                    f"| CLOUD {name.replace('_', ' ')} ({r['epochs_run']} epochs, {r['seconds']:.0f} s) | "
+                    f"{_fmt(r['test_mae'])} | {_fmt(r['test_mae_over_mad'])} |"
+                )
+        long = accuracy.get("cv300_debye_scratch_long")
+        if long:
+            lines.append(
+                f"| CLOUD debye scratch, longer budget ({long['epochs_run']} epochs, {long['seconds']:.0f} s; "
+                f"`--only cv300_long`) | {_fmt(long['test_mae'])} | {_fmt(long['test_mae_over_mad'])} |"
+            )
+    if details.get("debye_curves"):
+        lines += [
+            "",
+            "### Debye curves: predicted Cv(T) vs JANAF Cp(T), per formula unit (`results/debye_curves.png`)",
+            "",
+            "| crystal | predicted θD (K) | MAE 50–1000 K J/(K mol f.u.) |",
+            "|---|---|---|",
+        ]
+        for formula, curve in details["debye_curves"].items():
+            lines.append(
+                f"| {formula} | {curve['theta_debye_predicted']:.0f} | {curve['mae_50_1000K']:.2f} |"
+            )
+    matminer = accuracy.get("matminer_cv")
+    if matminer:
+        rows = accuracy.get("matminer_cv_rows", {})
+        lines += [
+            "",
+            "### matminer 5-fold CV (KFold shuffle, random_state 18012019), MAE mean ± std over folds",
+            "",
+            "CLOUD v2: size `small` from scratch, wall-time budget per fold (3-14 epochs here); see the analysis.",
+            "",
+            "| task | rows | CLOUD v2 (scratch) | composition RF | mean | CLOUD beats RF |",
+            "|---|---|---|---|---|---|",
+        ]
+        for task, models in matminer.items():
+            cloud, rf, mean = models["cloud_v2"], models["composition_rf"], models["mean"]
+            lines.append(
+                f"| {task} | {rows.get(task, '')} | {cloud['mean']:.4g} ± {cloud['std']:.2g} | {rf['mean']:.4g} ± "
+                f"{rf['std']:.2g} | {mean['mean']:.4g} ± {mean['std']:.2g} | {'yes' if cloud['mean'] < rf['mean'] else 'no'} |"
+            )
+    ablation = accuracy.get("ablation_scope_version")
+    if ablation:
+        lines += [
+            "",
+            "### Ablation: SCOPE v1 vs v2 (same folds, same model, same number of epochs)",
+            "",
+            "| task | MatBench folds used | epochs per fold (both) | v1 MAE | v2 MAE |",
+            "|---|---|---|---|---|",
+        ]
+        for task, r in ablation.items():
+            lines.append(
+                f"| MP {task} | {r.get('folds_used', '—')} | {r.get('epochs', '—')} | {r['v1']['mean']:.4g} ± {r['v1']['std']:.2g} | "
+                f"{r['v2']['mean']:.4g} ± {r['v2']['std']:.2g} |"
+            )
+    scaling = data.get("scaling")
+    if scaling:
+        lines += [
+            "",
+            "## Scaling (`results/scaling.png`)",
+            "",
+            scaling.get("note", ""),
+            "",
+            "| size | N (non-emb.) | data fraction | tokens seen | FLOPs | val MLM loss | dielectric val MAE |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for c in scaling["cells"]:
+            lines.append(
+                f"| {c['size']} | {c['parameters_non_embedding']:,} | {c['fraction']} | {c['tokens_seen']:.3g} | "
+                f"{c['pretrain_flops']:.3g} | {c['validation_mlm_loss']:.3f} | {c['downstream_dielectric_validation_mae']:.3f} |"
+            )
+        law = scaling.get("power_law", {})
+        fitted = ", ".join(f"{k} = {v:.3g}" for k, v in law.items() if isinstance(v, float))
+        lines += [
+            "",
+            f"Fit {law.get('form')}: {fitted or law.get('error')}. Log-log slope of loss vs compute: "
+            f"{scaling['loss_vs_compute_loglog_slope']:.3f}. Total pretraining compute {scaling['total_pretrain_flops']:.3g} FLOPs.",
+        ]
+    lines += [
+        "",
+        "## GPU",
+        "",
+        "`python -m benchmarks.gpu_mlm` measures bf16 MLM training tokens/s and achieved TFLOP/s on a CUDA device. "
+        "It was **not run**: no GPU machine was lent to this session.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report() -> None:
+    data = json.loads(LATEST.read_text()) if LATEST.exists() else {}
+    written = plots(data)
+    analysis = f"{START}\n## Analysis\n\n(to be written)\n{END}\n"
+    if RESULTS_MD.exists():
+        text = RESULTS_MD.read_text()
+        if START in text and END in text:
+            analysis = text[text.index(START) : text.index(END) + len(END)] + "\n"
+    RESULTS_MD.write_text(tables(data) + "\n" + analysis)
+    print(f"wrote {RESULTS_MD} and {written}")

@@ -1,0 +1,326 @@
+"""Run the CLOUD benchmark suite and write `benchmarks/results/latest.json`, `benchmarks/RESULTS.md` and plots.
+
+    python -m benchmarks --quick                 # speed only (encode, MLM training, end-to-end inference), <= 10 min
+    python -m benchmarks                         # everything (about 2 h on 2 CPU cores)
+    python -m benchmarks --only mlm infer        # selected parts; results merge into latest.json
+    python -m benchmarks --report-only           # rebuild RESULTS.md and the plots from latest.json
+
+Parts: encode, mlm, infer (speed); dielectric_cv (dielectric fold + Cv 300 K + Debye curves), matminer_cv, ablation,
+scaling. Each part's results carry the date and the command of the run that produced them, because partial runs
+merge into the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS_DIR = HERE / "results"
+LATEST = RESULTS_DIR / "latest.json"
+RESULTS_MD = HERE / "RESULTS.md"
+
+SPEED_PARTS = ("encode", "mlm", "infer")
+ACCURACY_PARTS = ("dielectric_cv", "cv300_long", "matminer_cv", "ablation")
+ALL_PARTS = SPEED_PARTS + ACCURACY_PARTS + ("scaling",)
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    from benchmarks.speed_mlm import cpu_has_native_bf16
+
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "native_bf16": cpu_has_native_bf16(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": load,
+        "gpu": None,
+    }
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {}
+    for name in (
+        "torch",
+        "transformers",
+        "tokenizers",
+        "datasets",
+        "pymatgen",
+        "spglib",
+        "scikit-learn",
+        "numpy",
+    ):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    try:
+        out["repo_commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        out["repo_commit"] = None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Speed parts
+
+
+def part_encode(quick: bool) -> dict:
+    """bench_encode.py (another helper's benchmark) in a subprocess; it writes results/encode.json."""
+    script = HERE / "bench_encode.py"
+    if not script.exists():
+        return {"status": "not run: benchmarks/bench_encode.py is not in the tree yet"}
+    encode_json = RESULTS_DIR / "encode.json"
+    arguments = ["--n", "300" if quick else "2000", "--json", str(encode_json)]
+    if quick:
+        arguments += ["--skip-moyopy", "--skip-table-check"]
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_encode", *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0 or not encode_json.exists():
+        return {"status": f"failed (rc {completed.returncode})", "stderr_tail": completed.stderr[-2000:]}
+    data = json.loads(encode_json.read_text())
+    headline = data.get("headline", {})
+    return {"encode_ratio": headline.get("speedup_vs_authors"), "headline": headline, "arguments": arguments}
+
+
+def part_mlm(quick: bool) -> dict:
+    from benchmarks import speed_mlm
+
+    if quick:
+        return speed_mlm.run(rows=1024, steps=8, batch_size=32, warmup_steps=2, rounds=1)
+    return speed_mlm.run(rows=2048, steps=12, batch_size=32, warmup_steps=2, rounds=2)
+
+
+def _parse_inference(stdout: str) -> dict:
+    def number(pattern):
+        match = re.search(pattern, stdout)
+        return float(match.group(1)) if match else None
+
+    return {
+        "authors_structures_per_second": number(r"authors' path:\s+([\d.]+)"),
+        "ours_structures_per_second": number(r"this package:\s+([\d.]+)"),
+        "e2e_infer_ratio": number(r"speed-up: ([\d.]+)x"),
+        "identical_scope": re.search(r"identical SCOPE strings (\d+/\d+)", stdout).group(1)
+        if "identical SCOPE" in stdout
+        else None,
+        "max_prediction_difference": number(r"max \|prediction difference\| ([\d.e+-]+)"),
+    }
+
+
+def part_infer(quick: bool) -> dict:
+    """bench_inference.py in a subprocess with peak RSS; BERT-base (the authors' size) and the 4-layer model."""
+    runs = {}
+    configs = {"bert_base": ["--n", "200" if quick else "400"]}
+    if not quick:
+        configs["small_4layer"] = [
+            "--n",
+            "400",
+            "--layers",
+            "4",
+            "--hidden-size",
+            "256",
+            "--heads",
+            "4",
+            "--intermediate-size",
+            "1024",
+        ]
+    for name, extra in configs.items():
+        command = [sys.executable, str(HERE / "bench_inference.py"), "--threads", "2", *extra]
+        with tempfile.TemporaryFile() as _:
+            start = time.perf_counter()
+            completed = subprocess.run(
+                ["/usr/bin/time", "-v", *command] if Path("/usr/bin/time").exists() else command,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        if completed.returncode != 0:
+            runs[name] = {
+                "status": f"failed (rc {completed.returncode})",
+                "stderr_tail": completed.stderr[-2000:],
+            }
+            continue
+        result = _parse_inference(completed.stdout)
+        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", completed.stderr)
+        result["peak_rss_mib_both_paths_one_process"] = int(rss.group(1)) / 1024 if rss else None
+        result["seconds"] = time.perf_counter() - start
+        result["arguments"] = extra
+        result["stdout_tail"] = completed.stdout[-1200:]
+        runs[name] = result
+    headline = runs.get("bert_base", {}).get("e2e_infer_ratio")
+    return {"e2e_infer_ratio": headline, "runs": runs}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+PART_KEYS = {
+    "encode": ("speed", ["encode_ratio", "encode"]),
+    "mlm": ("speed", ["mlm_train_ratio", "mlm"]),
+    "infer": ("speed", ["e2e_infer_ratio", "infer"]),
+    "dielectric_cv": (
+        "accuracy",
+        ["dielectric_mae", "cv300_mae", "cv300_mae_over_mad", "dielectric_cv_details"],
+    ),
+    "cv300_long": ("accuracy", ["cv300_debye_scratch_long"]),
+    "matminer_cv": ("accuracy", ["matminer_cv", "matminer_cv_rows"]),
+    "ablation": ("accuracy", ["ablation_scope_version"]),
+    "scaling": ("scaling", []),
+}
+
+
+def changed(part: str, section: str) -> set[str]:
+    owner, keys = PART_KEYS[part]
+    return set(keys) if owner == section else set()
+
+
+def run_parts(parts: list[str], quick: bool, budget_scale: float, threads: int | None = None) -> dict:
+    from benchmarks import accuracy, scaling
+
+    data = json.loads(LATEST.read_text()) if LATEST.exists() else {}
+    data.setdefault("speed", {})
+    data.setdefault("accuracy", {})
+    data.setdefault("runs", {})
+    data["machine"] = machine_info()
+    data["versions"] = versions()
+    stamp = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
+        "load_average_at_start": data["machine"]["load_average_at_start"],
+    }
+
+    def save(part: str):
+        # Another `python -m benchmarks --only ...` may run at the same time: merge into the file as it is now.
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        current = json.loads(LATEST.read_text()) if LATEST.exists() else {}
+        for section in ("speed", "accuracy"):
+            merged = current.get(section, {})
+            merged.update({k: v for k, v in data[section].items() if k in touched[section]})
+            current[section] = merged
+        if part == "scaling":
+            current["scaling"] = data["scaling"]
+        current.setdefault("runs", {})[part] = data["runs"][part]
+        current["machine"], current["versions"] = data["machine"], data["versions"]
+        LATEST.write_text(json.dumps(current, indent=2, default=float))
+
+    touched = {"speed": set(), "accuracy": set()}
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    for part in parts:
+        start = time.perf_counter()
+        print(f"=== {part} ===", flush=True)
+        if part == "encode":
+            result = part_encode(quick)
+            data["speed"]["encode_ratio"] = result.get("encode_ratio")
+            data["speed"]["encode"] = result
+        elif part == "mlm":
+            result = part_mlm(quick)
+            data["speed"]["mlm_train_ratio"] = result["mlm_train_ratio"]
+            data["speed"]["mlm"] = result
+        elif part == "infer":
+            result = part_infer(quick)
+            data["speed"]["e2e_infer_ratio"] = result["e2e_infer_ratio"]
+            data["speed"]["infer"] = result
+        elif part == "dielectric_cv":
+            result = accuracy.run_dielectric_and_cv(budget_scale)
+            data["accuracy"]["dielectric_mae"] = result["dielectric"]["cloud_pretrained"]["test_mae"]
+            data["accuracy"]["cv300_mae"] = result["cv300"]["debye_pretrained"]["test_mae"]
+            data["accuracy"]["cv300_mae_over_mad"] = result["cv300"]["debye_pretrained"]["test_mae_over_mad"]
+            data["accuracy"]["dielectric_cv_details"] = result
+        elif part == "cv300_long":
+            data["accuracy"]["cv300_debye_scratch_long"] = accuracy.run_cv300_long(900 * budget_scale)
+        elif part == "matminer_cv":
+            result = accuracy.run_matminer_cv(budget_scale)
+            data["accuracy"]["matminer_cv"] = {
+                task: {model: values[model] for model in ("cloud_v2", "composition_rf", "mean")}
+                for task, values in result.items()
+            }
+            data["accuracy"]["matminer_cv_rows"] = {task: values["rows"] for task, values in result.items()}
+        elif part == "ablation":
+            previous = data["accuracy"].get("matminer_cv")
+            data["accuracy"]["ablation_scope_version"] = accuracy.run_ablation(budget_scale, previous)
+        elif part == "scaling":
+            data["scaling"] = scaling.run(budget_scale)
+        data["runs"][part] = dict(
+            stamp,
+            seconds=time.perf_counter() - start,
+            budget_scale=budget_scale,
+            quick=quick,
+            threads=threads,
+        )
+        touched["speed"] |= changed(part, "speed")
+        touched["accuracy"] |= changed(part, "accuracy")
+        save(part)
+        print(f"=== {part} done in {time.perf_counter() - start:.0f} s ===", flush=True)
+    return data
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="speed part only, small sizes (<= 10 min)")
+    parser.add_argument(
+        "--only", nargs="+", choices=ALL_PARTS, metavar="NAME", help=f"parts to run: {ALL_PARTS}"
+    )
+    parser.add_argument(
+        "--budget-scale", type=float, default=1.0, help="multiplies every training time budget"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for the training parts (speed parts use 2 per side)",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild RESULTS.md and plots from latest.json"
+    )
+    args = parser.parse_args(argv)
+
+    from benchmarks import report
+
+    if not args.report_only:
+        parts = list(args.only) if args.only else (list(SPEED_PARTS) if args.quick else list(ALL_PARTS))
+        run_parts(parts, args.quick, args.budget_scale, args.threads)
+    report.write_report()
+    return 0
