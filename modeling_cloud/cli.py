@@ -36,6 +36,17 @@ def _add_command(
     return parser
 
 
+def _write_row(row: dict, jsonl: bool, summary: Callable[[dict], str]) -> None:
+    """One output line per input: the JSON row, or ``source<TAB>summary`` / ``source<TAB>ERROR type: message``."""
+    if jsonl:
+        line = json.dumps(row)
+    elif "error" in row:
+        line = f"{row['source']}\tERROR {row['error']['type']}: {row['error']['message']}"
+    else:
+        line = f"{row['source']}\t{summary(row)}"
+    sys.stdout.write(line + "\n")
+
+
 # -- encode -------------------------------------------------------------------------------------------------------
 def run_encode(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
@@ -48,7 +59,6 @@ def run_encode(args: argparse.Namespace) -> int:
     )
     items = list(iter_structure_inputs(args.inputs))
     failures = 0
-    out = sys.stdout
     progress = tqdm(
         items, desc="encoding", unit="structure", file=sys.stderr, disable=len(items) < PROGRESS_MIN_ITEMS
     )
@@ -66,12 +76,7 @@ def run_encode(args: argparse.Namespace) -> int:
         except ScopeError as exc:
             failures += 1
             row = {"source": source, "error": exc.to_dict()}
-        if args.jsonl:
-            out.write(json.dumps(row) + "\n")
-        elif "error" in row:
-            out.write(f"{source}\tERROR {row['error']['type']}: {row['error']['message']}\n")
-        else:
-            out.write(f"{source}\t{row['scope']}\n")
+        _write_row(row, args.jsonl, lambda row: row["scope"])
     if failures:
         print(f"{failures} of {len(items)} inputs failed to encode", file=sys.stderr)
     return EXIT_SOME_FAILED if failures else EXIT_OK
@@ -84,7 +89,7 @@ def _add_encode(subparsers) -> None:
         run_encode,
         "Encode crystal structures (CIF, POSCAR, JSON/JSONL of pymatgen dicts or CIF strings, or directories) "
         "as SCOPE strings and token ids.",
-        "cloud-crystal encode examples/structures/ --scope-version v2 --jsonl",
+        "cloud-crystal encode dataset_builders/data/examples --scope-version v2 --jsonl",
     )
     parser.add_argument("inputs", nargs="+", help="structure files or directories")
     parser.add_argument("--scope-version", choices=("v1", "v2"), default="v2", help="SCOPE encoding version")
@@ -147,6 +152,14 @@ def _format_value(value) -> str:
     return str(value)
 
 
+def _prediction_summary(row: dict) -> str:
+    return "  ".join(
+        f"{name}={_format_value(value)} {row['units'].get(name) or ''}".rstrip()
+        for name, value in row["predictions"].items()
+        if name != "embedding"
+    )
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -172,17 +185,7 @@ def run_predict(args: argparse.Namespace) -> int:
             result = {"error": item.to_dict()} if isinstance(item, ScopeError) else by_source[source]
             row = prediction_row(source, result)
             failures += "error" in row
-            if args.jsonl:
-                sys.stdout.write(json.dumps(row) + "\n")
-            elif "error" in row:
-                sys.stdout.write(f"{source}\tERROR {row['error']['type']}: {row['error']['message']}\n")
-            else:
-                values = "  ".join(
-                    f"{name}={_format_value(value)} {row['units'].get(name) or ''}".rstrip()
-                    for name, value in row["predictions"].items()
-                    if name != "embedding"
-                )
-                sys.stdout.write(f"{source}\t{values}\n")
+            _write_row(row, args.jsonl, _prediction_summary)
         progress.update(len(chunk))
     progress.close()
     if failures:
