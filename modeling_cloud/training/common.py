@@ -17,6 +17,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+from transformers import EarlyStoppingCallback, TrainerCallback
 
 from model_cards import EvaluationRecord, ModelCardContext, write_model_card
 
@@ -29,6 +30,7 @@ from .data import (
     sources_hold_scope_strings,
     tables_to_rows,
 )
+from .engine import HubLayoutCallback
 from .hub import copy_pipeline_code, publish
 from .options import TrainingOptions
 
@@ -268,3 +270,26 @@ def last_evaluation(state) -> dict[str, float]:
         if any(key.startswith("eval_") for key in entry):
             return entry
     return {}
+
+
+def checkpoint_callbacks(
+    options: TrainingOptions,
+    card_for,
+    records_for,
+    with_pipeline: bool,
+    extra: Sequence[TrainerCallback] = (),
+    leading: Sequence[TrainerCallback] = (),
+) -> list[TrainerCallback]:
+    """Callbacks every command uses: each saved checkpoint gets the Hub layout (pipeline code when the model has a
+    head, and a model card built by ``card_for(records_for(state), summary)``), then early stopping if asked."""
+
+    def complete_checkpoint(folder: Path, state) -> None:
+        if with_pipeline:
+            copy_pipeline_code(folder)
+        summary = f"Intermediate checkpoint at step {state.global_step:,}."
+        write_model_card(folder, card_for(records_for(state), summary))
+
+    callbacks = [*leading, HubLayoutCallback(complete_checkpoint), *extra]
+    if options.early_stopping_patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
+    return callbacks

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
+from transformers import TrainerCallback, set_seed
 
 from dataset_builders.splits import MATBENCH_SEED, kfold_indices
 from model_cards import EvaluationRecord, ModelCardContext
@@ -44,6 +44,7 @@ from modeling_cloud import CloudForPropertyRegression, CloudPropertyRegressionOu
 from .common import (
     RunData,
     any_scope_strings,
+    checkpoint_callbacks,
     dataset_entries,
     encode_tables,
     finish_run,
@@ -58,7 +59,6 @@ from .common import (
 from .data import EncodingReport, PropertyCollator, target_statistics
 from .engine import (
     CloudTrainer,
-    HubLayoutCallback,
     build_training_arguments,
     resolve_resume_checkpoint,
 )
@@ -173,20 +173,15 @@ def train_one_model(
             evaluations=evaluations,
         )
 
-    def complete_checkpoint(folder: Path, state) -> None:
-        from model_cards import write_model_card
-
-        from .hub import copy_pipeline_code
-
-        copy_pipeline_code(folder)
-        records = regression_records(
+    callbacks = checkpoint_callbacks(
+        options,
+        card_for,
+        lambda state: regression_records(
             last_evaluation(state), "eval", "validation", len(data.validation), targets
-        )
-        write_model_card(folder, card_for(records, f"Intermediate checkpoint at step {state.global_step:,}."))
-
-    callbacks = [HubLayoutCallback(complete_checkpoint), *callbacks]
-    if options.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
+        ),
+        with_pipeline=True,
+        extra=callbacks,
+    )
     trainer = CloudTrainer(
         model=model,
         args=args,

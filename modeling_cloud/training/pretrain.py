@@ -27,15 +27,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
+from transformers import TrainerCallback, set_seed
 from transformers.modeling_outputs import MaskedLMOutput
 
-from model_cards import EvaluationRecord, ModelCardContext, write_model_card
+from model_cards import EvaluationRecord, ModelCardContext
 from modeling_cloud import CloudForMaskedLM
 
 from .common import (
     RunData,
     any_scope_strings,
+    checkpoint_callbacks,
     dataset_entries,
     encode_tables,
     finish_run,
@@ -49,7 +50,6 @@ from .common import (
 from .data import EncodingReport, ReproducibleMaskingCollator
 from .engine import (
     CloudTrainer,
-    HubLayoutCallback,
     MaskingEpochCallback,
     build_training_arguments,
     resolve_resume_checkpoint,
@@ -147,13 +147,14 @@ def run_pretrain(options: PretrainOptions, callbacks: Sequence[TrainerCallback] 
             evaluations=evaluations,
         )
 
-    def complete_checkpoint(folder: Path, state) -> None:
-        records = mlm_records(last_evaluation(state), "eval", "validation", len(data.validation))
-        write_model_card(folder, card_for(records, f"Intermediate checkpoint at step {state.global_step:,}."))
-
-    callbacks = [MaskingEpochCallback(collator), HubLayoutCallback(complete_checkpoint), *callbacks]
-    if options.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
+    callbacks = checkpoint_callbacks(
+        options,
+        card_for,
+        lambda state: mlm_records(last_evaluation(state), "eval", "validation", len(data.validation)),
+        with_pipeline=False,
+        extra=callbacks,
+        leading=[MaskingEpochCallback(collator)],
+    )
     trainer = CloudTrainer(
         model=model,
         args=args,

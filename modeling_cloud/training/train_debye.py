@@ -18,14 +18,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
+from transformers import TrainerCallback, set_seed
 
-from model_cards import EvaluationRecord, ModelCardContext, write_model_card
+from model_cards import EvaluationRecord, ModelCardContext
 from modeling_cloud import CloudDebyeModel, CloudDebyeOutput
 
 from .common import (
     RunData,
     any_scope_strings,
+    checkpoint_callbacks,
     dataset_entries,
     encode_tables,
     finish_run,
@@ -38,8 +39,8 @@ from .common import (
     training_summary,
 )
 from .data import EncodingReport, PropertyCollator
-from .engine import CloudTrainer, HubLayoutCallback, build_training_arguments, resolve_resume_checkpoint
-from .hub import attach_pipeline, copy_pipeline_code
+from .engine import CloudTrainer, build_training_arguments, resolve_resume_checkpoint
+from .hub import attach_pipeline
 from .metrics import RegressionMetrics
 from .model_setup import build_model, inspect_pretrained, resolve_tokenizer
 from .options import DebyeOptions
@@ -156,16 +157,15 @@ def run_train_debye(options: DebyeOptions, callbacks: Sequence[TrainerCallback] 
             evaluations=evaluations,
         )
 
-    def complete_checkpoint(folder: Path, state) -> None:
-        copy_pipeline_code(folder)
-        records = regression_records(
+    callbacks = checkpoint_callbacks(
+        options,
+        card_for,
+        lambda state: regression_records(
             last_evaluation(state), "eval", "validation", len(data.validation), targets
-        )
-        write_model_card(folder, card_for(records, f"Intermediate checkpoint at step {state.global_step:,}."))
-
-    callbacks = [HubLayoutCallback(complete_checkpoint), *callbacks]
-    if options.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
+        ),
+        with_pipeline=True,
+        extra=callbacks,
+    )
     trainer = CloudTrainer(
         model=model,
         args=args,
