@@ -78,7 +78,7 @@ def run_dielectric_and_cv(budget_scale: float = 1.0, state: dict | None = None) 
         tokenizer,
         train_mlm,
         common.ACCURACY_SIZE,
-        seconds=480 * budget_scale,
+        seconds=720 * budget_scale,
         validation_strings=validation_mlm,
     )
     mlm_info.update(corpus_counts)
@@ -111,7 +111,7 @@ def run_dielectric_and_cv(budget_scale: float = 1.0, state: dict | None = None) 
         if variant == "pretrained":
             common.transfer_encoder(mlm_model, model)
         model, info = common.finetune(
-            model, tokenizer, fit_records, val_records, seconds=240 * budget_scale, max_epochs=60, lr=3e-4
+            model, tokenizer, fit_records, val_records, seconds=420 * budget_scale, max_epochs=100, lr=3e-4
         )
         info["test_mae"] = float(np.mean(np.abs(common.predict(model, test_records, pad_id) - y_test)))
         result[f"cloud_{variant}"] = info
@@ -173,8 +173,8 @@ def run_dielectric_and_cv(budget_scale: float = 1.0, state: dict | None = None) 
             tokenizer,
             fit_records,
             val_records,
-            seconds=150 * budget_scale,
-            max_epochs=150,
+            seconds=200 * budget_scale,
+            max_epochs=200,
             lr=3e-4,
             debye=debye,
         )
@@ -344,12 +344,12 @@ def run_matminer_cv(budget_scale: float = 1.0, n_folds: int = 5) -> dict:
                     features[train_idx], labels[train_idx], features[test_idx], labels[test_idx]
                 )[0]
             )
-        seconds = (100 if task == "formation_energy" else 50) * budget_scale
+        seconds = (120 if task == "formation_energy" else 60) * budget_scale
         results[task] = {
             "rows": len(rows),
             "mean": {"mean": float(np.mean(mean_maes)), "std": float(np.std(mean_maes))},
             "composition_rf": {"mean": float(np.mean(rf_maes)), "std": float(np.std(rf_maes))},
-            "cloud_v2": cloud_kfold(column, "v2", seconds, n_folds=n_folds),
+            "cloud_v2": cloud_kfold(column, "v2", seconds, max_epochs=100, n_folds=n_folds),
         }
         print(f"[accuracy] matminer {task}: {results[task]}", flush=True)
     return results
@@ -362,7 +362,7 @@ def run_ablation(budget_scale: float = 1.0, matminer: dict | None = None, n_fold
     `n_folds` of the MatBench 5-fold split (2 by default, to fit the CPU budget)."""
     common.quiet()
     results = {}
-    for task, epochs in (("formation_energy", 4), ("n", 6)):
+    for task, epochs in (("formation_energy", 15), ("n", 30)):
         column = MATMINER_TASKS[task]
         results[task] = {
             version: cloud_kfold(column, version, 900 * budget_scale, max_epochs=epochs, n_folds=n_folds)
