@@ -251,7 +251,7 @@ def pretrain_mlm(
     from modeling_cloud import CloudForMaskedLM
 
     torch.manual_seed(0)
-    model = CloudForMaskedLM(model_config(tokenizer, size))
+    model = CloudForMaskedLM(model_config(tokenizer, size, sparse_prediction=True))
     records = encode(tokenizer, strings)
     mlm = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, seed=0)
 

@@ -7,7 +7,8 @@ sample, with the same batch size and optimiser:
 - **authors'**: `BertForMaskedLM` with the vocabulary size their config left at 30522 (so the output softmax is over
   30522 classes), eager attention, `BertTokenizerFast` padding every string to 64, Trainer defaults (random order,
   fp32 on CPU);
-- **ours**: `CloudForMaskedLM` with the real vocabulary (564 for v1), SDPA attention, the CLOUD tokenizer without
+- **ours**: `CloudForMaskedLM` with the real vocabulary (564 for v1), SDPA attention, the MLM head on the masked
+  positions only (`sparse_prediction`, what `cloud-crystal pretrain` uses; same loss), the CLOUD tokenizer without
   padding, dynamic padding in the collator with length-grouped batches (`train_sampling_strategy="group_by_length"`),
   and bf16 autocast when the CPU has native bf16 instructions (AVX512-BF16 or AMX); on other CPUs bf16 is emulated
   and slower (on this AVX2-only EPYC a 10-step emulated-bf16 run had not finished after 11 minutes, against about
@@ -51,8 +52,8 @@ def mlm_flops_per_sample(
     """Training FLOPs (forward + backward = 3x forward, 2 FLOPs per multiply-add) for one sequence.
 
     `tokens` is the number of positions the encoder processes (64 with padding to 64, the batch's longest length with
-    dynamic padding); `positions` the number the MLM head's decoder is applied to (all positions: `BertForMaskedLM`
-    and `CloudForMaskedLM` both project every position onto the vocabulary).
+    dynamic padding); `positions` the number the MLM head is applied to (all positions for
+    `BertForMaskedLM`; only the masked ones for `CloudForMaskedLM` with `sparse_prediction`).
     """
     per_token_layer = (
         2 * (4 * hidden * hidden + 2 * hidden * ffn) + 2 * 2 * tokens * hidden
@@ -101,7 +102,7 @@ def _run_one(
     else:
         tokenizer = CloudTokenizerFast.from_scope_version("v1")
         encoded = tokenizer(strings, truncation=True, max_length=64)
-        config = CloudConfig(vocab_size=len(tokenizer), **MODEL_SIZE)
+        config = CloudConfig(vocab_size=len(tokenizer), sparse_prediction=True, **MODEL_SIZE)
         config._attn_implementation = "sdpa"
         model = CloudForMaskedLM(config)
         vocab = len(tokenizer)
@@ -126,11 +127,12 @@ def _run_one(
             self.stamps.append(time.perf_counter())
 
     timer = Timer()
-    padded_tokens = []
+    padded_tokens, labelled_tokens = [], []
 
     def collate(features):
         batch = collator([{k: f[k] for k in ("input_ids", "attention_mask")} for f in features])
         padded_tokens.append(int(batch["input_ids"].numel()))
+        labelled_tokens.append(int((batch["labels"] != -100).sum()))
         return batch
 
     with tempfile.TemporaryDirectory() as output_dir:
@@ -163,13 +165,20 @@ def _run_one(
     seconds = timer.stamps[-1] - timer.stamps[warmup_steps - 1]
     timed_tokens = sum(padded_tokens[warmup_steps:steps])
     mean_padded_length = timed_tokens / (timed_steps * batch_size)
+    # Positions the MLM head runs on: all of them, or only the masked ones with sparse prediction.
+    sparse = bool(getattr(config, "sparse_prediction", False))
+    head_positions = (
+        sum(labelled_tokens[warmup_steps:steps]) / (timed_steps * batch_size)
+        if sparse
+        else mean_padded_length
+    )
     flops = mlm_flops_per_sample(
         mean_padded_length,
         vocab,
         MODEL_SIZE["hidden_size"],
         MODEL_SIZE["num_hidden_layers"],
         MODEL_SIZE["intermediate_size"],
-        mean_padded_length,
+        head_positions,
     )
     samples_per_second = timed_steps * batch_size / seconds
     return {
@@ -181,6 +190,8 @@ def _run_one(
         "samples_per_second": samples_per_second,
         "real_tokens_per_second": samples_per_second * statistics.mean(real_lengths),
         "mean_padded_length": mean_padded_length,
+        "sparse_prediction": sparse,
+        "mean_mlm_head_positions": head_positions,
         "mean_real_length": statistics.mean(real_lengths),
         "flops_per_sample": flops,
         "achieved_gflops": flops * samples_per_second / 1e9,

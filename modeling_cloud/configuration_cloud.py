@@ -36,6 +36,11 @@ class CloudConfig(PreTrainedConfig):
             Id whose input embedding is kept at zero. 1 is `[PAD]` in SCOPE v1; the authors' checkpoint uses 0.
         tie_word_embeddings (`bool`, defaults to `True`):
             Tie the MLM decoder to the input embeddings (transformers 5 no longer defaults this).
+        sparse_prediction (`bool`, defaults to `False`):
+            Masked-LM training only: in training mode with labels, apply the MLM head to the labelled (masked)
+            positions alone and return their logits flattened to `(num_labelled, vocab_size)`, as
+            `ModernBertForMaskedLM` does. The loss is the same; the head's work drops to the ~15 % of positions that
+            are masked. In eval mode or without labels the logits keep their `(batch, sequence, vocab)` shape.
         pooling (`str`, defaults to `"cls"`):
             Crystal embedding used by the heads: `"cls"` (final `[CLS]` hidden state, the authors' choice; not the BERT
             pooler) or `"mean"` (mean over attended tokens).
@@ -110,6 +115,7 @@ class CloudConfig(PreTrainedConfig):
     # BertLayer reads these two; CLOUD is an encoder only.
     is_decoder: bool = False
     add_cross_attention: bool = False
+    sparse_prediction: bool = False
 
     # Property heads
     pooling: str = "cls"

@@ -321,7 +321,14 @@ class CloudForMaskedLM(CloudPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
-        logits = self.cls(outputs.last_hidden_state)
+        hidden = outputs.last_hidden_state
+        if labels is not None and self.config.sparse_prediction and self.training:
+            # Only the labelled positions enter the loss, so only they need the transform and the decoder. Training
+            # only: evaluation keeps per-position logits for metrics such as masked-token accuracy.
+            labels = labels.to(hidden.device).reshape(-1)
+            labelled = labels != -100
+            hidden, labels = hidden.reshape(-1, hidden.shape[-1])[labelled], labels[labelled]
+        logits = self.cls(hidden)
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(

@@ -165,6 +165,37 @@ def test_mlm_is_tied_and_loss_is_cross_entropy(official_batch):
     assert model.bert.embeddings.word_embeddings.weight.grad.abs().sum() > 0
 
 
+def test_sparse_prediction_gives_the_same_loss_and_gradients(official_batch):
+    """`sparse_prediction` runs the MLM head on the labelled positions only: same loss, same gradients."""
+    input_ids, attention_mask = official_batch
+    generator = torch.Generator().manual_seed(3)
+    chosen = (torch.rand(input_ids.shape, generator=generator) < 0.15) & attention_mask.bool()
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
+    masked = torch.where(chosen, torch.full_like(input_ids, 4), input_ids)
+    results = {}
+    for sparse in (False, True):
+        torch.manual_seed(1)
+        # Training mode (where sparse prediction applies) without dropout, so both runs are deterministic.
+        config = tiny_config(
+            sparse_prediction=sparse, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+        )
+        model = CloudForMaskedLM(config).train()
+        out = model(masked, attention_mask=attention_mask, labels=labels)
+        out.loss.backward()
+        results[sparse] = (out, {n: p.grad.clone() for n, p in model.named_parameters()})
+        # Without labels, or in eval mode (metrics need per-position logits), the logits keep their full shape.
+        assert model(masked, attention_mask=attention_mask).logits.shape == (*input_ids.shape, 564)
+        evaluated = model.eval()(masked, attention_mask=attention_mask, labels=labels)
+        assert evaluated.logits.shape == (*input_ids.shape, 564)
+        torch.testing.assert_close(evaluated.loss, out.loss)
+    (dense, dense_grads), (sparse, sparse_grads) = results[False], results[True]
+    assert sparse.logits.shape == (int(chosen.sum()), 564)
+    torch.testing.assert_close(sparse.logits, dense.logits[chosen])
+    torch.testing.assert_close(sparse.loss, dense.loss)
+    for name, grad in dense_grads.items():
+        torch.testing.assert_close(sparse_grads[name], grad, msg=name)
+
+
 def test_sdpa_default_matches_eager_and_padding_is_ignored(official_batch):
     torch.manual_seed(2)
     input_ids, attention_mask = official_batch

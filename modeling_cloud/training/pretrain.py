@@ -111,6 +111,8 @@ def run_pretrain(options: PretrainOptions, callbacks: Sequence[TrainerCallback] 
 
     set_seed(options.seed)
     model = build_model(CloudForMaskedLM, options, tokenizer, pretrained)
+    # Same loss, but the MLM head runs on the ~15 % masked positions only during training.
+    model.config.sparse_prediction = True
     args = build_training_arguments(options, str(output_dir), metric_for_best_model="loss")
     collator = ReproducibleMaskingCollator(
         tokenizer,
