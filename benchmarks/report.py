@@ -97,6 +97,16 @@ def plots(data: dict) -> list[str]:
     return written
 
 
+def _matminer_size(accuracy: dict) -> str:
+    details = accuracy.get("dielectric_cv_details", {})
+    return details.get("pretraining_v1", {}).get("size", "see run")
+
+
+def _matminer_epochs(matminer: dict) -> str:
+    epochs = [e for m in matminer.values() for e in m["cloud_v2"].get("epochs_per_fold", [])]
+    return f"{min(epochs)}-{max(epochs)}" if epochs else "see the log for the number of"
+
+
 def tables(data: dict) -> str:
     speed, accuracy = data.get("speed", {}), data.get("accuracy", {})
     runs = data.get("runs", {})
@@ -266,7 +276,8 @@ def tables(data: dict) -> str:
             "",
             "### matminer 5-fold CV (KFold shuffle, random_state 18012019), MAE mean ± std over folds",
             "",
-            "CLOUD v2: size `small` from scratch, wall-time budget per fold (3-14 epochs here); see the analysis.",
+            f"CLOUD v2: size `{_matminer_size(accuracy)}` from scratch, wall-time budget per fold "
+            f"({_matminer_epochs(matminer)} epochs here); see the analysis.",
             "",
             "| task | rows | CLOUD v2 (scratch) | composition RF | mean | CLOUD beats RF |",
             "|---|---|---|---|---|---|",
