@@ -322,6 +322,7 @@ def cloud_kfold(
         "std": float(np.std(maes)),
         "folds": maes,
         "epochs_per_fold": epochs,
+        "size": common.ACCURACY_SIZE,
     }
 
 

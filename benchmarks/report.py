@@ -98,8 +98,11 @@ def plots(data: dict) -> list[str]:
 
 
 def _matminer_size(accuracy: dict) -> str:
-    details = accuracy.get("dielectric_cv_details", {})
-    return details.get("pretraining_v1", {}).get("size", "see run")
+    sizes = {m["cloud_v2"].get("size") for m in accuracy["matminer_cv"].values()} - {None}
+    if sizes:
+        return ", ".join(sorted(sizes))
+    # Runs before the folds recorded their size: the same `common.ACCURACY_SIZE` as the dielectric part's.
+    return accuracy.get("dielectric_cv_details", {}).get("pretraining_v1", {}).get("size", "see run")
 
 
 def _matminer_epochs(matminer: dict) -> str:
