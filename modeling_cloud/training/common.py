@@ -6,6 +6,7 @@ Each command module (`pretrain.py`, `finetune.py`, `train_debye.py`) reads like 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ from model_cards import EvaluationRecord, ModelCardContext, write_model_card
 
 from .data import (
     EncodingReport,
+    PropertyCollator,
     SourceTable,
     encode_rows,
     holdout_split,
@@ -30,8 +32,9 @@ from .data import (
     sources_hold_scope_strings,
     tables_to_rows,
 )
-from .engine import HubLayoutCallback
+from .engine import CloudTrainer, HubLayoutCallback
 from .hub import copy_pipeline_code, publish
+from .metrics import RegressionMetrics
 from .options import TrainingOptions
 
 logger = logging.getLogger("modeling_cloud.training")
@@ -293,3 +296,46 @@ def checkpoint_callbacks(
     if options.early_stopping_patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
     return callbacks
+
+
+def padding_multiple(options: TrainingOptions) -> int | None:
+    """Pad batches to a multiple of 8 under mixed precision (tensor-core friendly shapes), not at all otherwise."""
+    return 8 if options.bf16 or options.fp16 else None
+
+
+def property_trainer(
+    model,
+    args,
+    options: TrainingOptions,
+    data,
+    tokenizer,
+    card_for,
+    targets,
+    metric_targets: Sequence[str],
+    prediction_output: str,
+    output_class,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> CloudTrainer:
+    """The `CloudTrainer` of a property command (finetune, train-debye): property collator, regression metrics in
+    physical units for `metric_targets`, Hub-layout checkpoints with cards that carry the latest validation metrics.
+    `prediction_output` is the model output field that holds the predictions (`output_class` lists the fields)."""
+    return CloudTrainer(
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
+        processing_class=tokenizer,
+        data_collator=PropertyCollator(tokenizer, pad_to_multiple_of=padding_multiple(options)),
+        compute_metrics=RegressionMetrics(metric_targets),
+        callbacks=checkpoint_callbacks(
+            options,
+            card_for,
+            lambda state: regression_records(
+                last_evaluation(state), "eval", "validation", len(data.validation), targets
+            ),
+            with_pipeline=True,
+            extra=callbacks,
+        ),
+        prediction_output=prediction_output,
+        output_fields=tuple(field.name for field in dataclasses.fields(output_class)),
+    )

@@ -44,26 +44,24 @@ from modeling_cloud import CloudForPropertyRegression, CloudPropertyRegressionOu
 from .common import (
     RunData,
     any_scope_strings,
-    checkpoint_callbacks,
     dataset_entries,
     encode_tables,
     finish_run,
     hyperparameters,
-    last_evaluation,
     model_architecture,
+    property_trainer,
     read_run_tables,
     regression_records,
     split_validation,
     training_summary,
 )
-from .data import EncodingReport, PropertyCollator, target_statistics
+from .data import EncodingReport, target_statistics
 from .engine import (
-    CloudTrainer,
     build_training_arguments,
     resolve_resume_checkpoint,
 )
 from .hub import attach_pipeline
-from .metrics import RegressionMetrics, selection_metric
+from .metrics import selection_metric
 from .model_setup import build_model, inspect_pretrained, resolve_tokenizer
 from .options import FinetuneOptions
 
@@ -173,28 +171,18 @@ def train_one_model(
             evaluations=evaluations,
         )
 
-    callbacks = checkpoint_callbacks(
+    trainer = property_trainer(
+        model,
+        args,
         options,
+        data,
+        tokenizer,
         card_for,
-        lambda state: regression_records(
-            last_evaluation(state), "eval", "validation", len(data.validation), targets
-        ),
-        with_pipeline=True,
-        extra=callbacks,
-    )
-    trainer = CloudTrainer(
-        model=model,
-        args=args,
-        train_dataset=data.train,
-        eval_dataset=data.validation,
-        processing_class=tokenizer,
-        data_collator=PropertyCollator(
-            tokenizer, pad_to_multiple_of=8 if options.bf16 or options.fp16 else None
-        ),
-        compute_metrics=RegressionMetrics(options.target),
-        callbacks=callbacks,
+        targets,
+        metric_targets=options.target,
         prediction_output="predictions",
-        output_fields=tuple(field.name for field in dataclasses.fields(CloudPropertyRegressionOutput)),
+        output_class=CloudPropertyRegressionOutput,
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=resume)
     metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))

@@ -43,6 +43,7 @@ from .common import (
     hyperparameters,
     last_evaluation,
     model_architecture,
+    padding_multiple,
     read_run_tables,
     split_validation,
     training_summary,
@@ -118,7 +119,7 @@ def run_pretrain(options: PretrainOptions, callbacks: Sequence[TrainerCallback] 
         tokenizer,
         mlm_probability=options.mlm_probability,
         seed=options.seed,
-        pad_to_multiple_of=8 if options.bf16 or options.fp16 else None,
+        pad_to_multiple_of=padding_multiple(options),
     )
 
     def card_for(evaluations: list[EvaluationRecord], summary: str) -> ModelCardContext:

@@ -11,7 +11,6 @@ Run as `cloud-crystal train-debye ...` or `python -m modeling_cloud.training.tra
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -26,22 +25,20 @@ from modeling_cloud import CloudDebyeModel, CloudDebyeOutput
 from .common import (
     RunData,
     any_scope_strings,
-    checkpoint_callbacks,
     dataset_entries,
     encode_tables,
     finish_run,
     hyperparameters,
-    last_evaluation,
     model_architecture,
+    property_trainer,
     read_run_tables,
     regression_records,
     split_validation,
     training_summary,
 )
-from .data import EncodingReport, PropertyCollator
-from .engine import CloudTrainer, build_training_arguments, resolve_resume_checkpoint
+from .data import EncodingReport
+from .engine import build_training_arguments, resolve_resume_checkpoint
 from .hub import attach_pipeline
-from .metrics import RegressionMetrics
 from .model_setup import build_model, inspect_pretrained, resolve_tokenizer
 from .options import DebyeOptions
 
@@ -157,28 +154,18 @@ def run_train_debye(options: DebyeOptions, callbacks: Sequence[TrainerCallback] 
             evaluations=evaluations,
         )
 
-    callbacks = checkpoint_callbacks(
+    trainer = property_trainer(
+        model,
+        args,
         options,
+        data,
+        tokenizer,
         card_for,
-        lambda state: regression_records(
-            last_evaluation(state), "eval", "validation", len(data.validation), targets
-        ),
-        with_pipeline=True,
-        extra=callbacks,
-    )
-    trainer = CloudTrainer(
-        model=model,
-        args=args,
-        train_dataset=data.train,
-        eval_dataset=data.validation,
-        processing_class=tokenizer,
-        data_collator=PropertyCollator(
-            tokenizer, pad_to_multiple_of=8 if options.bf16 or options.fp16 else None
-        ),
-        compute_metrics=RegressionMetrics([target]),
-        callbacks=callbacks,
+        targets,
+        metric_targets=[target],
         prediction_output="heat_capacity",
-        output_fields=tuple(field.name for field in dataclasses.fields(CloudDebyeOutput)),
+        output_class=CloudDebyeOutput,
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=resume)
     metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))
