@@ -83,3 +83,12 @@ class UnsupportedScopeVersionError(ScopeError):
     """An unknown SCOPE version was requested."""
 
     reason = "unsupported_version"
+
+
+class NonPeriodicStructureError(ScopeError):
+    """The input is not periodic in all three directions (a molecule, a slab, ASE ``pbc`` not all True).
+
+    SCOPE describes 3D crystals; a molecule put in a box is still a molecule.
+    """
+
+    reason = "non_periodic"
