@@ -1,0 +1,225 @@
+"""ASE ``Atoms`` and ASE-readable files (extxyz, XYZ, ...) as pymatgen ``Structure`` objects.
+
+ASE is an optional dependency: nothing here imports it at module level, and the imports that read files sit
+inside ``try`` blocks (the same ones that turn a missing ASE into a typed error), so a checkpoint that carries
+this file loads where ASE is not installed.
+
+What ASE carries beyond symbols and positions, and how it is honoured:
+
+* ``atoms.pbc``: SCOPE describes 3D crystals, so anything not periodic in all three directions (a molecule,
+  with or without a box around it, a slab) is refused with :class:`NonPeriodicStructureError`.
+* Disorder: ``ase.io.read`` of a CIF with partial occupancies (ASE's default ``fractional_occupancies=True``)
+  keeps one atom per site, typed as its majority species, and records the occupancies in
+  ``atoms.info["occupancy"]``: a dict keyed by the site's kind (as a string), each value a dict
+  ``{symbol: occupancy}``. The kind of each atom is ``atoms.arrays["spacegroup_kinds"]``; files written by older
+  ASE versions key the dict by ``atoms.get_tags()`` instead. Each atom becomes a pymatgen site with exactly those
+  species and occupancies, so the shared validation in ``structure_io`` judges it as it judges the same CIF read
+  directly (today: :class:`DisorderedStructureError`). Nothing is refused here for being disordered.
+
+This module is remote code (copied flat into checkpoints): it imports only pip packages and its siblings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Element, Lattice, Structure
+
+from .scope_errors import (
+    DisorderedStructureError,
+    EmptyStructureError,
+    InvalidGeometryError,
+    NonPeriodicStructureError,
+    ScopeError,
+    StructureParseError,
+    UnknownSpeciesError,
+)
+
+#: A site's occupancies may sum to at most this much over 1 (refinements print 1.0001 for a full site); such a
+#: site is scaled down to exactly 1, because pymatgen cannot hold more. A larger sum means more than one atom on
+#: one site, which is refused.
+OCCUPANCY_EXCESS_TOLERANCE = 1e-3
+
+#: Below this |det| (A^3) the cell vectors span no volume.
+_MIN_CELL_VOLUME = 1e-8
+
+
+def is_ase_atoms(obj: Any) -> bool:
+    """Whether ``obj`` is an ASE ``Atoms`` (subclasses count), checked by class so that ASE need not be installed."""
+    return any(cls.__name__ == "Atoms" and cls.__module__.startswith("ase") for cls in type(obj).__mro__)
+
+
+def _occupancy_keys(atoms: Any) -> tuple[str, list[int]]:
+    """What ``atoms.info["occupancy"]`` is keyed by, and each atom's key."""
+    arrays = getattr(atoms, "arrays", {})
+    if "spacegroup_kinds" in arrays:
+        return "spacegroup kind", [int(k) for k in arrays["spacegroup_kinds"]]
+    if "tags" in arrays:
+        return "tag", [int(t) for t in arrays["tags"]]
+    return "atom index", list(range(len(atoms)))
+
+
+def _site_species(atoms: Any, occupancy: Any, source: str) -> list[dict[str, float]]:
+    """One ``{symbol: occupancy}`` dict per atom, from ``atoms.info["occupancy"]``."""
+    if not isinstance(occupancy, Mapping):
+        raise StructureParseError(
+            f'atoms.info["occupancy"] is a {type(occupancy).__name__}, not a dict of {{kind: {{symbol: occupancy}}}}',
+            source,
+        )
+    label, keys = _occupancy_keys(atoms)
+    symbols = atoms.get_chemical_symbols()
+    species: list[dict[str, float]] = []
+    for i, key in enumerate(keys):
+        entry = occupancy.get(str(key), occupancy.get(key))
+        if not isinstance(entry, Mapping) or not entry:
+            raise StructureParseError(
+                f'atoms.info["occupancy"] has no {{symbol: occupancy}} entry for {label} {key} (atom {i}); the '
+                "occupancy record does not describe these atoms",
+                source,
+            )
+        if symbols[i] not in entry:
+            raise StructureParseError(
+                f'atom {i} is {symbols[i]}, but atoms.info["occupancy"] for its {label} {key} lists only '
+                f"{', '.join(map(str, entry))}; the occupancy record does not describe these atoms",
+                source,
+            )
+        site: dict[str, float] = {}
+        for name, value in entry.items():
+            if not isinstance(name, str) or not Element.is_valid_symbol(name):
+                raise UnknownSpeciesError(f"site {i}: {name!s} is not a chemical element H-Og", source)
+            try:
+                value = float(value)
+            except (TypeError, ValueError) as exc:
+                raise StructureParseError(
+                    f"site {i}: occupancy {value!r} of {name} is not a number", source
+                ) from exc
+            if not np.isfinite(value) or value < 0:
+                raise StructureParseError(
+                    f"site {i}: occupancy {value!r} of {name} is not a fraction", source
+                )
+            if value > 0:
+                site[name] = site.get(name, 0.0) + value
+        total = sum(site.values())
+        if total == 0:
+            raise DisorderedStructureError(f"site {i} has zero total occupancy", source)
+        if total > 1 + OCCUPANCY_EXCESS_TOLERANCE:
+            listing = ", ".join(f"{sp}:{occ:g}" for sp, occ in site.items())
+            raise DisorderedStructureError(
+                f"site {i} ({listing}) has occupancies summing to {total:g}, more than one atom on one site",
+                source,
+            )
+        if total > 1:
+            site = {name: value / total for name, value in site.items()}
+        species.append(site)
+    return species
+
+
+def atoms_to_structure(atoms: Any, source: str) -> Structure:
+    """An ASE ``Atoms`` as a pymatgen ``Structure`` (not yet validated), sites in the same order.
+
+    Disorder recorded by ASE becomes disordered pymatgen sites (see the module docstring).
+
+    Raises:
+        NonPeriodicStructureError: ``atoms.pbc`` is not True in all three directions.
+        InvalidGeometryError: the cell spans no volume, or cell or positions are not finite.
+        EmptyStructureError, UnknownSpeciesError, StructureParseError (an occupancy record that does not fit).
+    """
+    pbc = np.broadcast_to(np.asarray(atoms.pbc, dtype=bool), (3,))
+    if not pbc.all():
+        raise NonPeriodicStructureError(
+            f"ASE Atoms with pbc={tuple(bool(p) for p in pbc)} is not a 3D crystal (SCOPE describes crystals "
+            "periodic in all three directions; a molecule in a box is still a molecule)",
+            source,
+        )
+    cell = np.asarray(atoms.cell[:], dtype=float)
+    if not np.all(np.isfinite(cell)):
+        raise InvalidGeometryError("the ASE cell contains NaN or infinity", source)
+    if abs(float(np.linalg.det(cell))) < _MIN_CELL_VOLUME:
+        raise InvalidGeometryError("ASE Atoms has no 3D cell (its cell vectors span no volume)", source)
+    if len(atoms) == 0:
+        raise EmptyStructureError("the structure has no sites", source)
+    numbers = [int(z) for z in atoms.get_atomic_numbers()]
+    for i, z in enumerate(numbers):
+        if not 1 <= z <= 118:
+            raise UnknownSpeciesError(f"site {i}: atomic number {z} is not an element H-Og", source)
+    positions = np.asarray(atoms.get_positions(), dtype=float)
+    if not np.all(np.isfinite(positions)):
+        raise InvalidGeometryError("coordinates contain NaN or infinity", source)
+    occupancy = atoms.info.get("occupancy") if isinstance(getattr(atoms, "info", None), Mapping) else None
+    species: list[Any] = numbers if occupancy is None else _site_species(atoms, occupancy, source)
+    try:
+        return Structure(Lattice(cell), species, positions, coords_are_cartesian=True)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StructureParseError(
+            f"cannot build a structure from the ASE Atoms ({type(exc).__name__}: {exc})", source
+        ) from exc
+
+
+def read_ase_file(
+    path: str | os.PathLike, source: str | None = None, format: str | None = None
+) -> list[tuple[str, Structure | ScopeError]]:
+    """Read every frame of an ASE-readable file (extxyz, XYZ, ...), each converted on its own.
+
+    Returns one ``(name, structure_or_error)`` entry per frame, in file order: ``name`` is ``f"{source}@{i}"``
+    (``i`` from 0), or just ``source`` when the file holds one frame. A frame that cannot be converted gives its
+    :class:`ScopeError` in place and the other frames are still returned. If ASE fails to parse frame ``i``,
+    reading stops there: the earlier frames are kept and frame ``i`` carries the error. A file that cannot be read
+    at all gives a single error entry. Nothing is raised; structures are not validated yet.
+    """
+    source = os.fspath(path) if source is None else source
+    try:
+        import ase.io
+        from ase.io.formats import UnknownFileTypeError
+    except ImportError as exc:
+        return [
+            (source, StructureParseError(f"reading this file needs ASE (pip install ase): {exc}", source))
+        ]
+    if not os.path.exists(path):
+        return [(source, StructureParseError("no such file", source))]
+    if os.path.isdir(path):
+        return [(source, StructureParseError("is a directory, not a structure file", source))]
+
+    entries: list[tuple[str, Structure | ScopeError]] = []
+    frames = ase.io.iread(os.fspath(path), index=":", format=format, do_not_split_by_at_sign=True)
+    while True:
+        index = len(entries)
+        try:
+            atoms = next(frames)
+        except StopIteration:
+            break
+        except UnknownFileTypeError as exc:
+            entries.append(
+                (source, StructureParseError(f"ASE cannot tell this file's format ({exc})", source))
+            )
+            break
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, OSError, AssertionError) as exc:
+            kept = f"; the {index} frame(s) before it are kept" if index else ""
+            error = StructureParseError(
+                f"ASE could not read frame {index} ({type(exc).__name__}: {exc}); reading stopped there{kept}",
+                f"{source}@{index}",
+            )
+            entries.append((f"{source}@{index}", error))
+            break
+        name = f"{source}@{index}"
+        try:
+            entries.append((name, atoms_to_structure(atoms, name)))
+        except ScopeError as error:
+            entries.append((name, error))
+    if not entries:
+        return [(source, StructureParseError("ASE found no structure in the file", source))]
+    if len(entries) == 1:
+        name, item = entries[0]
+        return [(source, _renamed(item, source) if name != source else item)]
+    return entries
+
+
+def _renamed(item: Structure | ScopeError, source: str) -> Structure | ScopeError:
+    """A single frame is named by the file alone: rebuild its error with that name."""
+    if isinstance(item, ScopeError):
+        renamed = type(item)(item.message, source)
+        renamed.__cause__ = item.__cause__
+        return renamed
+    return item
