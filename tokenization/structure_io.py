@@ -83,14 +83,10 @@ def _parse_cif_text(text: str, source: str) -> Structure:
 
 
 def _parse_poscar_text(text: str, source: str) -> Structure:
-    from pymatgen.io.vasp import Poscar
+    # Strict: the format's corners, never an invented species (see the module docstring).
+    from .poscar_reader import read_poscar
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return Poscar.from_str(text).structure
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise StructureParseError(f"not a readable POSCAR ({type(exc).__name__}: {exc})", source) from exc
+    return read_poscar(text, source)
 
 
 def _from_dict(data: dict, source: str) -> Structure:
@@ -173,29 +169,33 @@ def _check_element_symbol(sp: Any, index: int, source: str) -> None:
 
 
 def _from_ase(atoms: Any, source: str) -> Structure:
-    cell = np.asarray(atoms.cell.array, dtype=float)
-    if not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-8:
-        raise InvalidGeometryError("ASE Atoms has no 3D cell (set cell and pbc=True)", source)
-    if len(atoms) == 0:
-        raise EmptyStructureError("the structure has no sites", source)
-    numbers = atoms.get_atomic_numbers()
-    for i, z in enumerate(numbers):
-        _check_element_symbol(int(z), i, source)
-    positions = atoms.get_positions()
-    if not np.all(np.isfinite(positions)):
-        raise InvalidGeometryError("coordinates contain NaN or infinity", source)
-    return Structure(Lattice(cell), [int(z) for z in numbers], positions, coords_are_cartesian=True)
+    # pbc is checked; disorder recorded in atoms.info becomes disordered sites, judged by the validation.
+    from .ase_adapter import atoms_to_structure
+
+    return atoms_to_structure(atoms, source)
 
 
 def _is_ase_atoms(obj: Any) -> bool:
-    # Checked by class name so that ASE stays an optional dependency (subclasses such as MSONAtoms count).
-    return any(cls.__name__ == "Atoms" and cls.__module__.startswith("ase") for cls in type(obj).__mro__)
+    # By class name, so ASE stays an optional dependency (subclasses such as MSONAtoms count).
+    from .ase_adapter import is_ase_atoms
+
+    return is_ase_atoms(obj)
 
 
 def _to_structure(obj: Any, source: str) -> Structure:
     """Dispatch on the input type; no validation yet."""
-    if isinstance(obj, Structure):
-        return obj
+    from pymatgen.core import IMolecule, IStructure  # Structure subclasses IStructure (not the reverse)
+
+    if isinstance(obj, (IStructure, IMolecule)):
+        from .scope_errors import NonPeriodicStructureError
+
+        pbc = tuple(bool(p) for p in getattr(getattr(obj, "lattice", None), "pbc", (False,) * 3))
+        if isinstance(obj, IMolecule) or not all(pbc):
+            what = "a pymatgen Molecule" if isinstance(obj, IMolecule) else f"a structure with pbc={pbc}"
+            raise NonPeriodicStructureError(
+                f"{what} is not a 3D crystal; SCOPE describes periodic crystals", source
+            )
+        return obj if isinstance(obj, Structure) else Structure.from_sites(obj)
     if isinstance(obj, os.PathLike):
         return _read_file(Path(obj))
     if isinstance(obj, str):
