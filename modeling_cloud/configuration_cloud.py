@@ -145,6 +145,11 @@ class CloudConfig(PreTrainedConfig):
         # A BERT config.json loaded into this class (the authors' checkpoint) carries model_type "bert"; the class
         # attribute must win so that the config saves as "cloud".
         kwargs.pop("model_type", None)
+        if not type(self).__module__.startswith("transformers_modules."):
+            # `custom_pipelines` tells transformers where a checkpoint's pipeline code is when this package is not
+            # installed. Loaded by the installed class, the task registered by the package serves instead
+            # (transformers would otherwise refuse the checkpoint's own copy without trust_remote_code).
+            kwargs.pop("custom_pipelines", None)
         if self.target_names is None:
             self.target_names = ["target"]
         self.target_names = [str(name) for name in self.target_names]

@@ -12,7 +12,11 @@ This file is remote code: it is copied flat into saved checkpoints and imports o
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -35,6 +39,14 @@ from .configuration_cloud import CloudConfig
 from .debye_functions import debye_thermodynamics
 
 _PROPERTY_HEAD_AUTO_CLASS = "AutoModelForSequenceClassification"
+#: The pipeline a property checkpoint declares in `config.json` (`custom_pipelines`), with its remote-code file.
+PIPELINE_TASK = "crystal-property"
+PIPELINE_FILE = "pipeline_crystal_property.py"
+PIPELINE_REGISTRATION = {
+    "impl": "pipeline_crystal_property.CrystalPropertyPipeline",
+    "pt": ["AutoModelForSequenceClassification"],
+    "type": "text",
+}
 
 
 @dataclass
@@ -85,8 +97,9 @@ class CloudPropertyClassificationOutput(ModelOutput):
 @dataclass
 class CloudDebyeOutput(ModelOutput):
     r"""
-    Output of [`CloudDebyeModel`]. Thermodynamic values are per mole of cells with `n_atoms` atoms, or per mole of
-    atoms when `n_atoms` was not given.
+    Output of [`CloudDebyeModel`]. Thermodynamic values are per mole of units of `n_atoms` atoms (cells, formula units,
+    ...: whatever `n_atoms` counted), or per mole of atoms when `n_atoms` was not given. The class owns the units:
+    `CloudDebyeOutput.unit(name, basis)` spells them, naming the basis when one is given.
 
     loss (`torch.Tensor` of shape `()`, *optional*, returned when labels are given):
         `config.loss` on Cv in J/(K mol) plus `config.debye_internal_energy_loss_weight` times the loss on U/T.
@@ -118,6 +131,48 @@ class CloudDebyeOutput(ModelOutput):
     embeddings: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+
+    #: The temperature-dependent fields, in output order.
+    THERMODYNAMIC_FIELDS: ClassVar[tuple[str, ...]] = (
+        "heat_capacity",
+        "internal_energy",
+        "entropy",
+        "free_energy",
+    )
+    #: Units of the fields, per mole of the `n_atoms` units.
+    UNITS: ClassVar[dict[str, str]] = {
+        "theta_debye": "K",
+        "temperatures": "K",
+        "heat_capacity": "J/(K·mol)",
+        "internal_energy": "J/mol",
+        "entropy": "J/(K·mol)",
+        "free_energy": "J/mol",
+    }
+    #: How a unit names its basis: "J/(K·mol)" per mole of formula units is written "J/(K·mol-fu)".
+    BASIS_SUFFIXES: ClassVar[dict[str, str]] = {
+        "formula_unit": "mol-fu",
+        "atom": "mol-atoms",
+        "cell": "mol-cells",
+    }
+
+    @classmethod
+    def unit(cls, name: str, basis: str | None = None) -> str:
+        """The unit of output field `name`; with `basis` ("formula_unit", "atom" or "cell") the mole names it.
+
+        Example:
+
+        ```python
+        >>> CloudDebyeOutput.unit("heat_capacity", "formula_unit"), CloudDebyeOutput.unit("theta_debye", "atom")
+        ('J/(K·mol-fu)', 'K')
+
+        ```
+        """
+        unit = cls.UNITS[name]
+        if basis is None or "mol" not in unit:
+            return unit
+        if basis not in cls.BASIS_SUFFIXES:
+            raise ValueError(f"basis must be one of {tuple(cls.BASIS_SUFFIXES)}, got {basis!r}")
+        return unit.replace("mol", cls.BASIS_SUFFIXES[basis])
 
 
 class CloudPreTrainedModel(PreTrainedModel):
@@ -157,6 +212,36 @@ class CloudPreTrainedModel(PreTrainedModel):
         else:
             auto_map.setdefault(_PROPERTY_HEAD_AUTO_CLASS, f"{modeling_module}.CloudForPropertyRegression")
         self.config.auto_map = auto_map
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; a property head (regression, classification, Debye) also writes the
+        "crystal-property" pipeline: its entry in `config.json` (`custom_pipelines`) and its code file, so that
+        `pipeline("crystal-property", model=folder, trust_remote_code=True)` works from the folder alone.
+
+        Example:
+
+        ```python
+        >>> import json, tempfile
+        >>> from modeling_cloud import CloudConfig, CloudDebyeModel
+        >>> folder = tempfile.mkdtemp()
+        >>> config = CloudConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+        >>> CloudDebyeModel(config).save_pretrained(folder)
+        >>> json.load(open(f"{folder}/config.json"))["custom_pipelines"]["crystal-property"]["impl"]
+        'pipeline_crystal_property.CrystalPropertyPipeline'
+
+        ```
+        """
+        pipeline_code = Path(__file__).with_name(PIPELINE_FILE)
+        if getattr(type(self), "_auto_class", None) == _PROPERTY_HEAD_AUTO_CLASS and pipeline_code.is_file():
+            pipelines = dict(getattr(self.config, "custom_pipelines", None) or {})
+            pipelines[PIPELINE_TASK] = dict(PIPELINE_REGISTRATION)
+            self.config.custom_pipelines = pipelines
+            # Copied first, so that a `push_to_hub=True` save uploads it too. Its sibling imports are this file's.
+            os.makedirs(save_directory, exist_ok=True)
+            target = Path(save_directory) / PIPELINE_FILE
+            if not (target.exists() and target.samefile(pipeline_code)):
+                shutil.copyfile(pipeline_code, target)
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def _init_weights(self, module):
         """Initialise the weights (BERT scheme: normal(0, initializer_range), zero biases, unit LayerNorms)."""

@@ -1,77 +1,86 @@
 # Copyright 2026 the cloud-crystal developers. MIT licence.
 """The "crystal-property" pipeline: crystal structures in, predicted properties with units out.
 
-This file is remote code: `pipeline.save_pretrained` copies it into the checkpoint, and it imports only pip packages.
-Structures are read and encoded by the tokenizer object's own methods (`tokenizer.load_structure`,
-`tokenizer.scope_from_structure` / `tokenizer.encode_structure`), never by importing the tokenizer package.
+Written on [`~transformers.Pipeline`]'s contract, like `TextClassificationPipeline`: `preprocess` reads one item and
+returns tensors, `_forward` runs the model, `postprocess` returns one dict. The base class handles single items,
+lists, `KeyDataset`s, generators, `batch_size` (padding per batch) and `num_workers` (DataLoader worker processes
+that read and encode structures).
+
+This file is remote code: `save_pretrained` copies it into property checkpoints, and it imports only pip packages
+and its siblings (`from .x import y`). Structures are read and encoded by the tokenizer object's own methods
+(`tokenizer.load_structure`, `tokenizer.scope_from_structure`), never by importing the tokenizer package.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import inspect
+import itertools
+import math
 import os
+import pickle
 import re
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import torch
+from pymatgen.core import Composition
 from pymatgen.core.periodic_table import Element
 from transformers import Pipeline
 from transformers.utils import logging
 
+from .modeling_cloud import CloudDebyeOutput
+
 logger = logging.get_logger(__name__)
 
-
-_THERMO_FIELDS = (
-    ("heat_capacity", "J/(K·mol)"),
-    ("internal_energy", "J/mol"),
-    ("entropy", "J/(K·mol)"),
-    ("free_energy", "J/mol"),
-)
-_NO_TRAINED_HEAD = ("CloudModel", "CloudForMaskedLM")
 _ERROR_POLICIES = ("raise", "return")
+#: Bases of the Debye outputs: per mole of formula units (reduced formula), of atoms, or of the input's cells.
+BASES = ("formula_unit", "atom", "cell")
+#: Output formatter of each architecture (`config.architectures[0]`); `None`: no trained head, embeddings only.
+_FORMATTERS = {
+    "CloudForPropertyRegression": "_format_regression",
+    "CloudForPropertyClassification": "_format_classification",
+    "CloudDebyeModel": "_format_debye",
+    "CloudModel": None,
+    "CloudForMaskedLM": None,
+}
+_MODEL_OUTPUTS_SKIPPED = ("loss", "last_hidden_state", "hidden_states", "attentions")
+#: The reason code of a failure that is not one of the tokenizer's typed errors (those carry their own code).
+GENERIC_REASON = "invalid_input"
+_V2_START = re.compile(r"SG\d{1,3} ")
+_WYCKOFF = re.compile(r"^(\d+)[a-zA-Z]$")
 
 
 class CrystalInputError(ValueError):
     """An input of the pipeline could not be read, encoded or tokenized.
 
     Attributes:
-        index: position of the item in the call's inputs.
-        item: short description of the item (formula, path, first characters of the text).
-        reason: the underlying error's message; the error itself is chained as `__cause__`.
-        error_type: class name of the underlying error, e.g. `DisorderedStructureError`.
+        index (`int`): position of the item in the call's inputs.
+        item (`str`): short description of the item (path, formula, first characters of the text).
+        reason (`str`): machine code of the failure, e.g. `"disordered_structure"` (see the README's table).
+        error_type (`str`): class name of the underlying error, e.g. `"DisorderedStructureError"`.
+        message (`str`): the underlying error's message; the error itself is chained as `__cause__`.
     """
 
-    def __init__(self, index: int, item: str, reason: str, error_type: str):
-        super().__init__(f"crystal-property input {index} ({item}): {error_type}: {reason}")
+    def __init__(self, index: int, item: str, reason: str, error_type: str, message: str):
+        super().__init__(f"crystal-property input {index} ({item}): {error_type}: {message}")
         self.index = index
         self.item = item
         self.reason = reason
         self.error_type = error_type
+        self.message = message
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "item": self.item, "type": self.error_type, "message": self.reason}
+    @property
+    def source(self) -> str:
+        """The item's name in failure records: `"input <index> (<description>)"`."""
+        return f"input {self.index} ({self.item})"
 
-
-# Set in each preprocessing worker process (inherited through fork, never pickled).
-_WORKER_PIPELINE = None
-
-
-def _init_preprocess_worker(pipeline_instance) -> None:
-    global _WORKER_PIPELINE
-    _WORKER_PIPELINE = pipeline_instance
-
-
-def _preprocess_in_worker(job: tuple[int, Any, Any]):
-    index, item, n_atoms = job
-    try:
-        return index, _WORKER_PIPELINE.preprocess(item, n_atoms=n_atoms, index=index), None
-    except CrystalInputError as error:
-        # Exceptions with custom constructors do not survive pickling; send the fields and rebuild.
-        return index, None, (error.index, error.item, error.reason, error.error_type)
-
-
-_V2_START = re.compile(r"SG\d{1,3} ")
+    def to_dict(self) -> dict[str, str]:
+        """The failure record `{"source", "reason", "type", "message"}` shared by every CLOUD output."""
+        return {
+            "source": self.source,
+            "reason": self.reason,
+            "type": self.error_type,
+            "message": self.message,
+        }
 
 
 def _is_scope_string(item: Any) -> bool:
@@ -88,8 +97,8 @@ def _describe(item: Any) -> str:
             return f"file {item}"
         first_line = item.strip().splitlines()[0] if item.strip() else ""
         return f"text starting {first_line[:40]!r}"
-    if isinstance(item, os.PathLike):
-        return f"file {os.fspath(item)}"
+    if hasattr(item, "__fspath__"):
+        return f"file {item.__fspath__()}"
     for attribute in ("formula", "get_chemical_formula"):
         value = getattr(item, attribute, None)
         if value is not None:
@@ -100,38 +109,88 @@ def _describe(item: Any) -> str:
     return type(item).__name__
 
 
+def _v2_formula(scope: str) -> Composition | None:
+    """The conventional-cell composition that a SCOPE v2 string spells out (one Wyckoff token per orbit)."""
+    if not _V2_START.match(scope):
+        return None
+    counts: dict[str, int] = {}
+    element = None
+    for token in scope.split()[1:]:
+        wyckoff = _WYCKOFF.match(token)
+        if wyckoff and element is not None:
+            counts[element] = counts.get(element, 0) + int(wyckoff.group(1))
+        elif token[:1].isalpha() and Element.is_valid_symbol(token):
+            element = token
+    return Composition(counts) if counts else None
+
+
+def _failure(error: Exception) -> dict[str, Any]:
+    """The picklable failure marker that `preprocess` returns for an item it could not read."""
+    reason = getattr(error, "reason", None)
+    cause: Exception | None = error
+    if (
+        torch.utils.data.get_worker_info() is not None
+    ):  # crosses a process boundary: keep it only if it survives
+        try:
+            cause = pickle.loads(pickle.dumps(error))
+        except Exception:  # noqa: BLE001 - any unpicklable error is replaced by its fields below
+            cause = None
+    return {
+        "reason": reason if isinstance(reason, str) else GENERIC_REASON,
+        "type": type(error).__name__,
+        "message": str(getattr(error, "message", None) or error),
+        "cause": cause,
+    }
+
+
 class CrystalPropertyPipeline(Pipeline):
     """
     Predict crystal properties with a CLOUD checkpoint.
 
     Inputs: a pymatgen `Structure`, an ASE `Atoms`, CIF or POSCAR text, a path to such a file, a SCOPE string, or a
-    dict `{"structure": ..., "n_atoms": ...}` / `{"scope": ..., "n_atoms": ...}`; one item or a list of items. (A
-    tuple is one `(lattice, frac_coords, species)` structure, not a list.)
+    dict `{"structure": ..., "n_atoms": ..., "formula": ..., "source": ...}` / `{"scope": ..., ...}` (a row of a
+    `datasets.Dataset`, say; `source`, `material_id` or `id` names the row in errors). One item, a list, a
+    `KeyDataset`, a generator or a `datasets.Dataset` of items. A tuple is one `(lattice, frac_coords, species)`
+    structure, not a list.
 
-    Output: one dict per input with `scope`, `n_atoms` and `properties`, a list of `{"name", "value", "unit"}`:
+    Output: one dict per input with `scope`, `n_atoms` (atoms in the input's cell; `None` for a bare SCOPE string),
+    `formula` (reduced formula, when known), `notes` (reader notes, when there are any) and `properties`, a list of
+    `{"name", "value", "unit"}`. What `properties` holds is chosen by `config.architectures[0]`:
 
-    - regression heads: one entry per target, in the checkpoint's units;
-    - classification heads: `value` is the predicted label (bool) and `score` its probability;
-    - Debye models: `theta_debye` (K), then `heat_capacity`, `internal_energy`, `entropy` and `free_energy`, each
-      with a list of values at `temperatures` and a `basis`: "per mole of cells" when the number of atoms is known
-      (from the structure, or `n_atoms=` for a SCOPE string), otherwise "per mole of atoms";
-    - with `return_embeddings=True`, the pooled crystal embedding under `embedding`.
+    - `CloudForPropertyRegression`: one entry per target, in the checkpoint's units (`config.target_units`);
+    - `CloudForPropertyClassification`: `value` is the predicted label (bool) and `score` its probability;
+    - `CloudDebyeModel`: `theta_debye` (K), then `heat_capacity`, `internal_energy`, `entropy` and `free_energy`,
+      each a list of values at `temperatures` (K) with a `basis` and a unit that names it. The basis is, by default,
+      one mole of formula units (`"formula_unit"`, the reduced formula, as JANAF and handbooks tabulate), so the
+      primitive and the conventional cell of a crystal give the same numbers. `basis="atom"` gives per mole of atoms
+      and `basis="cell"` per mole of the input's cells. A bare SCOPE v1 string does not fix its formula (its
+      fractions are rounded): give `{"scope": ..., "formula": ...}`, or it is reported per mole of atoms and its
+      `basis` says `"atom"`;
+    - `CloudModel` / `CloudForMaskedLM` (a pretrained encoder, no trained head): `properties` is empty and the
+      pooled crystal embedding is returned under `embedding`, as it is for every model with `return_embeddings=True`.
 
-    Call options: `batch_size` (items per forward pass; items are sorted by length and padded per batch),
-    `num_workers` (processes that parse and encode structures in parallel, Linux/fork only; default: in process),
-    `temperatures` (K, Debye models; default `config.debye_temperatures`), `n_atoms` (int, or one entry per input),
-    `return_embeddings`, and `errors`: `"raise"` (default) raises a [`CrystalInputError`] naming the first bad item;
-    `"return"` puts `{"error": {...}}` in that item's place and predicts the others.
+    An input that holds several crystals (a CIF with several data blocks, a multi-frame extxyz), when the tokenizer
+    can read them all (`tokenizer.load_structures`), gives a list in its place: one result per crystal, in file order,
+    each with the crystal's `source` (`file.cif#KCl`, `frames.extxyz@3`).
+
+    Call options: `batch_size` and `num_workers` (the base class's; a `datasets.Dataset` passed directly uses the
+    pipeline's own, set with `pipeline(..., batch_size=N)`), `temperatures` (K, Debye models; default
+    `config.debye_temperatures`), `basis` (Debye models, see above), `n_atoms` (atoms per cell for SCOPE-string
+    inputs; per item through dict inputs), `return_embeddings`, and `errors`: `"raise"` (default) raises a
+    [`CrystalInputError`] naming the first bad item's index; `"return"` puts `{"error": {"source", "reason", "type",
+    "message"}}` in that item's place and predicts the others.
 
     Example:
 
     ```python
     >>> from transformers import pipeline
-    >>> import modeling_cloud  # registers the task when the package is installed
-    >>> predictor = pipeline("crystal-property", model="path/to/cloud-debye", device="cpu")  # doctest: +SKIP
-    >>> predictor("1 0 0 | 1a | Cu 1.0", n_atoms=1, temperatures=[100, 300])  # doctest: +SKIP
-    {'scope': '1 0 0 | 1a | Cu 1.0', 'n_atoms': 1, 'properties': [{'name': 'theta_debye', 'value': ..., 'unit': 'K'},
-     {'name': 'heat_capacity', 'value': [..., ...], 'unit': 'J/(K·mol)', 'temperatures': [100.0, 300.0], ...}, ...]}
+    >>> predictor = pipeline("crystal-property", model="path/to/cloud-debye", trust_remote_code=True)  # doctest: +SKIP
+    >>> predictor("NaCl.cif", temperatures=[100, 300])  # doctest: +SKIP
+    {'scope': 'SG225 Na 0.5 4a Cl 0.5 4b', 'n_atoms': 8, 'formula': 'NaCl', 'properties': [{'name': 'theta_debye',
+     'value': ..., 'unit': 'K'}, {'name': 'heat_capacity', 'value': [..., ...], 'unit': 'J/(K·mol-fu)',
+     'temperatures': [100.0, 300.0], 'temperature_unit': 'K', 'basis': 'formula_unit'}, ...]}
+    >>> from transformers.pipelines.pt_utils import KeyDataset  # doctest: +SKIP
+    >>> results = list(predictor(KeyDataset(dataset, "structure"), batch_size=64, errors="return"))  # doctest: +SKIP
 
     ```
     """
@@ -144,7 +203,7 @@ class CrystalPropertyPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for method in ("load_structure", "encode_structure"):
+        for method in ("load_structure", "scope_from_structure"):
             if not callable(getattr(self.tokenizer, method, None)):
                 raise TypeError(
                     f"crystal-property needs the CLOUD tokenizer (with `{method}`), got {type(self.tokenizer).__name__}"
@@ -155,13 +214,20 @@ class CrystalPropertyPipeline(Pipeline):
             raise ValueError(
                 f"the tokenizer writes SCOPE {tokenizer_version} but the model was trained on SCOPE {model_version}"
             )
-        architectures = getattr(self.model.config, "architectures", None) or []
-        # A pretrained encoder (or MLM) checkpoint opened through the property-head Auto class gets an untrained
-        # head: predict nothing from it, only embeddings.
-        self.has_trained_head = not (architectures and architectures[0] in _NO_TRAINED_HEAD) and hasattr(
-            self.model, "head"
+        architectures = getattr(self.model.config, "architectures", None) or [type(self.model).__name__]
+        self.architecture = architectures[0]
+        if self.architecture not in _FORMATTERS:
+            raise ValueError(
+                f"crystal-property does not know the architecture {self.architecture!r} "
+                f"(config.architectures); expected one of {sorted(_FORMATTERS)}"
+            )
+        formatter = _FORMATTERS[self.architecture]
+        self._format = getattr(self, formatter) if formatter else None
+        self.has_trained_head = self._format is not None
+        self.is_debye = self.architecture == "CloudDebyeModel"
+        self._accepts_return_embeddings = (
+            "return_embeddings" in inspect.signature(self.model.forward).parameters
         )
-        self.is_debye = callable(getattr(self.model, "theta_from_head", None))
         self._vocabulary: set[str] | None = None
         self._scope_version_name = f"SCOPE {tokenizer_version}" if tokenizer_version else "tokenizer's"
         if not self.has_trained_head:
@@ -173,51 +239,147 @@ class CrystalPropertyPipeline(Pipeline):
 
     # -- Pipeline API ------------------------------------------------------------------------------------------
     def _sanitize_parameters(
-        self, temperatures=None, n_atoms=None, return_embeddings=None, errors=None, **unused
+        self, temperatures=None, n_atoms=None, basis=None, return_embeddings=None, errors=None, **unused
     ) -> tuple[dict, dict, dict]:
         if unused:
             raise TypeError(f"crystal-property got unknown options: {sorted(unused)}")
-        preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        preprocess_params: dict[str, Any] = {}
+        forward_params: dict[str, Any] = {}
+        # A fresh counter per call numbers the items in `postprocess`, which sees them in input order.
+        postprocess_params: dict[str, Any] = {"counter": itertools.count()}
         if n_atoms is not None:
+            if isinstance(n_atoms, (list, tuple)):
+                raise TypeError(
+                    "n_atoms= is one number for every SCOPE-string input; give per-item counts in dict inputs, "
+                    '{"scope": ..., "n_atoms": ...}'
+                )
             preprocess_params["n_atoms"] = n_atoms
+        if basis is not None:
+            if basis not in BASES:
+                raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
+            preprocess_params["basis"] = basis
         if temperatures is not None:
             forward_params["temperatures"] = temperatures
         if return_embeddings is not None:
             forward_params["return_embeddings"] = bool(return_embeddings)
+            postprocess_params["return_embeddings"] = bool(return_embeddings)
         if errors is not None:
             if errors not in _ERROR_POLICIES:
                 raise ValueError(f"errors must be one of {_ERROR_POLICIES}, got {errors!r}")
             postprocess_params["errors"] = errors
+        postprocess_params["call_options"] = {
+            name: value
+            for name, value in dict(
+                temperatures=temperatures, basis=basis, return_embeddings=return_embeddings
+            ).items()
+            if value is not None
+        }
         return preprocess_params, forward_params, postprocess_params
 
-    def preprocess(self, item: Any, n_atoms: int | None = None, index: int = 0) -> dict[str, Any]:
-        """Read one input and return its SCOPE string, atom count and token ids (raises [`CrystalInputError`])."""
-        description = _describe(item)
+    def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
+        # A `datasets.Dataset` / `IterableDataset` is not a torch Dataset, so the base `__call__` sees one item; read
+        # it row by row through the same iterator as a `KeyDataset` (the pipeline's own batch_size and num_workers).
+        if type(inputs).__module__.startswith("datasets.") and hasattr(inputs, "column_names"):
+            return self.get_iterator(
+                inputs,
+                self._num_workers or 0,
+                self._batch_size or 1,
+                preprocess_params,
+                forward_params,
+                postprocess_params,
+            )
+        return super().run_single(inputs, preprocess_params, forward_params, postprocess_params)
+
+    def preprocess(
+        self, item: Any, n_atoms: int | None = None, basis: str = "formula_unit"
+    ) -> dict[str, Any]:
+        """Read one input and return its token ids and what the output needs.
+
+        Returns:
+            `dict`: `input_ids` and `attention_mask` (`torch.LongTensor` of shape `(1, sequence_length)`),
+            `atoms_per_unit` (`torch.FloatTensor` of shape `(1,)`: atoms in one mole-unit of the Debye `basis`), and
+            plain values `scope`, `n_atoms`, `formula`, `basis`, `notes`, `description`, `crystals` (several
+            crystals read from one input) and `failure` (`None`, or the failure marker of an unreadable item: a
+            bad item never raises here, `postprocess` reports it at its index).
+        """
+        features: dict[str, Any] = {
+            "scope": None,
+            "n_atoms": None,
+            "formula": None,
+            "basis": basis,
+            "notes": [],
+            "description": _describe(item),
+            "crystals": None,
+            "failure": None,
+        }
+        units = 1.0
         try:
-            if isinstance(item, dict) and ("scope" in item or "structure" in item):
-                n_atoms = item.get("n_atoms", n_atoms)
-                item = item["scope"] if "scope" in item else item["structure"]
-                description = _describe(item)
-            if _is_scope_string(item):
-                scope = item.strip()
-            else:
-                structure = self.tokenizer.load_structure(item)
-                n_atoms = len(structure)
-                encode = (
-                    getattr(self.tokenizer, "scope_from_structure", None) or self.tokenizer.encode_structure
-                )
-                scope = encode(structure)
-            if n_atoms is not None and not (isinstance(n_atoms, (int, float)) and n_atoms > 0):
-                raise ValueError(f"n_atoms must be a positive number, got {n_atoms!r}")
-            if _is_scope_string(item):
-                self._check_scope_words(scope)
-            input_ids = self.tokenizer(scope)["input_ids"]
+            units = self._read(item, n_atoms, basis, features)
+            input_ids = self.tokenizer(features["scope"])["input_ids"]
             unknown = self.tokenizer.unk_token_id
             if unknown is not None and unknown in input_ids:
-                raise ValueError(f"SCOPE string has tokens outside the vocabulary: {scope!r}")
+                raise ValueError(f"SCOPE string has tokens outside the vocabulary: {features['scope']!r}")
+        except _SeveralCrystals:
+            input_ids = [
+                self.tokenizer.cls_token_id,
+                self.tokenizer.sep_token_id,
+            ]  # postprocess reads each crystal
         except (ValueError, TypeError, OSError, KeyError) as error:
-            raise CrystalInputError(index, description, str(error), type(error).__name__) from error
-        return {"scope": scope, "n_atoms": n_atoms, "input_ids": input_ids}
+            features["failure"] = _failure(error)
+            input_ids = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]  # a placeholder row
+        return {
+            "input_ids": torch.tensor([input_ids], dtype=torch.long),
+            "attention_mask": torch.ones((1, len(input_ids)), dtype=torch.long),
+            "atoms_per_unit": torch.tensor([units], dtype=torch.float32),
+            **features,
+        }
+
+    def _read(self, item: Any, n_atoms: int | None, basis: str, features: dict[str, Any]) -> float:
+        """Fill `features` (scope, n_atoms, formula, basis, notes) for `item`; return atoms per basis unit."""
+        if isinstance(item, Exception):  # an input that a reader already refused (e.g. one crystal of a file)
+            raise item
+        formula = None
+        if isinstance(item, dict) and ("scope" in item or "structure" in item):
+            n_atoms = item.get("n_atoms", n_atoms)
+            formula = item.get("formula")
+            name = next(
+                (item[key] for key in ("source", "material_id", "id") if item.get(key) is not None), None
+            )
+            item = item["scope"] if item.get("scope") is not None else item["structure"]
+            features["description"] = str(name) if name is not None else _describe(item)
+        composition = Composition(formula) if formula else None
+        if _is_scope_string(item):
+            scope = item.strip()
+            self._check_scope_words(scope)
+            composition = composition or _v2_formula(scope)
+        else:
+            load_all = getattr(self.tokenizer, "load_structures", None)
+            if load_all is not None and (isinstance(item, str) or hasattr(item, "__fspath__")):
+                crystals = load_all(item, source=features["description"])
+                if len(crystals) > 1:
+                    features["crystals"] = crystals
+                    raise _SeveralCrystals()
+            structure = self.tokenizer.load_structure(item)
+            n_atoms = len(structure)
+            composition = structure.composition
+            scope = self.tokenizer.scope_from_structure(structure)
+            features["notes"] = list((getattr(structure, "properties", None) or {}).get("reader_notes", []))
+        if n_atoms is not None and not (isinstance(n_atoms, (int, float)) and n_atoms > 0):
+            raise ValueError(f"n_atoms must be a positive number, got {n_atoms!r}")
+        features.update(scope=scope, n_atoms=n_atoms)
+        if composition is not None:
+            reduced = composition.reduced_composition
+            features["formula"] = reduced.reduced_formula
+        if basis == "cell":
+            if n_atoms is None:
+                raise ValueError(
+                    'basis="cell" needs the atoms per cell: a structure, or n_atoms for a SCOPE string'
+                )
+            return float(n_atoms)
+        if basis == "formula_unit" and composition is not None:
+            return float(composition.reduced_composition.num_atoms)
+        features["basis"] = "atom"
+        return 1.0
 
     def _check_scope_words(self, scope: str) -> None:
         # The v1 WordPiece vocabulary splits any unknown word into pieces instead of [UNK] ("Xq" -> "X", "##q"), so
@@ -232,176 +394,126 @@ class CrystalPropertyPipeline(Pipeline):
             )
 
     def _forward(self, model_inputs: dict[str, Any], temperatures=None, return_embeddings: bool = False):
-        wants_embeddings = return_embeddings or not self.has_trained_head
-        kwargs = {"return_embeddings": wants_embeddings} if hasattr(self.model, "head") else {}
+        kwargs: dict[str, Any] = {}
+        if self._accepts_return_embeddings:
+            kwargs["return_embeddings"] = return_embeddings or not self.has_trained_head
         if self.is_debye:
-            n_atoms = model_inputs["n_atoms"]
-            kwargs["n_atoms"] = torch.tensor(
-                [1.0 if n is None else float(n) for n in n_atoms], device=self.device
-            )
+            kwargs["n_atoms"] = model_inputs["atoms_per_unit"]
             if temperatures is not None:
                 kwargs["temperatures"] = torch.as_tensor(
                     temperatures, dtype=torch.float32, device=self.device
                 )
         outputs = self.model(
-            input_ids=model_inputs["input_ids"].to(self.device),
-            attention_mask=model_inputs["attention_mask"].to(self.device),
-            **kwargs,
+            input_ids=model_inputs["input_ids"], attention_mask=model_inputs["attention_mask"], **kwargs
         )
-        return outputs
+        # Tensors first: the base iterator reads the batch size from the first entry.
+        record = {
+            name: value
+            for name, value in outputs.items()
+            if isinstance(value, torch.Tensor) and name not in _MODEL_OUTPUTS_SKIPPED
+        }
+        for name in ("scope", "n_atoms", "formula", "basis", "notes", "description", "crystals", "failure"):
+            record[name] = model_inputs[name]
+        return record
 
-    def postprocess(self, model_outputs, row: int = 0, features: dict | None = None, return_embeddings=False):
-        """One output dict for batch row `row`.
+    def postprocess(
+        self,
+        model_outputs,
+        errors: str = "raise",
+        return_embeddings: bool = False,
+        counter=None,
+        call_options=None,
+    ):
+        """The result dict of one item (or a list of them for an input holding several crystals).
 
-        `model_outputs` maps output names to nested lists (see `_outputs_to_lists`); `features` is the item's
-        `preprocess` result.
+        Raises:
+            [`CrystalInputError`]: with `errors="raise"`, for an item that could not be read; it names the item's
+            index and description and chains the original error.
         """
-        features = features or {}
-        result: dict[str, Any] = {"scope": features.get("scope"), "n_atoms": features.get("n_atoms")}
-        config = self.model.config
-        properties: list[dict[str, Any]] = []
-        if not self.has_trained_head:
-            pass
-        elif self.is_debye:
-            per_cell = features.get("n_atoms") is not None
-            basis = "per mole of cells" if per_cell else "per mole of atoms"
-            properties.append(
-                {"name": "theta_debye", "value": model_outputs["theta_debye"][row], "unit": "K"}
+        index = next(counter) if counter is not None else 0
+        failure = model_outputs["failure"]
+        if model_outputs["crystals"] is not None:
+            return self._several_crystals(index, model_outputs, errors, call_options or {})
+        if failure is not None:
+            error = CrystalInputError(
+                index, model_outputs["description"], failure["reason"], failure["type"], failure["message"]
             )
-            temperatures = model_outputs["temperatures"][row]
-            for name, unit in _THERMO_FIELDS:
-                properties.append(
-                    {
-                        "name": name,
-                        "value": model_outputs[name][row],
-                        "unit": unit if per_cell else unit.replace("mol", "mol-atoms"),
-                        "temperatures": temperatures,
-                        "temperature_unit": "K",
-                        "basis": basis,
-                    }
-                )
-        elif "predictions" in model_outputs:
-            for name, unit, value in zip(
-                config.target_names, config.target_units, model_outputs["predictions"][row], strict=True
-            ):
-                properties.append({"name": name, "value": value, "unit": unit})
-        elif "logits" in model_outputs:
-            for name, unit, logit in zip(
-                config.target_names, config.target_units, model_outputs["logits"][row], strict=True
-            ):
-                score = float(torch.sigmoid(torch.tensor(logit, dtype=torch.float64)))
-                properties.append({"name": name, "value": score >= 0.5, "score": score, "unit": unit})
-        result["properties"] = properties
+            if errors == "raise":
+                raise error from failure["cause"]
+            return {"error": error.to_dict()}
+        result: dict[str, Any] = {
+            "scope": model_outputs["scope"],
+            "n_atoms": model_outputs["n_atoms"],
+            "formula": model_outputs["formula"],
+        }
+        if model_outputs["notes"]:
+            result["notes"] = list(model_outputs["notes"])
+        result["properties"] = self._format(model_outputs) if self._format is not None else []
         if return_embeddings or not self.has_trained_head:
             embedding = model_outputs.get("embeddings", model_outputs.get("pooler_output"))
             if embedding is not None:
-                result["embedding"] = embedding[row]
+                result["embedding"] = embedding[0].float().tolist()
         return result
 
-    @staticmethod
-    def _outputs_to_lists(model_outputs) -> dict[str, list]:
-        # One device-to-host copy per output tensor, then plain Python numbers for the output dicts.
-        return {
-            name: value.detach().float().cpu().tolist()
-            for name, value in model_outputs.items()
-            if isinstance(value, torch.Tensor) and name not in ("loss", "last_hidden_state")
-        }
-
-    def _preprocess_all(self, items: list, per_item_atoms: list, num_workers: int):
-        """Yield (index, features, error) for every item, in order; errors are [`CrystalInputError`]s.
-
-        Parsing CIF/POSCAR text and the symmetry search are CPU-bound Python (GIL-bound), so with `num_workers` > 1
-        they run in forked worker processes while the parent keeps the model; small calls stay in process.
-        """
-        jobs = [
-            (index, item, atoms)
-            for index, (item, atoms) in enumerate(zip(items, per_item_atoms, strict=True))
-        ]
-        use_workers = (
-            num_workers > 1
-            and len(jobs) >= 2 * num_workers
-            and "fork" in multiprocessing.get_all_start_methods()
-        )
-        if not use_workers:
-            for index, item, atoms in jobs:
-                try:
-                    yield index, self.preprocess(item, n_atoms=atoms, index=index), None
-                except CrystalInputError as error:
-                    yield index, None, error
-            return
-        # The tokenizers library warns in forked children once its thread pool has been used; the children only
-        # tokenize one string at a time, so that pool is not needed there.
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        chunksize = max(1, len(jobs) // (4 * num_workers))
-        with ProcessPoolExecutor(
-            max_workers=num_workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_preprocess_worker,
-            initargs=(self,),
-        ) as executor:
-            for index, item_features, error_fields in executor.map(
-                _preprocess_in_worker, jobs, chunksize=chunksize
-            ):
-                yield index, item_features, None if error_fields is None else CrystalInputError(*error_fields)
-
-    # -- batched call --------------------------------------------------------------------------------------------
-    def __call__(self, inputs, **kwargs):
-        """Predict properties for one input (returns a dict) or a list of inputs (returns a list of dicts)."""
-        batch_size = kwargs.pop("batch_size", None) or self._batch_size or 64
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        num_workers = kwargs.pop("num_workers", None)
-        num_workers = int(num_workers if num_workers is not None else (self._num_workers or 0))
-        preprocess_params, forward_params, postprocess_params = self._sanitize_parameters(**kwargs)
-        preprocess_params = {**self._preprocess_params, **preprocess_params}
-        forward_params = {**self._forward_params, **forward_params}
-        errors = {**self._postprocess_params, **postprocess_params}.get("errors", "raise")
-        return_embeddings = forward_params.get("return_embeddings", False)
-
-        single = not isinstance(inputs, list)
-        items = [inputs] if single else inputs
-        n_atoms = preprocess_params.get("n_atoms")
-        if isinstance(n_atoms, (list, tuple)):
-            if single or len(n_atoms) != len(items):
-                raise ValueError(f"n_atoms has {len(n_atoms)} entries for {len(items)} inputs")
-            per_item_atoms = list(n_atoms)
-        else:
-            per_item_atoms = [n_atoms] * len(items)
-
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        features: dict[int, dict[str, Any]] = {}
-        for index, item_features, error in self._preprocess_all(items, per_item_atoms, num_workers):
-            if error is None:
-                features[index] = item_features
-            elif errors == "raise":
-                raise error
+    def _several_crystals(self, index: int, model_outputs, errors: str, call_options: dict) -> list[dict]:
+        items = []
+        for source, crystal in model_outputs["crystals"]:
+            if isinstance(crystal, Exception):
+                items.append(crystal)
             else:
-                results[index] = {"error": error.to_dict()}
+                items.append({"structure": crystal, "source": source})
+        results = self(items, errors="return", **call_options)
+        for (source, _), result in zip(model_outputs["crystals"], results, strict=True):
+            if "error" in result:
+                result["error"]["source"] = source
+                if errors == "raise":
+                    error = result["error"]
+                    raise CrystalInputError(index, source, error["reason"], error["type"], error["message"])
+            else:
+                result["source"] = source
+        return results
 
-        # Length-sorted batches padded to their own longest item: less padding, fewer wasted FLOPs.
-        order = sorted(features, key=lambda i: len(features[i]["input_ids"]))
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        with self.device_placement(), torch.inference_mode():
-            for start in range(0, len(order), int(batch_size)):
-                rows = order[start : start + int(batch_size)]
-                longest = max(len(features[i]["input_ids"]) for i in rows)
-                input_ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
-                attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
-                for position, i in enumerate(rows):
-                    ids = features[i]["input_ids"]
-                    input_ids[position, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-                    attention_mask[position, : len(ids)] = 1
-                batch = {
-                    "input_ids": input_ids,
-                    "attention_mask": attention_mask,
-                    "n_atoms": [features[i]["n_atoms"] for i in rows],
+    # -- output formatters, one per architecture ----------------------------------------------------------------
+    def _format_regression(self, model_outputs) -> list[dict[str, Any]]:
+        config = self.model.config
+        values = model_outputs["predictions"][0].float().tolist()
+        return [
+            {"name": name, "value": value, "unit": unit}
+            for name, unit, value in zip(config.target_names, config.target_units, values, strict=True)
+        ]
+
+    def _format_classification(self, model_outputs) -> list[dict[str, Any]]:
+        config = self.model.config
+        scores = torch.sigmoid(model_outputs["logits"][0].double()).tolist()
+        return [
+            {"name": name, "value": score >= 0.5, "score": score, "unit": unit}
+            for name, unit, score in zip(config.target_names, config.target_units, scores, strict=True)
+        ]
+
+    def _format_debye(self, model_outputs) -> list[dict[str, Any]]:
+        basis = model_outputs["basis"]
+        theta = float(model_outputs["theta_debye"][0])
+        properties = [{"name": "theta_debye", "value": theta, "unit": CloudDebyeOutput.unit("theta_debye")}]
+        temperatures = model_outputs["temperatures"][0].float().tolist()
+        for name in CloudDebyeOutput.THERMODYNAMIC_FIELDS:
+            values = model_outputs[name][0].float().tolist()
+            properties.append(
+                {
+                    "name": name,
+                    "value": values,
+                    "unit": CloudDebyeOutput.unit(name, basis),
+                    "temperatures": temperatures,
+                    "temperature_unit": CloudDebyeOutput.unit("temperatures"),
+                    "basis": basis,
                 }
-                outputs = self._outputs_to_lists(self._forward(batch, **forward_params))
-                for position, i in enumerate(rows):
-                    results[i] = self.postprocess(
-                        outputs, row=position, features=features[i], return_embeddings=return_embeddings
-                    )
-        return results[0] if single else results
+            )
+        if not all(math.isfinite(v) for p in properties[1:] for v in p["value"]):
+            logger.warning("crystal-property: non-finite thermodynamic values for θ_D = %s K", theta)
+        return properties
 
 
-__all__ = ["CrystalInputError", "CrystalPropertyPipeline"]
+class _SeveralCrystals(ValueError):
+    """Internal: the input holds several crystals (`preprocess` hands them to `postprocess`, never raised out)."""
+
+
+__all__ = ["BASES", "CrystalInputError", "CrystalPropertyPipeline"]

@@ -151,9 +151,12 @@ def test_debye_pipeline_gives_theta_and_thermodynamics_per_cell_or_per_atom(chec
     structure = Structure.from_dict(records[5]["structure"])
     scope = records[5]["scope_v1"]
     temperatures = [50.0, 300.0, 1200.0]
-    from_structure, per_atom, per_cell = predictor(
-        [structure, scope, {"scope": scope, "n_atoms": len(structure)}], temperatures=temperatures
+    from_structure, per_cell = predictor(
+        [structure, {"scope": scope, "n_atoms": len(structure)}], temperatures=temperatures, basis="cell"
     )
+    per_atom = predictor(
+        scope, temperatures=temperatures
+    )  # a bare v1 string fixes no formula: per mole of atoms
     assert from_structure["n_atoms"] == len(structure) and per_atom["n_atoms"] is None
     names = [p["name"] for p in from_structure["properties"]]
     assert names == ["theta_debye", "heat_capacity", "internal_energy", "entropy", "free_energy"]
@@ -167,8 +170,8 @@ def test_debye_pipeline_gives_theta_and_thermodynamics_per_cell_or_per_atom(chec
         from_structure["properties"][1:], per_atom["properties"][1:], per_cell["properties"][1:], strict=True
     ):
         assert cell_entry["temperatures"] == temperatures
-        assert cell_entry["basis"] == "per mole of cells" and atom_entry["basis"] == "per mole of atoms"
-        assert "mol-atoms" in atom_entry["unit"] and "mol-atoms" not in cell_entry["unit"]
+        assert cell_entry["basis"] == "cell" and atom_entry["basis"] == "atom"
+        assert "mol-atoms" in atom_entry["unit"] and "mol-cells" in cell_entry["unit"]
         torch.testing.assert_close(torch.tensor(cell_entry["value"]), getattr(expected, cell_entry["name"]))
         torch.testing.assert_close(
             torch.tensor(atom_entry["value"]) * len(structure),
@@ -181,8 +184,53 @@ def test_debye_pipeline_gives_theta_and_thermodynamics_per_cell_or_per_atom(chec
     # The default temperatures come from the config.
     default = predictor(scope, n_atoms=2)
     assert default["properties"][1]["temperatures"] == [300.0]
-    with pytest.raises(ValueError, match="n_atoms has 1 entries for 2 inputs"):
+    # Per-item atom counts go in dict items; a list of counts cannot be matched to the items of a stream.
+    with pytest.raises(TypeError, match="per-item counts in dict inputs"):
         predictor([scope, scope], n_atoms=[2])
+    with pytest.raises(ValueError, match="basis must be one of"):
+        predictor(scope, basis="mole")
+    (refused,) = predictor([scope], basis="cell", errors="return")
+    assert refused["error"]["reason"] == "invalid_input" and "n_atoms" in refused["error"]["message"]
+
+
+def test_debye_outputs_are_per_formula_unit_for_every_cell_of_a_crystal(tmp_path):
+    """Primitive and conventional cells of one crystal give the same numbers (per mole of formula units)."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    torch.manual_seed(3)
+    folder = tmp_path / "debye_v2"
+    CloudDebyeModel(
+        CloudConfig(**TINY, scope_version="v2", vocab_size=640, head_num_layers=2)
+    ).save_pretrained(folder)
+    v2 = CloudTokenizerFast.from_scope_version("v2")
+    v2.save_pretrained(folder)
+    predictor = pipeline("crystal-property", model=str(folder), device="cpu")
+
+    conventional = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+    primitive = SpacegroupAnalyzer(conventional).get_primitive_standard_structure()
+    assert (len(conventional), len(primitive)) == (8, 2)
+    temperatures = [100.0, 300.0]
+    conv, prim, scope_only = predictor(
+        [conventional, primitive, "SG225 Na 0.5 4a Cl 0.5 4b"], temperatures=temperatures
+    )
+    assert conv["formula"] == prim["formula"] == scope_only["formula"] == "NaCl"
+    for a, b, c in zip(
+        conv["properties"][1:], prim["properties"][1:], scope_only["properties"][1:], strict=True
+    ):
+        assert a["basis"] == b["basis"] == c["basis"] == "formula_unit" and "mol-fu" in a["unit"]
+        torch.testing.assert_close(torch.tensor(a["value"]), torch.tensor(b["value"]))
+        torch.testing.assert_close(torch.tensor(a["value"]), torch.tensor(c["value"]))
+    theta = conv["properties"][0]["value"]
+    expected = debye_thermodynamics(torch.tensor(theta), torch.tensor(temperatures), 2)  # 2 atoms per NaCl
+    torch.testing.assert_close(torch.tensor(conv["properties"][1]["value"]), expected.heat_capacity)
+    # Per cell the two cells differ by their atom counts, 8 : 2.
+    conv_cell, prim_cell = predictor([conventional, primitive], temperatures=temperatures, basis="cell")
+    torch.testing.assert_close(
+        torch.tensor(conv_cell["properties"][1]["value"]),
+        4 * torch.tensor(prim_cell["properties"][1]["value"]),
+    )
 
 
 def test_classification_and_embedding_only_checkpoints(checkpoints, tokenizer, records):
@@ -219,12 +267,18 @@ def test_bad_items_are_named_or_returned_in_place(checkpoints, records):
     results = predictor(items, errors="return", batch_size=2)
     assert len(results) == 5
     assert results[0]["scope"] == good and results[4]["scope"] == records[1]["scope_v1_cif"]
-    assert results[1]["error"]["index"] == 1 and results[1]["error"]["type"] == "StructureParseError"
+    assert all(set(r["error"]) == {"source", "reason", "type", "message"} for r in results[1:4])
+    assert (
+        results[1]["error"]["source"].startswith("input 1 ")
+        and results[1]["error"]["type"] == "StructureParseError"
+    )
+    assert results[1]["error"]["reason"] == "parse_error"
     assert (
         results[2]["error"]["type"] == "DisorderedStructureError"
-        and "Structure" in results[2]["error"]["item"]
+        and "Structure" in results[2]["error"]["source"]
+        and results[2]["error"]["reason"] == "disordered_structure"
     )
-    assert results[3]["error"]["index"] == 3 and "Xq" in results[3]["error"]["message"]
+    assert results[3]["error"]["source"].startswith("input 3 ") and "Xq" in results[3]["error"]["message"]
 
     # v1 WordPiece would split unknown words silently ("Xq" -> "X ##q"); element symbols it splits are legitimate.
     with pytest.raises(CrystalInputError, match=r"outside the SCOPE v1 vocabulary: \['9z', '0.333'\]"):
@@ -262,10 +316,15 @@ def test_saved_pipeline_runs_from_its_folder_without_the_package(checkpoints, to
     }
     assert (folder / "pipeline_crystal_property.py").is_file()
 
-    inputs = [records[2]["cif"], records[7]["scope_v1"], records[9]["cif"], "garbage\ntext"]
+    inputs = [
+        records[2]["cif"],
+        {"scope": records[7]["scope_v1"], "n_atoms": 4},
+        records[9]["cif"],
+        "garbage\ntext",
+    ]
     options = dict(
         temperatures=[100.0, 300.0],
-        n_atoms=[None, 4, None, None],
+        basis="cell",
         errors="return",
         batch_size=2,
         return_embeddings=True,
@@ -297,4 +356,103 @@ def test_saved_pipeline_runs_from_its_folder_without_the_package(checkpoints, to
         assert payload[key].startswith("transformers_modules."), payload[key]
     assert payload["out"] == json.loads(json.dumps(expected))
     assert payload["out"][3]["error"]["type"] == "StructureParseError"
-    assert payload["out"][1]["properties"][1]["basis"] == "per mole of cells"
+    assert payload["out"][1]["properties"][1]["basis"] == "cell"
+
+
+def _values(results):
+    return [
+        r if "error" in r else [r["scope"], [p["value"] for p in r["properties"]], r.get("embedding")]
+        for r in results
+    ]
+
+
+@pytest.mark.parametrize("bad_items", [False, True], ids=["good", "with-bad-items"])
+def test_dataset_keydataset_and_generator_match_a_list(checkpoints, records, bad_items):
+    import datasets
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    items = [record["cif"] for record in records[:7]] + [records[7]["scope_v1"]]
+    if bad_items:
+        items[2], items[5] = "data_x\nnot a crystal\n", "1 0 0 | 1a | Xq 1.0"
+    predictor = pipeline("crystal-property", model=str(checkpoints["regression"]), device="cpu")
+    options = dict(errors="return", return_embeddings=True)
+    expected = predictor(items, batch_size=3, **options)
+    assert [("error" in r) for r in expected] == [bad_items and i in (2, 5) for i in range(8)]
+
+    table = datasets.Dataset.from_dict({"structure": items, "material_id": [f"mp-{i}" for i in range(8)]})
+    from_keydataset = list(predictor(KeyDataset(table, "structure"), batch_size=3, **options))
+    from_generator = list(predictor((item for item in items), batch_size=3, **options))
+    from_dataset = list(
+        pipeline("crystal-property", model=str(checkpoints["regression"]), device="cpu", batch_size=3)(
+            table, **options
+        )
+    )
+    for name, results in (
+        ("KeyDataset", from_keydataset),
+        ("generator", from_generator),
+        ("Dataset", from_dataset),
+    ):
+        assert len(results) == len(items), name
+        for got, want in zip(_values(results), _values(expected), strict=True):
+            if isinstance(want, dict):
+                assert (
+                    got["error"]["type"] == want["error"]["type"]
+                    and got["error"]["reason"] == want["error"]["reason"]
+                )
+            else:
+                assert got[0] == want[0], name
+                torch.testing.assert_close(torch.tensor(got[1]), torch.tensor(want[1]), rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(torch.tensor(got[2]), torch.tensor(want[2]), rtol=1e-5, atol=1e-5)
+    if bad_items:
+        # Rows of a Dataset are named by their material_id; list items by their index.
+        assert from_dataset[2]["error"]["source"] == "input 2 (mp-2)"
+        assert from_generator[5]["error"]["source"].startswith("input 5 (SCOPE")
+        with pytest.raises(CrystalInputError, match="input 2"):
+            list(predictor(KeyDataset(table, "structure"), batch_size=3))
+
+
+PLAIN_SAVE_RUN = """
+import json, sys
+sys.path.extend(p for p in {dynload!r} if p not in sys.path)
+from transformers import pipeline
+predictor = pipeline("crystal-property", model={folder!r}, trust_remote_code=True, device="cpu")
+out = predictor({inputs!r}, temperatures=[300.0], errors="return")
+print(json.dumps({{"pipeline": type(predictor).__module__, "project_imported": "modeling_cloud" in sys.modules,
+                  "out": out}}))
+"""
+
+
+def test_plain_save_pretrained_checkpoint_runs_the_pipeline_in_a_fresh_process(tokenizer, records, tmp_path):
+    """The README's Trainer path saves with model.save_pretrained + tokenizer.save_pretrained only."""
+    import subprocess
+
+    torch.manual_seed(5)
+    folder = tmp_path / "plain"
+    CloudDebyeModel(CloudConfig(**TINY, head_num_layers=2)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    saved = json.loads((folder / "config.json").read_text())
+    assert (
+        saved["custom_pipelines"]["crystal-property"]["impl"]
+        == "pipeline_crystal_property.CrystalPropertyPipeline"
+    )
+    assert (folder / "pipeline_crystal_property.py").is_file()
+
+    inputs = [records[2]["cif"], "garbage\ntext"]
+    expected = pipeline("crystal-property", model=str(folder), device="cpu")(
+        inputs, temperatures=[300.0], errors="return"
+    )
+    code = PLAIN_SAVE_RUN.format(dynload=DYNLOAD_PATHS, folder=str(folder), inputs=inputs)
+    env = {"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "1"}
+    # 1. The package is importable but not imported.
+    importable = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**__import__("os").environ, **env},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    # 2. The package cannot be imported at all.
+    isolated = run_without_project(code, cwd=tmp_path, env=env)
+    for result in (importable, isolated):
+        assert result.returncode == 0, result.stderr[-4000:]
+        payload = json.loads(result.stdout.strip().splitlines()[-1])
+        assert payload["pipeline"].startswith("transformers_modules.") and not payload["project_imported"]
+        assert payload["out"] == json.loads(json.dumps(expected))
+    assert payload["out"][1]["error"]["reason"] == "parse_error"

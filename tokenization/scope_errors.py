@@ -14,7 +14,7 @@ from __future__ import annotations
 class ScopeError(ValueError):
     """Base class: a structure could not be turned into a SCOPE string."""
 
-    #: Short machine-readable reason, used in JSON error rows (``{"type": ..., "message": ...}``).
+    #: Machine-readable reason code (snake_case), the `reason` of every failure record; see the README's table.
     reason = "scope_error"
 
     def __init__(self, message: str, source: str | None = None):
@@ -22,9 +22,31 @@ class ScopeError(ValueError):
         self.message = message
         super().__init__(f"{source}: {message}" if source else message)
 
-    def to_dict(self) -> dict[str, str]:
-        """A JSON-ready description: the class name and the full message."""
-        return {"type": type(self).__name__, "message": str(self)}
+    def to_dict(self, source: str | None = None) -> dict[str, str | None]:
+        """The failure record used in every output (CLI rows, pipeline results, dataset reports).
+
+        Args:
+            source (`str`, *optional*):
+                Name of the failed item to record instead of the error's own `source` (e.g. a CLI row's file).
+
+        Returns:
+            `dict`: `{"source", "reason", "type", "message"}`: the input's name, the machine code `reason` (for example
+            `"disordered_structure"`), the error class name and the message without the source prefix.
+
+        Example:
+
+        ```python
+        >>> DisorderedStructureError("site 0 holds Fe0.5 Co0.5", "alloy.cif").to_dict()
+        {'source': 'alloy.cif', 'reason': 'disordered_structure', 'type': 'DisorderedStructureError', 'message': 'site 0 holds Fe0.5 Co0.5'}
+
+        ```
+        """
+        return {
+            "source": source if source is not None else self.source,
+            "reason": self.reason,
+            "type": type(self).__name__,
+            "message": self.message,
+        }
 
 
 class StructureParseError(ScopeError):
@@ -70,7 +92,7 @@ class InvalidGeometryError(ScopeError):
 class SymmetrySearchError(ScopeError):
     """The symmetry library found no space group for the structure at the given tolerance."""
 
-    reason = "symmetry_failed"
+    reason = "symmetry_not_found"
 
 
 class ScopeTooLongError(ScopeError):
