@@ -121,7 +121,7 @@ def test_failed_symmetry_search_is_typed():
     structure = Structure(Lattice(CUBIC), ["Na", "Cl", "Na"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.1, 0.2, 0.3]])
     # A tolerance of the order of the interatomic distances makes spglib give up; the error must name the
     # input and the settings.
-    with pytest.raises(SymmetrySearchError, match=r"my-crystal: spglib found no space group \(symprec=3.0"):
+    with pytest.raises(SymmetrySearchError, match=r"my-crystal: spglib found no space group .*symprec=3.0"):
         encode_v1(structure, symprec=3.0, source="my-crystal")
     # A negative tolerance would crash spglib itself; it is refused before the call.
     with pytest.raises(ValueError, match="symprec must be a positive"):

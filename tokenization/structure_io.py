@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,13 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
-from .cif_reader import read_cif_fast
+from .cif_structure import read_cif_structures
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
     InvalidGeometryError,
     OverlappingSitesError,
+    ScopeError,
     StructureParseError,
     UnknownSpeciesError,
 )
@@ -41,6 +41,8 @@ _POSCAR_NAMES = ("POSCAR", "CONTCAR")
 _POSCAR_SUFFIXES = (".vasp", ".poscar")
 _CIF_SUFFIXES = (".cif", ".mcif")
 _JSON_SUFFIXES = (".json",)
+# Read through ASE (optional dependency): one crystal per frame.
+_ASE_SUFFIXES = (".extxyz", ".xyz")
 
 
 def describe_source(obj: Any) -> str:
@@ -61,25 +63,23 @@ def _looks_like_cif(text: str) -> bool:
     return "_cell_length_a" in text or text.lstrip().startswith("data_")
 
 
-def _parse_cif_text(text: str, source: str) -> Structure:
-    structure = read_cif_fast(text, source)  # exactly pymatgen's result on the common CIF subset, ~10x faster
-    if structure is not None:
-        return structure
-    from pymatgen.io.cif import CifParser
+def _single(crystals: list[tuple[str, Structure | ScopeError]], source: str) -> Structure:
+    """The one crystal of an input, or a typed error naming the input (several crystals need a selector)."""
+    if len(crystals) == 1:
+        _, result = crystals[0]
+        if isinstance(result, ScopeError):
+            raise result
+        return result
+    names = ", ".join(name for name, _ in crystals[:5]) + (", ..." if len(crystals) > 5 else "")
+    raise StructureParseError(
+        f"holds {len(crystals)} crystals ({names}); name one of them as the input, or read all with "
+        "load_structures()",
+        source,
+    )
 
-    try:
-        with warnings.catch_warnings():
-            # pymatgen warns for every file whose coordinates it snaps to ideal values; that is expected
-            # for CIFs written with 8 decimals and would otherwise flood the logs.
-            warnings.simplefilter("ignore")
-            parser = CifParser.from_str(text)
-            structures = parser.parse_structures(primitive=False)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError) as exc:
-        # ZeroDivisionError: pymatgen divides by zero on an empty loop_ or an operation such as 'x+1/0'.
-        raise StructureParseError(f"not a readable CIF ({type(exc).__name__}: {exc})", source) from exc
-    if not structures:
-        raise StructureParseError("the CIF holds no structure", source)
-    return structures[0]
+
+def _parse_cif_text(text: str, source: str) -> Structure:
+    return _single(read_cif_structures(text, source), source)
 
 
 def _parse_poscar_text(text: str, source: str) -> Structure:
@@ -98,38 +98,81 @@ def _from_dict(data: dict, source: str) -> Structure:
         ) from exc
 
 
-def _parse_text(text: str, source: str) -> Structure:
+def _text_crystals(text: str, source: str) -> list[tuple[str, Structure | ScopeError]]:
     stripped = text.lstrip()
     if stripped.startswith("{"):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise StructureParseError(f"not valid JSON ({exc})", source) from exc
-        return _from_dict(data, source)
+        return [(source, _from_dict(data, source))]
     if _looks_like_cif(text):
-        return _parse_cif_text(text, source)
-    return _parse_poscar_text(text, source)
+        return read_cif_structures(text, source)
+    return [(source, _parse_poscar_text(text, source))]
 
 
-def _read_file(path: Path) -> Structure:
+def _parse_text(text: str, source: str) -> Structure:
+    return _single(_text_crystals(text, source), source)
+
+
+def _read_text(path: Path, source: str) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StructureParseError(f"unreadable file ({type(exc).__name__}: {exc})", source) from exc
+    if b"\x00" in data[:4096]:
+        raise StructureParseError("unreadable file (binary data, not a text structure format)", source)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # CIFs from ICSD and older programs are Latin-1 in their text fields (author names, Å); the numbers that
+        # matter are ASCII either way.
+        return data.decode("latin-1")
+
+
+def _selected_crystal(path: Path) -> list[tuple[str, Structure | ScopeError]] | None:
+    """``file.cif#KCl`` (a CIF data block) or ``frames.extxyz@3`` (a frame): the crystal that source names."""
+    text = str(path)
+    for separator in ("#", "@"):
+        base, found, _ = text.rpartition(separator)
+        if found and base and Path(base).is_file():
+            crystals = _file_crystals(Path(base))
+            chosen = [(name, result) for name, result in crystals if name == text]
+            if chosen:
+                return chosen
+            names = ", ".join(name for name, _ in crystals[:5])
+            raise StructureParseError(f"{base} holds no crystal named like this (it holds {names})", text)
+    return None
+
+
+def _file_crystals(path: Path) -> list[tuple[str, Structure | ScopeError]]:
+    """Every crystal in one file: one per CIF data block or extxyz frame, one for other formats."""
     source = str(path)
     if not path.exists():
+        selected = _selected_crystal(path)
+        if selected is not None:
+            return selected
         raise StructureParseError("no such file", source)
     if path.is_dir():
         raise StructureParseError("is a directory, not a structure file", source)
-    try:
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StructureParseError(f"unreadable file ({type(exc).__name__}: {exc})", source) from exc
     name = path.name
     suffix = path.suffix.lower()
+    if suffix in _ASE_SUFFIXES:
+        from .ase_adapter import read_ase_file
+
+        return read_ase_file(path, source)
+    text = _read_text(path, source)
     if suffix in _CIF_SUFFIXES:
-        return _parse_cif_text(text, source)
+        return read_cif_structures(text, source)
     if suffix in _JSON_SUFFIXES:
-        return _parse_text(text, source)
+        return _text_crystals(text, source)
     if suffix in _POSCAR_SUFFIXES or any(name.upper().startswith(n) for n in _POSCAR_NAMES):
-        return _parse_poscar_text(text, source)
-    return _parse_text(text, source)
+        return [(source, _parse_poscar_text(text, source))]
+    return _text_crystals(text, source)
+
+
+def _read_file(path: Path) -> Structure:
+    return _single(_file_crystals(path), str(path))
 
 
 def _from_arrays(obj: Sequence, source: str) -> Structure:
@@ -195,7 +238,12 @@ def _to_structure(obj: Any, source: str) -> Structure:
             raise NonPeriodicStructureError(
                 f"{what} is not a 3D crystal; SCOPE describes periodic crystals", source
             )
-        return obj if isinstance(obj, Structure) else Structure.from_sites(obj)
+        if isinstance(obj, Structure):
+            return obj
+        # Not from_sites: it refuses an empty structure, which the validation must see and name.
+        return Structure(
+            obj.lattice, obj.species_and_occu, obj.frac_coords, site_properties=obj.site_properties
+        )
     if isinstance(obj, os.PathLike):
         return _read_file(Path(obj))
     if isinstance(obj, str):
@@ -323,3 +371,50 @@ def load_structure(
     source = source if source is not None else describe_source(obj)
     structure = _to_structure(obj, source)
     return validate_structure(structure, source, overlap_tolerance=overlap_tolerance)
+
+
+def load_structures(
+    obj: Any, source: str | None = None, overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE
+) -> list[tuple[str, Structure | ScopeError]]:
+    """Every crystal an input holds, each validated like :func:`load_structure`, failures in place.
+
+    A CIF gives one crystal per data block with atom sites (named ``f"{path}#{block}"`` when there are several),
+    an extxyz file one per frame (``f"{path}@{index}"``), every other input one. Those names are inputs too:
+    ``load_structure("two.cif#KCl")`` reads that block alone.
+
+    Args:
+        obj: anything :func:`load_structure` accepts.
+        source: a name for the input used in error messages (defaults to a description of ``obj``).
+        overlap_tolerance: minimum distance (Å) between two sites.
+
+    Returns:
+        ``[(source, Structure or ScopeError)]`` in file order: a crystal that cannot be read or validated gives
+        its typed error, and the others still come out.
+
+    Raises:
+        ScopeError: only when the input as a whole cannot be read (no such file, not a structure format).
+
+    Example:
+        >>> from tokenization.structure_io import load_structures
+        >>> [(name, s.composition.reduced_formula) for name, s in load_structures(
+        ...     ([[4.2, 0, 0], [0, 4.2, 0], [0, 0, 4.2]], [[0, 0, 0], [0.5, 0.5, 0.5]], ["Cs", "Cl"]), "CsCl")]
+        [('CsCl', 'CsCl')]
+    """
+    source = source if source is not None else describe_source(obj)
+    if isinstance(obj, os.PathLike) or (
+        isinstance(obj, str) and obj.strip() and "\n" not in obj and not obj.lstrip().startswith("{")
+    ):
+        crystals = _file_crystals(Path(obj))
+    elif isinstance(obj, str) and obj.strip() and _looks_like_cif(obj) and not obj.lstrip().startswith("{"):
+        crystals = read_cif_structures(obj, source)
+    else:
+        crystals = [(source, _to_structure(obj, source))]
+    validated: list[tuple[str, Structure | ScopeError]] = []
+    for name, result in crystals:
+        if not isinstance(result, ScopeError):
+            try:
+                result = validate_structure(result, name, overlap_tolerance=overlap_tolerance)
+            except ScopeError as exc:
+                result = exc
+        validated.append((name, result))
+    return validated

@@ -1,0 +1,856 @@
+"""CIF text -> one pymatgen ``Structure`` per crystal, built from what the file declares, or a typed refusal.
+
+Every data block that lists atom sites is one crystal. For each block this reader
+
+1. reads the cell (``_cell_length_*``, ``_cell_angle_*``) and refuses a cell too thin to hold atoms;
+2. reads the symmetry (see :mod:`cif_symmetry`): the operation list under any of its spellings (CIF 1.1
+   ``_symmetry_equiv_pos_as_xyz``, ``_space_group_symop_operation_xyz``, the dotted DDLm/CIF 2.0 names, magnetic
+   CIF operations and centrings with their time-reversal part dropped), closed under composition; or, when no list
+   is given, the operations of the declared Hall symbol, H-M name (with its setting or origin suffix) or IT number
+   in the declared setting. A file whose operations build another space group than the one it declares
+   contradicts itself and is refused, naming both groups. A file that declares no symmetry at all is refused:
+   assuming P1 would invent data;
+3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (or the label), fractional
+   (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy;
+4. expands the rows by the operations and merges symmetry images closer than :data:`IMAGE_MERGE_DISTANCE` into one
+   site (coordinates written with 3-4 decimals put the images of a special position a few mÅ apart), and rows at
+   the same position into one mixed site.
+
+The common case (one block, an explicit operation list, fully occupied sites of plain elements, nothing to merge
+beyond pymatgen's own de-duplication) is built by :mod:`cif_reader`'s fast path, which gives exactly pymatgen's
+``CifParser`` structure, so SCOPE v1 strings stay the authors'. Everything else is built here instead of by
+``CifParser``, because on real files that parser silently defaults to P1 when it cannot read a space-group name,
+drops sites whose type symbol it maps to nothing (Pauling-file ``OH2``), reads rhombohedral names in hexagonal axes
+and ignores declared groups that contradict the operation list.
+
+Tolerances (measured quantities are not exact):
+
+* :data:`OCCUPANCY_TOLERANCE`: an occupancy within 0.005 of 1 (refinements report 0.9999 or 1.0001) counts as
+  full, below SCOPE's two-decimal resolution; the structure records a note.
+* :data:`IMAGE_MERGE_DISTANCE`: 0.1 Å. Rounding to 3 decimals moves a coordinate by up to 5e-4 of a cell length,
+  so images of one special position in a 30 Å cell can lie up to ~0.09 Å apart; distinct atoms are never closer
+  than 0.5 Å (the overlap check of ``structure_io``). Merged images are replaced by their centroid, which is the
+  special position itself.
+
+Notes on what was done (occupancies counted as full, merged images, ignored magnetic moments) are stored in
+``structure.properties["reader_notes"]``.
+
+This module is remote code (copied flat into checkpoints): it imports only numpy, pymatgen and its siblings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+
+import numpy as np
+from pymatgen.core import Element, Lattice, Structure
+
+from .cif_reader import (
+    _IDEAL_FRACTIONS,
+    FRAC_TOLERANCE,
+    SITE_TOLERANCE,
+    _build_structure,
+    _Operations,
+    _parse_block,
+    _parse_symmetry_operation,
+    _species_of,
+    _tokenize,
+)
+from .cif_symmetry import (
+    close_operations,
+    hall_number_for_symbol,
+    hall_numbers_for_it_number,
+    hall_numbers_for_name,
+    is_rhombohedral_axes,
+    operations_of_hall_number,
+    space_group_label,
+    space_group_type_of_operations,
+)
+from .scope_errors import (
+    DisorderedStructureError,
+    InvalidGeometryError,
+    OverlappingSitesError,
+    ScopeError,
+    StructureParseError,
+    UnknownSpeciesError,
+)
+
+__all__ = ["IMAGE_MERGE_DISTANCE", "OCCUPANCY_TOLERANCE", "read_cif_structures"]
+
+#: Occupancies within this of 1 count as full (below the two-decimal resolution of SCOPE's fractions).
+OCCUPANCY_TOLERANCE = 0.005
+#: Symmetry images (or rows) closer than this, in Å, are one site.
+IMAGE_MERGE_DISTANCE = 0.1
+#: A cell thinner than this (Å) along any lattice direction cannot hold atoms.
+MIN_CELL_THICKNESS = 0.1
+
+_OPERATION_KEYS = (
+    "_symmetry_equiv_pos_as_xyz",
+    "_space_group_symop_operation_xyz",
+    "_symmetry_equiv_pos_as_xyz_",
+    "_space_group_symop_operation_xyz_",
+)
+_MAGNETIC_OPERATION_KEYS = (
+    "_space_group_symop_magn_operation_xyz",
+    "_space_group_symop_magn_ssg_operation_xyz",
+)
+_MAGNETIC_CENTRING_KEYS = ("_space_group_symop_magn_centering_xyz",)
+_HALL_KEYS = ("_space_group_name_hall", "_symmetry_space_group_name_hall")
+_HM_KEYS = (
+    "_space_group_name_h-m_alt",
+    "_symmetry_space_group_name_h-m",
+    "_space_group_name_h-m",
+    "_space_group_name_h-m_full",
+)
+_NUMBER_KEYS = ("_space_group_it_number", "_symmetry_int_tables_number", "_space_group_number")
+_CELL_KEYS = (
+    "_cell_length_a",
+    "_cell_length_b",
+    "_cell_length_c",
+    "_cell_angle_alpha",
+    "_cell_angle_beta",
+    "_cell_angle_gamma",
+)
+# A type symbol: an element, then optionally digits and a charge sign ('Fe', 'Fe3+', 'O2-', 'Ca2').
+_TYPE_SYMBOL_REST = re.compile(r"\d*[+-]?\d*")
+# A label: an element, then anything that does not start with a letter ('Fe1', 'O2a', 'Si_3', "O1'").
+_LABEL_REST = re.compile(r"(?![A-Za-z]).*")
+_HYDROGEN_ISOTOPES = {"D": "deuterium", "T": "tritium"}
+
+
+def _normalize_keys(data: dict) -> dict:
+    """CIF names are case-insensitive and DDLm writes ``_category.item`` for CIF 1.1's ``_category_item``."""
+    return {key.lower().replace(".", "_"): value for key, value in data.items()}
+
+
+def _split_blocks(text: str) -> list[tuple[str, str]]:
+    """``[(block name, block text)]`` for every ``data_`` block, in file order."""
+    blocks: list[tuple[str, list[str]]] = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        stripped = line.lstrip()
+        if stripped[:5].lower() == "data_":
+            blocks.append((stripped[5:].split()[0] if stripped[5:].split() else "", [stripped]))
+        elif blocks:
+            blocks[-1][1].append(line)
+    return [(name, "\n".join(lines)) for name, lines in blocks]
+
+
+def _block_data(block_text: str, source: str) -> dict:
+    tokens = _tokenize(block_text)
+    data = _parse_block(*tokens) if tokens is not None else None
+    if data is not None:
+        return _normalize_keys(data)
+    # Outside the fast tokenizer's subset: pymatgen's CIF tokenizer, whose warnings mean it guessed.
+    from pymatgen.io.cif import CifBlock
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            block = CifBlock.from_str(block_text)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise StructureParseError(
+                f"not a readable CIF block ({type(exc).__name__}: {exc})", source
+            ) from exc
+    issues = [str(w.message) for w in caught if "possible issue" in str(w.message).lower()]
+    if issues:
+        raise StructureParseError(
+            f"the CIF syntax is broken, so values may be misread (pymatgen: {issues[0]}"
+            + (f"; {len(issues) - 1} more)" if len(issues) > 1 else ")"),
+            source,
+        )
+    return _normalize_keys(block.data)
+
+
+def _first(data: dict, keys: tuple[str, ...]):
+    for key in keys:
+        value = data.get(key)
+        if value not in (None, "", "?", ".", []):
+            return value
+    return None
+
+
+def _number(text: str) -> float | None:
+    """A CIF number: an uncertainty in brackets is dropped ('0.1234(5)'); '?' and non-numbers give None."""
+    head = text.split("(", 1)[0].strip()
+    try:
+        value = float(head)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _lattice(data: dict, source: str) -> tuple[Lattice, tuple[float, ...]]:
+    parameters = []
+    for key in _CELL_KEYS:
+        value = data.get(key)
+        number = _number(value) if isinstance(value, str) else None
+        if number is None:
+            raise StructureParseError(f"{key} is missing or not a number ({value!r})", source)
+        parameters.append(number)
+    a, b, c, alpha, beta, gamma = parameters
+    if min(a, b, c) <= 0:
+        raise InvalidGeometryError(f"cell lengths must be positive, got a={a}, b={b}, c={c} Å", source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # impossible angles give NaN, refused below
+        lattice = Lattice.from_parameters(a, b, c, alpha, beta, gamma)
+    matrix = lattice.matrix
+    volume = abs(float(np.linalg.det(matrix))) if np.all(np.isfinite(matrix)) else float("nan")
+    if not math.isfinite(volume) or volume <= 0:
+        raise InvalidGeometryError(
+            f"the cell angles {alpha}, {beta}, {gamma}° do not make a three-dimensional cell", source
+        )
+    thickness = volume / np.linalg.norm(np.cross(matrix[[1, 2, 0]], matrix[[2, 0, 1]]), axis=1)
+    if thickness.min() < MIN_CELL_THICKNESS:
+        axis = "abc"[int(np.argmin(thickness))]
+        raise InvalidGeometryError(
+            f"degenerate (flat) cell: {thickness.min():.3g} Å thick along {axis} (volume {volume:.3g} Å^3), "
+            "too thin to hold atoms",
+            source,
+        )
+    return lattice, tuple(parameters)
+
+
+def _orthogonalization(parameters: tuple[float, ...]) -> np.ndarray:
+    """The CIF default Cartesian frame (IUCr: x along a, y in the ab plane), rows a, b, c."""
+    a, b, c, alpha, beta, gamma = parameters
+    ca, cb, cg = (math.cos(math.radians(x)) for x in (alpha, beta, gamma))
+    sg = math.sin(math.radians(gamma))
+    cx = c * cb
+    cy = c * (ca - cb * cg) / sg
+    cz = math.sqrt(max(c * c - cx * cx - cy * cy, 0.0))
+    return np.array([[a, 0.0, 0.0], [b * cg, b * sg, 0.0], [cx, cy, cz]])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Symmetry operations
+
+
+def _parse_operations(texts: list[str], source: str, magnetic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    rotations, translations = [], []
+    for text in texts:
+        operation = text
+        if magnetic:
+            parts = text.split(",")
+            if len(parts) == 4:  # x,y,z,+1: the time-reversal part does not move atoms
+                operation = ",".join(parts[:3])
+        parsed = _parse_symmetry_operation(operation)
+        if parsed is None:
+            raise StructureParseError(f"symmetry operation {text!r} cannot be read", source)
+        rotations.append(parsed[0])
+        translations.append(parsed[1])
+    return np.array(rotations, dtype=float), np.array(translations, dtype=float)
+
+
+def _listed_operations(data: dict, source: str, notes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    texts = _first(data, _OPERATION_KEYS)
+    if texts is not None:
+        return _parse_operations([texts] if isinstance(texts, str) else list(texts), source)
+    magnetic = _first(data, _MAGNETIC_OPERATION_KEYS)
+    if magnetic is None:
+        return None
+    rotations, translations = _parse_operations(
+        [magnetic] if isinstance(magnetic, str) else list(magnetic), source, magnetic=True
+    )
+    centrings = _first(data, _MAGNETIC_CENTRING_KEYS)
+    if centrings is not None:
+        c_rot, c_trans = _parse_operations(
+            [centrings] if isinstance(centrings, str) else list(centrings), source, magnetic=True
+        )
+        rotations = np.concatenate([c_r @ rotations for c_r in c_rot])
+        translations = np.concatenate(
+            [np.einsum("ij,nj->ni", c_r, translations) + c_t for c_r, c_t in zip(c_rot, c_trans, strict=True)]
+        )
+    notes.append("magnetic CIF: read as its nuclear structure (moments and time reversal ignored)")
+    return rotations, translations
+
+
+def _declared_settings(
+    data: dict, parameters: tuple[float, ...], source: str
+) -> tuple[list[tuple[str, list[int]]], list[str]]:
+    """``([(what the file says, candidate Hall numbers)], [declarations that name no known space group])``."""
+    rhombohedral = is_rhombohedral_axes(parameters)
+    resolved: list[tuple[str, list[int]]] = []
+    unreadable: list[str] = []
+    hall = _first(data, _HALL_KEYS)
+    if isinstance(hall, str):
+        number = hall_number_for_symbol(hall)
+        (
+            resolved.append((f"Hall symbol {hall!r}", [number]))
+            if number
+            else unreadable.append(f"Hall {hall!r}")
+        )
+    name = _first(data, _HM_KEYS)
+    if isinstance(name, str):
+        numbers = hall_numbers_for_name(name, rhombohedral_axes=rhombohedral)
+        (
+            resolved.append((f"H-M symbol {name!r}", numbers))
+            if numbers
+            else unreadable.append(f"H-M {name!r}")
+        )
+    it_number = _first(data, _NUMBER_KEYS)
+    if isinstance(it_number, str):
+        value = _number(it_number)
+        numbers = (
+            hall_numbers_for_it_number(int(value), rhombohedral) if value and value == int(value) else []
+        )
+        (
+            resolved.append((f"IT number {it_number}", numbers))
+            if numbers
+            else unreadable.append(f"IT number {it_number!r}")
+        )
+    return resolved, unreadable
+
+
+def _it_number(hall_number: int) -> int:
+    from .cif_symmetry import _spacegroup_type
+
+    return int(_spacegroup_type(hall_number).number)
+
+
+def _symmetry(
+    data: dict,
+    lattice: Lattice,
+    parameters: tuple[float, ...],
+    source: str,
+    notes: list[str],
+    pending: list[tuple[str, list[int], int, int]],
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str] | None]:
+    """Candidate operation sets (one, or two origin choices to decide from the sites) and the listed xyz strings.
+
+    Raises StructureParseError when the file declares nothing, names an unknown group without listing operations,
+    or declares contradicting groups. When the listed operations form another group than the declared one,
+    ``pending`` receives ``(declaration, declared Hall numbers, number of operations, their Hall number)`` for
+    :func:`_check_declared_group` to decide on the built sites.
+    """
+    declared, unreadable = _declared_settings(data, parameters, source)
+    numbers = {_it_number(candidates[0]): what for what, candidates in declared}
+    if len(numbers) > 1:
+        described = " but ".join(f"{what} means {space_group_label(c[0])}" for what, c in declared)
+        raise StructureParseError(f"the file contradicts itself: {described}", source)
+    listed = _listed_operations(data, source, notes)
+    if listed is not None:
+        closed = close_operations(*listed)
+        if closed is None:
+            raise StructureParseError("the listed symmetry operations do not form a space group", source)
+        if len(closed[0]) > len(
+            {(r.tobytes(), tuple(np.round(t % 1, 4))) for r, t in zip(*listed, strict=True)}
+        ):
+            notes.append(
+                f"the {len(listed[0])} listed operations generate {len(closed[0])}; all were applied"
+            )
+        hall = space_group_type_of_operations(*closed, lattice.matrix)
+        if hall is None:
+            raise StructureParseError("the listed symmetry operations do not form a space group", source)
+        if declared and _it_number(declared[0][1][0]) != _it_number(hall):
+            # Checked on the sites once they are built: some files list only part of the group (e.g. the
+            # centring translations) around atoms that are invariant under all of it anyway.
+            what, candidates = declared[0]
+            pending.append((what, candidates, len(closed[0]), hall))
+        for item in unreadable:
+            notes.append(f"{item} names no space group; the listed operations were used")
+        texts = _first(data, _OPERATION_KEYS)
+        listed_texts = None
+        if texts is not None and len(closed[0]) == len(listed[0]):
+            listed_texts = [texts] if isinstance(texts, str) else list(texts)
+        return [closed], listed_texts
+    if declared:
+        _, candidates = declared[0]
+        return [operations_of_hall_number(h) for h in candidates], None
+    if unreadable:
+        raise StructureParseError(
+            f"the space group cannot be read ({', '.join(unreadable)}) and the file lists no symmetry "
+            "operations; reading the sites as P1 would build another crystal",
+            source,
+        )
+    raise StructureParseError(
+        "the file declares no symmetry (no operation list, Hall symbol, H-M name or IT number); "
+        "reading the sites as P1 would invent symmetry data. Add _space_group_symop_operation_xyz 'x, y, z' "
+        "if the sites are the whole cell",
+        source,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Atom sites
+
+
+def _element(symbol: str, is_label: bool, row_label: str, source: str, notes: list[str]) -> Element:
+    text = symbol.strip()
+    rest_pattern = _LABEL_REST if is_label else _TYPE_SYMBOL_REST
+    for size in (2, 1):
+        head, rest = text[:size], text[size:]
+        if len(head) != size or not head.isalpha():
+            continue
+        candidate = head.title()
+        if candidate in _HYDROGEN_ISOTOPES and rest_pattern.fullmatch(rest):
+            notes.append(f"site {row_label}: {_HYDROGEN_ISOTOPES[candidate]} {symbol!r} read as hydrogen")
+            return Element("H")
+        if Element.is_valid_symbol(candidate) and rest_pattern.fullmatch(rest):
+            return Element(candidate)
+    what = "label" if is_label else "type symbol"
+    raise UnknownSpeciesError(
+        f"site {row_label}: the {what} {symbol!r} is not a chemical element (H-Og), optionally with a charge; "
+        "groups such as water ('OH2'), dummy atoms or vacancies cannot be encoded",
+        source,
+    )
+
+
+_COMPOSITE_PART = re.compile(r"\s*(\d*\.?\d+)?\s*([A-Za-z][A-Za-z0-9+-]*)\s*")
+
+
+def _composite(symbol: str) -> list[tuple[float, str]] | None:
+    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites), else None."""
+    parts = []
+    for term in symbol.split(" + "):
+        match = _COMPOSITE_PART.fullmatch(term)
+        if match is None or match.group(1) is None:
+            return None
+        parts.append((float(match.group(1)), match.group(2)))
+    return parts if len(parts) > 1 else None
+
+
+def _column(data: dict, key: str, n_rows: int, source: str) -> list[str] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    values = [value] if isinstance(value, str) else list(value)
+    if len(values) != n_rows:
+        raise StructureParseError(f"{key} has {len(values)} values for {n_rows} atom sites", source)
+    return values
+
+
+class _Rows:
+    """The atom-site loop: labels, elements, occupancies and fractional coordinates (n, 3)."""
+
+    def __init__(
+        self, data: dict, lattice: Lattice, parameters: tuple[float, ...], source: str, notes: list[str]
+    ):
+        labels = data.get("_atom_site_label")
+        fract = data.get("_atom_site_fract_x")
+        cartn = data.get("_atom_site_cartn_x")
+        reference = labels if labels is not None else (fract if fract is not None else cartn)
+        if reference is None:
+            raise StructureParseError("no atom sites (_atom_site_fract_x or _atom_site_Cartn_x)", source)
+        n_rows = 1 if isinstance(reference, str) else len(reference)
+        labels = _column(data, "_atom_site_label", n_rows, source) or [f"#{i + 1}" for i in range(n_rows)]
+        symbols = _column(data, "_atom_site_type_symbol", n_rows, source)
+        occupancies = _column(data, "_atom_site_occupancy", n_rows, source)
+        flags = _column(data, "_atom_site_calc_flag", n_rows, source)
+        hydrogens = _column(data, "_atom_site_attached_hydrogens", n_rows, source)
+        if fract is not None:
+            columns = [_column(data, f"_atom_site_fract_{axis}", n_rows, source) for axis in "xyz"]
+            cartesian = False
+        else:
+            columns = [_column(data, f"_atom_site_cartn_{axis}", n_rows, source) for axis in "xyz"]
+            cartesian = True
+        if any(column is None for column in columns):
+            raise StructureParseError("atom sites need all three coordinates", source)
+        self.labels: list[str] = []
+        self.partial: list[str] = []  # rows with partial occupancy or several elements
+        self.unknown: list[UnknownSpeciesError] = []  # rows whose element cannot be read
+        self.elements: list[Element] = []
+        self.occupancies: list[float] = []
+        coords = []
+        for i in range(n_rows):
+            label = labels[i]
+            if flags is not None and flags[i].strip().lower() in ("dum", "dummy"):
+                notes.append(f"site {label}: a dummy atom (_atom_site_calc_flag dum), skipped")
+                continue
+            if hydrogens is not None and (_number(hydrogens[i]) or 0) > 0:
+                raise StructureParseError(
+                    f"site {label} carries {hydrogens[i]} implicit hydrogen atoms that the file does not list "
+                    "(_atom_site_attached_hydrogens); the crystal's atoms are incomplete",
+                    source,
+                )
+            point = []
+            for axis, column in zip("xyz", columns, strict=True):
+                text = column[i].strip()
+                value = 0.0 if text == "." else _number(text)  # '.' for zero, as in some ICSD exports
+                if value is None:
+                    raise StructureParseError(
+                        f"site {label}: coordinate {axis} = {text!r} is not a number", source
+                    )
+                point.append(value)
+            occupancy = 1.0
+            if occupancies is not None and occupancies[i].strip() not in ("?", "."):
+                value = _number(occupancies[i])
+                if value is None or value < 0:
+                    raise StructureParseError(
+                        f"site {label}: occupancy {occupancies[i]!r} is not a number", source
+                    )
+                occupancy = value
+            if occupancy == 0:
+                notes.append(f"site {label}: occupancy 0, skipped")
+                continue
+            if occupancy != 1.0 and abs(occupancy - 1.0) <= OCCUPANCY_TOLERANCE:
+                notes.append(
+                    f"site {label}: occupancy {occupancies[i].strip()} counted as full "
+                    f"(within {OCCUPANCY_TOLERANCE} of 1)"
+                )
+                occupancy = 1.0
+            if occupancy > 1.0:
+                raise StructureParseError(
+                    f"site {label}: occupancy {occupancies[i].strip()} is above 1 (tolerance {OCCUPANCY_TOLERANCE})",
+                    source,
+                )
+            symbol = symbols[i] if symbols is not None and symbols[i] not in ("?", ".") else None
+            if occupancy < 1.0:
+                self.partial.append(f"{label} ({occupancy:g})")
+            try:
+                parts = (
+                    _composite(symbol) if symbol is not None and "+" in symbol.strip().lstrip("+") else None
+                )
+                if parts:
+                    # Pauling-file composite site, e.g. '0.75Si + 0.25Al': one row per element.
+                    self.partial.append(f"{label} ({symbol})")
+                    elements = [
+                        (_element(part, False, label, source, notes), share * occupancy)
+                        for share, part in parts
+                    ]
+                else:
+                    name = symbol if symbol is not None else label
+                    elements = [(_element(name, symbol is None, label, source, notes), occupancy)]
+            except UnknownSpeciesError as exc:
+                self.unknown.append(exc)
+                continue
+            for element, share in elements:
+                self.labels.append(label)
+                self.elements.append(element)
+                self.occupancies.append(share)
+                coords.append(point)
+        if self.unknown:
+            if self.partial:
+                # The crystal is disordered whatever those sites hold; say so first (it is the larger obstacle).
+                raise DisorderedStructureError(
+                    f"partially occupied or mixed sites {', '.join(self.partial[:6])}"
+                    + (", ..." if len(self.partial) > 6 else "")
+                    + f"; also, {self.unknown[0].message}",
+                    source,
+                )
+            raise self.unknown[0]
+        if not coords:
+            raise StructureParseError("the atom-site loop holds no atoms", source)
+        coords = np.array(coords, dtype=float)
+        if cartesian:
+            transform = _cartesian_transform(data, parameters)
+            coords = np.linalg.solve(transform, (coords - transform_origin(data)).T).T
+            notes.append("coordinates read from _atom_site_Cartn_* (Cartesian)")
+        for ideal in _IDEAL_FRACTIONS:  # pymatgen's snapping of 0.33333 to 1/3 (relative 1e-4)
+            coords[np.abs(coords / ideal - 1) <= FRAC_TOLERANCE] = ideal
+        self.coords = coords
+
+
+def _cartesian_transform(data: dict, parameters: tuple[float, ...]) -> np.ndarray:
+    """The matrix T of ``Cartn = T @ fract + origin``: ``_atom_sites_Cartn_tran_matrix`` or the IUCr default."""
+    entries = [data.get(f"_atom_sites_cartn_tran_matrix_{i}{j}") for i in "123" for j in "123"]
+    if all(isinstance(e, str) and _number(e) is not None for e in entries):
+        return np.array([_number(e) for e in entries], dtype=float).reshape(3, 3)
+    return _orthogonalization(parameters).T
+
+
+def transform_origin(data: dict) -> np.ndarray:
+    entries = [data.get(f"_atom_sites_cartn_tran_vector_{i}") for i in "123"]
+    if all(isinstance(e, str) and _number(e) is not None for e in entries):
+        return np.array([_number(e) for e in entries], dtype=float)
+    return np.zeros(3)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Expansion
+
+
+def _min_image(delta: np.ndarray) -> np.ndarray:
+    return delta - np.round(delta)
+
+
+def _merged_images(point: np.ndarray, rotations, translations, matrix: np.ndarray) -> tuple[np.ndarray, int]:
+    """The distinct images of one site: images closer than IMAGE_MERGE_DISTANCE become their centroid.
+
+    Returns ``(positions (m, 3) in [0, 1), number of images that were merged beyond pymatgen's 1e-4)``.
+    """
+    images = np.einsum("kij,j->ki", rotations, point) + translations
+    images -= np.floor(images)
+    kept: list[np.ndarray] = []
+    merged_far = 0
+    assigned = np.zeros(len(images), dtype=bool)
+    for k in range(len(images)):
+        if assigned[k]:
+            continue
+        delta = _min_image(images - images[k])
+        distance = np.linalg.norm(delta @ matrix, axis=1)
+        group = (~assigned) & (distance < IMAGE_MERGE_DISTANCE)
+        assigned |= group
+        if np.any(np.abs(delta[group]).max(axis=1) >= SITE_TOLERANCE):
+            merged_far += 1
+        centroid = images[k] + delta[group].mean(axis=0)
+        kept.append(centroid - np.floor(centroid))
+    return np.array(kept), merged_far
+
+
+def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, notes: list[str]) -> Structure:
+    rotations, translations = operations
+    matrix = lattice.matrix
+    site_coords: list[np.ndarray] = []
+    site_species: list[dict[Element, float]] = []
+    site_labels: list[str] = []
+    site_rows: list[list[str]] = []
+    merged_total = 0
+    for label, element, occupancy, point in zip(
+        rows.labels, rows.elements, rows.occupancies, rows.coords, strict=True
+    ):
+        positions, merged_far = _merged_images(point, rotations, translations, matrix)
+        merged_total += merged_far
+        for position in positions:
+            if site_coords:
+                delta = _min_image(np.array(site_coords) - position)
+                distance = np.linalg.norm(delta @ matrix, axis=1)
+                k = int(np.argmin(distance))
+                if distance[k] < IMAGE_MERGE_DISTANCE:
+                    # Two rows at one position: a mixed or partially occupied site.
+                    species = site_species[k]
+                    species[element] = species.get(element, 0.0) + occupancy
+                    if label not in site_rows[k]:
+                        site_rows[k].append(label)
+                    total = sum(species.values())
+                    if total > 1.0 + OCCUPANCY_TOLERANCE:
+                        raise OverlappingSitesError(
+                            f"rows {' and '.join(site_rows[k])} put atoms on the same position "
+                            f"{np.round(site_coords[k], 4).tolist()} (total occupancy {total:.4g} > 1)",
+                            source,
+                        )
+                    continue
+            site_coords.append(position)
+            site_species.append({element: occupancy})
+            site_labels.append(label)
+            site_rows.append([label])
+    if merged_total:
+        notes.append(
+            f"{merged_total} groups of symmetry images closer than {IMAGE_MERGE_DISTANCE} Å were merged "
+            "(coordinates written with few decimals)"
+        )
+
+    # pymatgen's order: by electronegativity of the (first) species, then symbol; stable within ties.
+    def order_key(i: int):
+        element = max(site_species[i], key=site_species[i].get)
+        x = element.X
+        return (math.inf if x != x else x, element.symbol)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pymatgen warns for elements without an electronegativity
+        order = sorted(range(len(site_coords)), key=order_key)
+    return Structure(
+        lattice,
+        [site_species[i] for i in order],
+        np.array([site_coords[i] for i in order]),
+        labels=[site_labels[i] for i in order],
+    )
+
+
+def _fast_structure(rows: _Rows, lattice: Lattice, listed_texts: list[str] | None) -> Structure | None:
+    """pymatgen's exact structure for the common subset (see :mod:`cif_reader`), or None."""
+    if listed_texts is None or any(o != 1.0 for o in rows.occupancies):
+        return None
+    from .cif_reader import _apply_operations, _operations_of, _sites_would_merge
+
+    operations: _Operations | None = _operations_of(tuple(listed_texts))
+    if operations is None:
+        return None
+    species = [_species_of(e.symbol) for e in rows.elements]
+    if any(s is None for s in species):
+        return None
+    images = _apply_operations(rows.coords, operations)
+    if _sites_would_merge(rows.coords, images):
+        return None
+    if operations.count > 1:
+        wrapped = images - np.floor(images)
+        delta = _min_image(wrapped[:, :, None, :] - wrapped[:, None, :, :])
+        same = (np.abs(delta) < SITE_TOLERANCE).all(axis=3)
+        distance = np.linalg.norm(delta @ lattice.matrix, axis=3)
+        if np.any(~same & (distance < IMAGE_MERGE_DISTANCE)):
+            return None  # images a few mÅ apart: merged by the general path
+    return _build_structure(lattice, species, rows.coords, images, rows.labels)
+
+
+def _choose_origin(candidates: list[Structure], data: dict, source: str, notes: list[str]) -> Structure:
+    """A name without its origin choice: keep the origin whose sites do not collide and match the multiplicities."""
+    multiplicities = data.get("_atom_site_symmetry_multiplicity")
+    plausible = []
+    for structure in candidates:
+        if isinstance(multiplicities, list):
+            counts: dict[str, int] = {}
+            for site in structure:
+                counts[site.label] = counts.get(site.label, 0) + 1
+            listed = dict(zip(data.get("_atom_site_label", []), multiplicities, strict=False))
+            if any(_number(listed.get(k, "")) not in (None, v) for k, v in counts.items()):
+                continue
+        if _shortest_distance(structure) >= 0.5:
+            plausible.append(structure)
+    if len(plausible) == 1:
+        notes.append("origin choice not declared: the only one whose sites are consistent was used")
+        return plausible[0]
+    if len(plausible) == 2 and len(plausible[0]) == len(plausible[1]):
+        notes.append("origin choice not declared: both give the same sites count; origin choice 1 was used")
+        return plausible[0]
+    raise StructureParseError(
+        "the space group has two origin choices and the file says neither (add ':1' or ':2' to the H-M "
+        "symbol, or list the operations); "
+        + ("both give a plausible, different crystal" if plausible else "neither gives a plausible crystal"),
+        source,
+    )
+
+
+def _shortest_distance(structure: Structure) -> float:
+    if len(structure) < 2:
+        return math.inf
+    distances = structure.distance_matrix
+    np.fill_diagonal(distances, math.inf)
+    return float(distances.min())
+
+
+def _is_invariant(structure: Structure, rotations: np.ndarray, translations: np.ndarray) -> bool:
+    """Whether every operation maps every site onto a site of the same species within IMAGE_MERGE_DISTANCE."""
+    coords = structure.frac_coords
+    matrix = structure.lattice.matrix
+    kinds = {}
+    species = np.array([kinds.setdefault(str(site.species), len(kinds)) for site in structure])
+    same_species = species[:, None] == species[None, :]
+    for rotation, translation in zip(rotations, translations, strict=True):
+        images = coords @ np.asarray(rotation, dtype=float).T + translation
+        delta = _min_image(images[:, None, :] - coords[None, :, :])
+        distance = np.linalg.norm(delta @ matrix, axis=2)
+        if not np.all(np.any((distance < IMAGE_MERGE_DISTANCE) & same_species, axis=1)):
+            return False
+    return True
+
+
+def _check_declared_group(
+    structure: Structure,
+    what: str,
+    candidates: list[int],
+    n_listed: int,
+    listed_hall: int,
+    source: str,
+    notes: list[str],
+) -> None:
+    """Refuse a file whose sites are not invariant under the group it declares (in the declared setting)."""
+    for hall_number in candidates:
+        if _is_invariant(structure, *operations_of_hall_number(hall_number)):
+            notes.append(
+                f"the file lists {n_listed} symmetry operations ({space_group_label(listed_hall)}) of the declared "
+                f"{space_group_label(hall_number)}; the sites are invariant under all of its operations"
+            )
+            return
+    raise StructureParseError(
+        f"the file contradicts itself: its {what} declares {space_group_label(candidates[0])}, but its "
+        f"{n_listed} symmetry operations form {space_group_label(listed_hall)} and the sites they build are not "
+        f"invariant under {space_group_label(candidates[0])}",
+        source,
+    )
+
+
+def _crystal_from_block(data: dict, source: str) -> Structure:
+    notes: list[str] = []
+    if any(key.startswith(("_cell_modulation", "_cell_subsystem")) for key in data):
+        raise StructureParseError(
+            "a modulated or composite (superspace) crystal; SCOPE describes three-dimensional periodic crystals",
+            source,
+        )
+    lattice, parameters = _lattice(data, source)
+    pending: list[tuple[str, list[int], int, int]] = []
+    operation_sets, listed_texts = _symmetry(data, lattice, parameters, source, notes, pending)
+    rows = _Rows(data, lattice, parameters, source, notes)
+    if any("_atom_site_moment" in key for key in data) and not any("magnetic" in n for n in notes):
+        notes.append("magnetic moments ignored (SCOPE encodes the nuclear structure)")
+    structures = []
+    for operations in operation_sets:
+        structure = _fast_structure(rows, lattice, listed_texts) if len(operation_sets) == 1 else None
+        if structure is None:
+            structure = _general_structure(rows, lattice, operations, source, notes)
+        structures.append(structure)
+    structure = structures[0] if len(structures) == 1 else _choose_origin(structures, data, source, notes)
+    for what, candidates, n_listed, listed_hall in pending:
+        _check_declared_group(structure, what, candidates, n_listed, listed_hall, source, notes)
+    if notes:
+        structure.properties["reader_notes"] = list(dict.fromkeys(notes))
+    return structure
+
+
+def read_cif_structures(text: str, source: str) -> list[tuple[str, Structure | ScopeError]]:
+    """Every crystal of a CIF, in file order: ``[(source, Structure or the ScopeError that refused it)]``.
+
+    Data blocks without atom sites (bibliography, powder-pattern or symmetry-only blocks) are not crystals and are
+    skipped. The source of a crystal is ``source`` when the file holds one, else ``f"{source}#{block name}"``.
+
+    Args:
+        text: CIF text (CIF 1.1; CIF 2.0 files that use only CIF 1.1 syntax).
+        source: the file name (or a description of the text) for messages.
+
+    Returns:
+        One entry per crystal; a block that cannot be read gives its typed error in place, so the other blocks
+        still come out.
+
+    Raises:
+        StructureParseError: the text holds no data block with atom sites.
+
+    Example:
+        >>> text = '''data_Po
+        ... _space_group_name_H-M_alt 'P m -3 m'
+        ... _cell_length_a 3.35
+        ... _cell_length_b 3.35
+        ... _cell_length_c 3.35
+        ... _cell_angle_alpha 90
+        ... _cell_angle_beta 90
+        ... _cell_angle_gamma 90
+        ... loop_
+        ... _atom_site_label
+        ... _atom_site_fract_x
+        ... _atom_site_fract_y
+        ... _atom_site_fract_z
+        ... Po1 0 0 0
+        ... '''
+        >>> [(name, structure.composition.formula) for name, structure in read_cif_structures(text, "Po.cif")]
+        [('Po.cif', 'Po1')]
+    """
+    if text.lstrip().startswith("#\\#CIF_2.0") and ('"""' in text or "'''" in text):
+        raise StructureParseError(
+            "CIF 2.0 syntax (triple-quoted strings or lists) that this reader does not read; "
+            "save it as CIF 1.1",
+            source,
+        )
+    blocks = _split_blocks(text)
+    if not blocks:
+        raise StructureParseError("not a readable CIF: no data_ block", source)
+    crystals: list[tuple[str, dict | ScopeError]] = []
+    for index, (name, block_text) in enumerate(blocks):
+        block_source = f"{source}#{name or index}"
+        lowered = block_text.lower()
+        if "_atom_site_fract_x" not in lowered and "_atom_site_cartn_x" not in lowered:
+            continue  # bibliography, symmetry-only or powder-pattern blocks are not crystals
+        try:
+            data = _block_data(block_text, block_source)
+        except ScopeError as exc:
+            crystals.append((block_source, exc))
+            continue
+        coordinates = _first(data, ("_atom_site_fract_x", "_atom_site_cartn_x"))
+        values = [coordinates] if isinstance(coordinates, str) else coordinates or []
+        if any(value.strip() not in ("?", ".") for value in values):  # all-'?' loops are placeholders
+            crystals.append((block_source, data))
+    if not crystals:
+        raise StructureParseError(
+            "not a readable CIF: it holds no atom sites (no _atom_site_fract_x or _atom_site_Cartn_x loop)",
+            source,
+        )
+    single = len(crystals) == 1
+    out: list[tuple[str, Structure | ScopeError]] = []
+    for block_source, data in crystals:
+        name = source if single else block_source
+        if isinstance(data, ScopeError):
+            out.append((name, data))
+            continue
+        try:
+            out.append((name, _crystal_from_block(data, name)))
+        except ScopeError as exc:
+            out.append((name, exc))
+    return out

@@ -1,0 +1,277 @@
+"""The space group a CIF declares, turned into symmetry operations, and checked against the operations it lists.
+
+A CIF states its symmetry in up to four ways: an explicit operation list (``_space_group_symop_operation_xyz`` and
+its older and dotted spellings), a Hall symbol, a Hermann-Mauguin (H-M) name with or without a setting suffix, and
+an International Tables (IT) number. Readers that look at the operation list only build a different crystal when
+the list is missing (pymatgen then "defaults to P1") or incomplete (a C-centred group listed without its centring).
+This module
+
+* resolves a declared Hall symbol, H-M name or IT number to a setting of spglib's database of the 530 Hall
+  settings (``spglib.get_spacegroup_type`` / ``get_symmetry_from_database``; the settings of the International
+  Tables, Vol. A), including origin-choice suffixes (``:1``, ``:2``, ICSD's trailing ``S``/``Z``, ``(origin
+  choice 2)``), rhombohedral/hexagonal axes (``:R``, ``:H``, or chosen from the cell when the name alone is given)
+  and monoclinic cell choices (``:b1``, ``C 1 2/c 1``, ...);
+* closes an operation list under composition (files that list generators only, or an operation twice);
+* identifies the space-group type of a list with spglib (``get_spacegroup_type_from_symmetry``), so that a file
+  whose operations build another group than the one it declares is refused instead of read as something else.
+
+This module is remote code (copied flat into checkpoints): it imports only numpy and spglib.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import spglib
+
+__all__ = [
+    "DeclaredSpaceGroup",
+    "close_operations",
+    "hall_numbers_for_name",
+    "hall_number_for_symbol",
+    "hall_numbers_for_it_number",
+    "operations_of_hall_number",
+    "space_group_label",
+    "space_group_type_of_operations",
+]
+
+#: Translations are compared modulo 1 with this tolerance (fractional units); listed operations are written with
+#: at most 4-6 decimals (1/3 = 0.3333).
+_TRANSLATION_TOLERANCE = 1e-3
+#: An operation list closed under composition never exceeds the order of Fm-3m in a conventional cell (192).
+_MAX_GROUP_ORDER = 192
+
+
+@dataclass(frozen=True)
+class DeclaredSpaceGroup:
+    """A space-group setting resolved from a CIF's declaration.
+
+    Attributes:
+        hall_number: spglib's Hall-setting number (1-530).
+        number: the IT space-group number (1-230).
+        declared: the text the file gave (for messages), e.g. ``"H-M 'I 41/a m d :2'"``.
+    """
+
+    hall_number: int
+    number: int
+    declared: str
+
+    @property
+    def label(self) -> str:
+        return space_group_label(self.hall_number)
+
+
+def _quiet_spglib(function, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Set OLD_ERROR_HANDLING", category=DeprecationWarning)
+        return function(*args, **kwargs)
+
+
+@cache
+def _spacegroup_type(hall_number: int):
+    return _quiet_spglib(spglib.get_spacegroup_type, hall_number)
+
+
+def space_group_label(hall_number: int) -> str:
+    """``"Fm-3m (225)"``: the short H-M symbol and the IT number of a Hall setting, for messages."""
+    kind = _spacegroup_type(hall_number)
+    return f"{kind.international_short} ({kind.number})"
+
+
+def _normalize_name(name: str) -> str:
+    """An H-M symbol without spaces, underscores or case differences: ``'P 63/m m c'`` -> ``'P63/mmc'``."""
+    compact = re.sub(r"[\s_]", "", name)
+    return compact[:1].upper() + compact[1:].lower() if compact else ""
+
+
+def _monoclinic_short(setting: str) -> str | None:
+    """``'P 1 2_1/n 1'`` -> ``'P 2_1/n'``: the usual short spelling of a monoclinic full symbol."""
+    parts = setting.split()
+    if len(parts) == 4 and sum(part == "1" for part in parts[1:]) == 2:
+        return " ".join([parts[0]] + [part for part in parts[1:] if part != "1"])
+    return None
+
+
+@cache
+def _name_index() -> dict[str, tuple[int, ...]]:
+    """Normalized H-M spellings -> the Hall numbers they name, in spglib's order (the ITA standard setting first)."""
+    index: dict[str, list[int]] = {}
+    for hall_number in range(1, 531):
+        kind = _spacegroup_type(hall_number)
+        names = {kind.international_short, kind.international_full, *kind.international.split("=")}
+        for setting in list(names):
+            short = _monoclinic_short(setting.strip())
+            if short:
+                names.add(short)
+        for name in names:
+            key = _normalize_name(name)
+            if key and hall_number not in index.setdefault(key, []):
+                index[key].append(hall_number)
+    return {key: tuple(numbers) for key, numbers in index.items()}
+
+
+@cache
+def _hall_index() -> dict[str, int]:
+    return {" ".join(_spacegroup_type(h).hall_symbol.split()): h for h in range(1, 531)}
+
+
+# Setting suffixes: ':2', ':R', ':b1', ICSD's trailing ' Z' (origin choice 2) / ' S' (origin choice 1) / ' H' /
+# ' R', and the words '(origin choice 2)'.
+_COLON_SUFFIX = re.compile(r"^(.*?)\s*:\s*([-\w]+)\s*$")
+_ICSD_SUFFIX = re.compile(r"^(.*\S)\s+([SZHR])$")
+_ORIGIN_WORDS = re.compile(r"^(.*?)\s*\(\s*origin\s+choice\s+([12])\s*\)\s*$", re.IGNORECASE)
+_ICSD_CHOICES = {"S": "1", "Z": "2", "H": "H", "R": "R"}
+
+
+def _split_setting(name: str) -> tuple[str, str | None]:
+    name = name.strip()
+    match = _ORIGIN_WORDS.match(name)
+    if match:
+        return match.group(1), match.group(2)
+    match = _COLON_SUFFIX.match(name)
+    if match:
+        return match.group(1), match.group(2)
+    match = _ICSD_SUFFIX.match(name)
+    if match:
+        return match.group(1), _ICSD_CHOICES[match.group(2)]
+    return name, None
+
+
+def is_rhombohedral_axes(lattice_parameters: tuple[float, ...], tolerance: float = 1e-3) -> bool:
+    """Whether a, b, c and alpha, beta, gamma describe rhombohedral axes (a = b = c, alpha = beta = gamma != 90)."""
+    a, b, c, alpha, beta, gamma = lattice_parameters
+    same_lengths = abs(a - b) <= tolerance * a and abs(a - c) <= tolerance * a
+    same_angles = abs(alpha - beta) <= 0.05 and abs(alpha - gamma) <= 0.05
+    return same_lengths and same_angles and abs(alpha - 90.0) > 0.05
+
+
+def _pick_axes(candidates: list[int], rhombohedral_axes: bool) -> list[int]:
+    """For an R group named without ':H'/':R', the cell decides (International Tables: both are standard)."""
+    choices = {_spacegroup_type(h).choice for h in candidates}
+    if choices == {"H", "R"}:
+        wanted = "R" if rhombohedral_axes else "H"
+        return [h for h in candidates if _spacegroup_type(h).choice == wanted]
+    return candidates
+
+
+def hall_numbers_for_name(name: str, rhombohedral_axes: bool = False) -> list[int]:
+    """The Hall settings an H-M name can mean, most likely first; empty when the name is not a space group.
+
+    Several settings remain only when the name leaves an origin choice open (``'F d -3 m'``, groups with two
+    origins): the caller decides between them. Monoclinic short symbols (``'P 21/c'``) mean the ITA standard
+    unique axis b and cell choice 1 unless the full symbol or a ``:c1``-style suffix says otherwise.
+
+    Example:
+        >>> hall_numbers_for_name("I 41/a m d :2")
+        [427]
+        >>> hall_numbers_for_name("R -3 m", rhombohedral_axes=True)
+        [459]
+        >>> hall_numbers_for_name("C2:b1")
+        [9]
+    """
+    base, choice = _split_setting(name)
+    candidates = list(_name_index().get(_normalize_name(base), ()))
+    if not candidates:
+        return []
+    if choice is not None:
+        choice_key = choice.lower() if choice not in ("H", "R", "h", "r") else choice.upper()
+        chosen = [h for h in candidates if _spacegroup_type(h).choice.lower() == choice_key.lower()]
+        if not chosen and choice_key in ("1", "2"):
+            # ':1' on a group with one origin (e.g. 'P 1 21/c 1 :1') adds nothing
+            chosen = [h for h in candidates if _spacegroup_type(h).choice in ("", "b", "b1")]
+        return chosen[:1] if chosen else []
+    candidates = _pick_axes(candidates, rhombohedral_axes)
+    numbers = {_spacegroup_type(h).number for h in candidates}
+    if len(numbers) > 1:
+        return []  # cannot happen for valid names; refuse rather than guess
+    origin_choices = [h for h in candidates if _spacegroup_type(h).choice in ("1", "2")]
+    if len(origin_choices) == len(candidates) and len(candidates) == 2:
+        return candidates  # origin choice 1, then 2: left to the caller
+    return candidates[:1]
+
+
+def hall_number_for_symbol(hall_symbol: str) -> int | None:
+    """The Hall setting of a Hall symbol as spglib's database writes it (``'-F 4 2 3'`` -> 523), else None.
+
+    Hall symbols with a change of basis (``'P 2yb (x,y,-x+z)'``) are not in the database and give None.
+    """
+    return _hall_index().get(" ".join(hall_symbol.replace("'", '"').split()))
+
+
+def hall_numbers_for_it_number(number: int, rhombohedral_axes: bool = False) -> list[int]:
+    """The settings of IT number ``number`` a file that gives only the number can mean: the ITA standard setting
+    (both origins for groups that have two; the axes chosen from the cell for R groups)."""
+    if not 1 <= number <= 230:
+        return []
+    candidates = [h for h in range(1, 531) if _spacegroup_type(h).number == number]
+    candidates = _pick_axes(candidates, rhombohedral_axes)
+    if {_spacegroup_type(h).choice for h in candidates[:2]} == {"1", "2"}:
+        return candidates[:2]
+    return candidates[:1]
+
+
+def operations_of_hall_number(hall_number: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(rotations (n, 3, 3) int, translations (n, 3) float)`` of a Hall setting, centring included."""
+    symmetry = _quiet_spglib(spglib.get_symmetry_from_database, hall_number)
+    return np.asarray(symmetry["rotations"]), np.asarray(symmetry["translations"], dtype=float)
+
+
+def close_operations(rotations: np.ndarray, translations: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The group generated by the operations (modulo lattice translations), duplicates removed.
+
+    Returns None when the closure exceeds any space group's order (the operations are not crystallographic, e.g.
+    mistyped). Translations are reduced to [0, 1).
+    """
+    rotations = np.rint(np.asarray(rotations)).astype(np.int64)
+    translations = np.asarray(translations, dtype=float) % 1.0
+    group_r: list[np.ndarray] = []
+    group_t: list[np.ndarray] = []
+
+    def find(r: np.ndarray, t: np.ndarray) -> bool:
+        for gr, gt in zip(group_r, group_t, strict=True):
+            if np.array_equal(gr, r):
+                d = (gt - t + 0.5) % 1.0 - 0.5
+                if np.all(np.abs(d) < _TRANSLATION_TOLERANCE):
+                    return True
+        return False
+
+    queue = list(zip(rotations, translations, strict=True))
+    for r, t in queue:
+        if not find(r, t):
+            group_r.append(r)
+            group_t.append(t)
+    index = 0
+    while index < len(group_r):
+        r1, t1 = group_r[index], group_t[index]
+        for j in range(len(group_r)):
+            r2, t2 = group_r[j], group_t[j]
+            product_r = r1 @ r2
+            product_t = (r1 @ t2 + t1) % 1.0
+            if not find(product_r, product_t):
+                group_r.append(product_r)
+                group_t.append(product_t)
+                if len(group_r) > _MAX_GROUP_ORDER:
+                    return None
+        index += 1
+    return np.array(group_r), np.array(group_t)
+
+
+def space_group_type_of_operations(
+    rotations: np.ndarray, translations: np.ndarray, lattice: np.ndarray
+) -> int | None:
+    """spglib's space-group type (Hall number) of a closed operation list, or None if it is not a space group."""
+    try:
+        kind = _quiet_spglib(
+            spglib.get_spacegroup_type_from_symmetry,
+            np.ascontiguousarray(rotations, dtype=np.intc),
+            np.ascontiguousarray(translations, dtype=float),
+            lattice=np.ascontiguousarray(lattice, dtype=float),
+            symprec=1e-3,
+        )
+    except (spglib.SpglibError, ValueError, RuntimeError, TypeError):
+        return None
+    return None if kind is None else int(kind.hall_number)
