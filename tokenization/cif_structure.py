@@ -77,7 +77,7 @@ from .scope_errors import (
     UnknownSpeciesError,
 )
 
-__all__ = ["IMAGE_MERGE_DISTANCE", "OCCUPANCY_TOLERANCE", "read_cif_structures"]
+__all__ = ["IMAGE_MERGE_DISTANCE", "OCCUPANCY_TOLERANCE", "cif_crystal_blocks", "read_cif_structures"]
 
 #: Occupancies within this of 1 count as full (below the two-decimal resolution of SCOPE's fractions).
 OCCUPANCY_TOLERANCE = 0.005
@@ -777,7 +777,43 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
     return structure
 
 
-def read_cif_structures(text: str, source: str) -> list[tuple[str, Structure | ScopeError]]:
+def cif_crystal_blocks(text: str, source: str) -> list[tuple[str, str]]:
+    """``[(crystal source, block text)]`` for the blocks of a CIF that hold atom sites, without building them.
+
+    The source is ``source`` when there is one such block, else ``f"{source}#{block name}"`` (the block's index
+    when it has no name), as in :func:`read_cif_structures`. Blocks whose site loop is only ``?`` placeholders
+    (Pauling-file reduced cells) are not crystals.
+    """
+    blocks = _split_blocks(text)
+    candidates = []
+    for index, (name, block_text) in enumerate(blocks):
+        lowered = block_text.lower()
+        if "_atom_site_fract_x" not in lowered and "_atom_site_cartn_x" not in lowered:
+            continue  # bibliography, symmetry-only or powder-pattern blocks are not crystals
+        candidates.append((f"{source}#{name or index}", block_text))
+    if len(candidates) > 1:
+        kept = []
+        for block_source, block_text in candidates:
+            tokens = _tokenize(block_text)
+            data = _parse_block(*tokens) if tokens is not None else None
+            if data is not None and not _has_sites(_normalize_keys(data)):
+                continue
+            kept.append((block_source, block_text))
+        candidates = kept
+    if len(candidates) == 1:
+        return [(source, candidates[0][1])]
+    return candidates
+
+
+def _has_sites(data: dict) -> bool:
+    coordinates = _first(data, ("_atom_site_fract_x", "_atom_site_cartn_x"))
+    values = [coordinates] if isinstance(coordinates, str) else coordinates or []
+    return any(value.strip() not in ("?", ".") for value in values)  # all-'?' loops are placeholders
+
+
+def read_cif_structures(
+    text: str, source: str, crystal: str | None = None
+) -> list[tuple[str, Structure | ScopeError]]:
     """Every crystal of a CIF, in file order: ``[(source, Structure or the ScopeError that refused it)]``.
 
     Data blocks without atom sites (bibliography, powder-pattern or symmetry-only blocks) are not crystals and are
@@ -786,6 +822,7 @@ def read_cif_structures(text: str, source: str) -> list[tuple[str, Structure | S
     Args:
         text: CIF text (CIF 1.1; CIF 2.0 files that use only CIF 1.1 syntax).
         source: the file name (or a description of the text) for messages.
+        crystal: read only the crystal of this source name (``f"{source}#{block}"``); the others are not built.
 
     Returns:
         One entry per crystal; a block that cannot be read gives its typed error in place, so the other blocks
@@ -819,38 +856,22 @@ def read_cif_structures(text: str, source: str) -> list[tuple[str, Structure | S
             "save it as CIF 1.1",
             source,
         )
-    blocks = _split_blocks(text)
-    if not blocks:
+    if not _split_blocks(text):
         raise StructureParseError("not a readable CIF: no data_ block", source)
-    crystals: list[tuple[str, dict | ScopeError]] = []
-    for index, (name, block_text) in enumerate(blocks):
-        block_source = f"{source}#{name or index}"
-        lowered = block_text.lower()
-        if "_atom_site_fract_x" not in lowered and "_atom_site_cartn_x" not in lowered:
-            continue  # bibliography, symmetry-only or powder-pattern blocks are not crystals
-        try:
-            data = _block_data(block_text, block_source)
-        except ScopeError as exc:
-            crystals.append((block_source, exc))
+    out: list[tuple[str, Structure | ScopeError]] = []
+    for name, block_text in cif_crystal_blocks(text, source):
+        if crystal is not None and name != crystal:
             continue
-        coordinates = _first(data, ("_atom_site_fract_x", "_atom_site_cartn_x"))
-        values = [coordinates] if isinstance(coordinates, str) else coordinates or []
-        if any(value.strip() not in ("?", ".") for value in values):  # all-'?' loops are placeholders
-            crystals.append((block_source, data))
-    if not crystals:
+        try:
+            data = _block_data(block_text, name)
+            if not _has_sites(data):
+                raise StructureParseError("the atom-site loop holds only '?' placeholders", name)
+            out.append((name, _crystal_from_block(data, name)))
+        except ScopeError as exc:
+            out.append((name, exc))
+    if not out and crystal is None:
         raise StructureParseError(
             "not a readable CIF: it holds no atom sites (no _atom_site_fract_x or _atom_site_Cartn_x loop)",
             source,
         )
-    single = len(crystals) == 1
-    out: list[tuple[str, Structure | ScopeError]] = []
-    for block_source, data in crystals:
-        name = source if single else block_source
-        if isinstance(data, ScopeError):
-            out.append((name, data))
-            continue
-        try:
-            out.append((name, _crystal_from_block(data, name)))
-        except ScopeError as exc:
-            out.append((name, exc))
     return out

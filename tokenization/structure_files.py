@@ -5,7 +5,8 @@ Accepted: CIF files, POSCAR/CONTCAR/``.vasp`` files, JSON (one pymatgen dict, or
 ``scope`` column, and directories of any of these. Records and rows that carry a SCOPE string instead of a structure
 are yielded as ``{"scope": ..., "n_atoms": ...}`` (``n_atoms`` when the record has it). Every yielded
 item carries a ``source`` name (``path``, ``path#3`` for the fourth record of a list, ``path:12`` for line 12 of a
-JSONL file). A record that cannot even be read is yielded as a :class:`StructureParseError` in its place, so callers
+JSONL file, ``file.cif#block`` for a data block of a CIF holding several crystals, ``file.extxyz@3`` for a frame).
+A record that cannot even be read is yielded as a :class:`StructureParseError` in its place, so callers
 report it instead of losing it.
 
 Not remote code: only the CLI and dataset builders use it.
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .scope_errors import StructureParseError
+from .structure_io import crystal_sources
 
-STRUCTURE_SUFFIXES = (".cif", ".mcif", ".vasp", ".poscar", ".json", ".jsonl")
+STRUCTURE_SUFFIXES = (".cif", ".mcif", ".vasp", ".poscar", ".json", ".jsonl", ".extxyz", ".xyz")
 TABLE_SUFFIXES = (".csv", ".parquet")
 _RECORD_KEYS = ("structure", "cif", "poscar")
 
@@ -127,4 +129,5 @@ def iter_structure_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, A
         elif path.suffix.lower() in TABLE_SUFFIXES:
             yield from _iter_table(path)
         else:
-            yield str(path), path
+            # One item per crystal: CIF data blocks (file.cif#block) and extxyz frames (file.extxyz@3).
+            yield from crystal_sources(path)

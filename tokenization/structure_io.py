@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
-from .cif_structure import read_cif_structures
+from .cif_structure import cif_crystal_blocks, read_cif_structures
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
@@ -136,7 +136,10 @@ def _selected_crystal(path: Path) -> list[tuple[str, Structure | ScopeError]] | 
     for separator in ("#", "@"):
         base, found, _ = text.rpartition(separator)
         if found and base and Path(base).is_file():
-            crystals = _file_crystals(Path(base))
+            if separator == "#" and Path(base).suffix.lower() in _CIF_SUFFIXES:
+                crystals = read_cif_structures(_read_text(Path(base), base), base, crystal=text)
+            else:
+                crystals = _file_crystals(Path(base))
             chosen = [(name, result) for name, result in crystals if name == text]
             if chosen:
                 return chosen
@@ -169,6 +172,28 @@ def _file_crystals(path: Path) -> list[tuple[str, Structure | ScopeError]]:
     if suffix in _POSCAR_SUFFIXES or any(name.upper().startswith(n) for n in _POSCAR_NAMES):
         return [(source, _parse_poscar_text(text, source))]
     return _text_crystals(text, source)
+
+
+def crystal_sources(path: str | os.PathLike) -> list[tuple[str, Any]]:
+    """``[(source, input)]`` for each crystal of a file, cheaply: what :func:`load_structure` then reads.
+
+    A file with one crystal gives ``[(path, path)]``. A CIF with several data blocks gives one ``file.cif#block``
+    selector per block (each later parsed alone); an extxyz file gives its frames as (unvalidated) structures or
+    their errors. A file that cannot be read at all gives its ``ScopeError`` as the input, so callers report it.
+    """
+    path = Path(path)
+    source = str(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix in _CIF_SUFFIXES and path.is_file():
+            text = _read_text(path, source)
+            names = [name for name, _ in cif_crystal_blocks(text, source)]
+            return [(name, name) for name in names] if len(names) > 1 else [(source, path)]
+        if suffix in _ASE_SUFFIXES and path.is_file():
+            return _file_crystals(path)
+    except ScopeError as exc:
+        return [(source, exc)]
+    return [(source, path)]
 
 
 def _read_file(path: Path) -> Structure:
