@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from isolated import run_without_project
 
 from tokenization import CloudTokenizerFast
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.mark.parametrize("version", ["v1", "v2"])
@@ -22,9 +25,14 @@ def test_saved_tokenizer_runs_without_the_package(tmp_path, v1_fixture_records, 
         "scope_tables.py",
         "structure_io.py",
         "cif_reader.py",
+        "cif_structure.py",
+        "cif_symmetry.py",
+        "poscar_reader.py",
     } <= saved_files
     records = v1_fixture_records[:4]
-    inputs = [records[0]["cif"], records[1]["structure"]]
+    # The last input needs the declared-symmetry path (an H-M name with an origin-choice suffix, no operations).
+    anatase = (FIXTURES / "realworld" / "17a-anatase-HM-origin-suffix.cif").read_text()
+    inputs = [records[0]["cif"], records[1]["structure"], anatase]
     expected = tok(inputs, padding=True)["input_ids"]
     code = f"""
         import json
