@@ -33,15 +33,16 @@ from .scope_errors import (
     EmptyStructureError,
     InvalidGeometryError,
     NonPeriodicStructureError,
+    OverlappingSitesError,
     ScopeError,
     StructureParseError,
     UnknownSpeciesError,
 )
 
-#: A site's occupancies may sum to at most this much over 1 (refinements print 1.0001 for a full site); such a
-#: site is scaled down to exactly 1, because pymatgen cannot hold more. A larger sum means more than one atom on
-#: one site, which is refused.
-OCCUPANCY_EXCESS_TOLERANCE = 1e-3
+#: An occupancy within this of 1 counts as full (refinements print 0.9999 or 1.0001 for a full site), and a site's
+#: occupancies may sum to at most this much over 1 (scaled down to exactly 1: pymatgen cannot hold more). The same
+#: value and rules as the CIF reader's ``OCCUPANCY_TOLERANCE``, so that a CIF and ``ase.io.read`` of it agree.
+OCCUPANCY_TOLERANCE = 0.005
 
 #: Below this |det| (A^3) the cell vectors span no volume.
 _MIN_CELL_VOLUME = 1e-8
@@ -100,15 +101,22 @@ def _site_species(atoms: Any, occupancy: Any, source: str) -> list[dict[str, flo
                 raise StructureParseError(
                     f"site {i}: occupancy {value!r} of {name} is not a fraction", source
                 )
+            if abs(value - 1.0) <= OCCUPANCY_TOLERANCE:
+                value = 1.0
+            elif value > 1.0:
+                raise StructureParseError(
+                    f"site {i}: occupancy {value:g} of {name} is above 1 (tolerance {OCCUPANCY_TOLERANCE})",
+                    source,
+                )
             if value > 0:
                 site[name] = site.get(name, 0.0) + value
         total = sum(site.values())
         if total == 0:
             raise DisorderedStructureError(f"site {i} has zero total occupancy", source)
-        if total > 1 + OCCUPANCY_EXCESS_TOLERANCE:
+        if total > 1 + OCCUPANCY_TOLERANCE:
             listing = ", ".join(f"{sp}:{occ:g}" for sp, occ in site.items())
-            raise DisorderedStructureError(
-                f"site {i} ({listing}) has occupancies summing to {total:g}, more than one atom on one site",
+            raise OverlappingSitesError(
+                f"site {i} holds {listing} (total occupancy {total:.4g} > 1): more than one atom on one position",
                 source,
             )
         if total > 1:
