@@ -24,7 +24,7 @@ WORKER = textwrap.dedent(
     from transformers import TrainerCallback
 
     from modeling_cloud.training import data as training_data
-    from modeling_cloud.training.options import PretrainOptions, options_from_dict
+    from modeling_cloud.training.options import settings_from_dict
     from modeling_cloud.training.pretrain import run_pretrain
 
     out = sys.argv[1]
@@ -58,10 +58,10 @@ WORKER = textwrap.dedent(
             with open(f"{out}/rank{rank}.json", "w") as handle:
                 json.dump(report, handle)
 
-    options = options_from_dict(PretrainOptions, {
+    options = settings_from_dict("pretrain", {
         "train": ["bundled:cloud-pretrain[:256]"], "output_dir": f"{out}/run",
         "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
-        "max_steps": 3, "per_device_train_batch_size": 8, "learning_rate": 1e-3, "warmup_ratio": 0.0,
+        "max_steps": 3, "per_device_train_batch_size": 8, "learning_rate": 1e-3, "warmup_steps": 0.0,
         "eval_strategy": "steps",
         "eval_steps": 3, "logging_steps": 1,
     })

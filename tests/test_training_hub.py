@@ -70,7 +70,7 @@ def pushed(hub_server, tmp_path_factory):
     Runs in this process: conftest.py points huggingface_hub at the session's local Hub server.
     """
     from modeling_cloud.training.finetune import run_finetune
-    from modeling_cloud.training.options import FinetuneOptions, PretrainOptions, options_from_dict
+    from modeling_cloud.training.options import settings_from_dict
     from modeling_cloud.training.pretrain import run_pretrain
     from modeling_cloud.training.push import main as push_main
 
@@ -79,8 +79,8 @@ def pushed(hub_server, tmp_path_factory):
     torch.set_num_threads(1)
     try:
         run_pretrain(
-            options_from_dict(
-                PretrainOptions,
+            settings_from_dict(
+                "pretrain",
                 {
                     "train": ["bundled:cloud-pretrain[:300]"],
                     "output_dir": str(work / "base"),
@@ -94,8 +94,8 @@ def pushed(hub_server, tmp_path_factory):
             )
         )
         run_finetune(
-            options_from_dict(
-                FinetuneOptions,
+            settings_from_dict(
+                "finetune",
                 {
                     "pretrained": BASE_REPO,  # downloaded from the Hub
                     "train": ["bundled:cloud-dielectric[:150]"],

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from modeling_cloud.training.engine import CheckpointError, latest_complete_checkpoint
 from modeling_cloud.training.finetune import run_finetune
-from modeling_cloud.training.options import FinetuneOptions, PretrainOptions, options_from_dict
+from modeling_cloud.training.options import settings_from_dict
 from modeling_cloud.training.pretrain import run_pretrain
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
@@ -65,7 +65,7 @@ def _assert_same_weights(first: Path, second: Path, atol: float = 1e-6):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("resume") / "uninterrupted"
-    run_finetune(options_from_dict(FinetuneOptions, {**FINETUNE, "output_dir": str(output)}))
+    run_finetune(settings_from_dict("finetune", {**FINETUNE, "output_dir": str(output)}))
     return output
 
 
@@ -106,12 +106,12 @@ def test_sigkill_mid_run_then_resume_reaches_the_uninterrupted_weights(uninterru
     assert not (output / "checkpoint-60").exists()
 
     # A fresh start in that folder would silently throw the run away: refused.
-    fresh = options_from_dict(FinetuneOptions, {**FINETUNE, "output_dir": str(output)})
+    fresh = settings_from_dict("finetune", {**FINETUNE, "output_dir": str(output)})
     with pytest.raises(ValueError, match="--resume-from-checkpoint last"):
         run_finetune(fresh)
 
-    resumed = options_from_dict(
-        FinetuneOptions, {**FINETUNE, "output_dir": str(output), "resume_from_checkpoint": "last"}
+    resumed = settings_from_dict(
+        "finetune", {**FINETUNE, "output_dir": str(output), "resume_from_checkpoint": "last"}
     )
     run_finetune(resumed)
     _assert_same_weights(uninterrupted / "checkpoint-60", output / "checkpoint-60")
@@ -190,11 +190,11 @@ def test_resumed_pretraining_sees_the_same_masks_and_batches(tmp_path):
         "learning_rate": 1e-3,
     }
     full = tmp_path / "full"
-    run_pretrain(options_from_dict(PretrainOptions, {**settings, "output_dir": str(full)}))
+    run_pretrain(settings_from_dict("pretrain", {**settings, "output_dir": str(full)}))
     partial = _copy_run(full, tmp_path / "partial", [4])
     run_pretrain(
-        options_from_dict(
-            PretrainOptions, {**settings, "output_dir": str(partial), "resume_from_checkpoint": "last"}
+        settings_from_dict(
+            "pretrain", {**settings, "output_dir": str(partial), "resume_from_checkpoint": "last"}
         )
     )
     _assert_same_weights(full / "checkpoint-14", partial / "checkpoint-14")

@@ -13,7 +13,7 @@ import torch
 from dataset_builders import load_materials_project
 from modeling_cloud.training.finetune import run_finetune
 from modeling_cloud.training.hub import check_hub_layout
-from modeling_cloud.training.options import DebyeOptions, FinetuneOptions, PretrainOptions, options_from_dict
+from modeling_cloud.training.options import settings_from_dict
 from modeling_cloud.training.pretrain import run_pretrain
 from modeling_cloud.training.train_debye import run_train_debye
 
@@ -54,8 +54,8 @@ def base_checkpoint(tmp_path_factory, mp_with_n):
     folder = tmp_path_factory.mktemp("pretrain")
     structures = folder / "mp_structures.parquet"
     mp_with_n.iloc[400:460][["material_id", "structure"]].to_parquet(structures, index=False)
-    options = options_from_dict(
-        PretrainOptions,
+    options = settings_from_dict(
+        "pretrain",
         {
             "train": ["bundled:cloud-pretrain[:400]", str(structures)],
             "output_dir": str(folder / "base"),
@@ -63,7 +63,7 @@ def base_checkpoint(tmp_path_factory, mp_with_n):
             "num_train_epochs": 3,
             "per_device_train_batch_size": 32,
             "learning_rate": 2e-3,
-            "warmup_ratio": 0.1,
+            "warmup_steps": 0.1,
             "logging_steps": 5,
         },
     )
@@ -135,8 +135,8 @@ def test_finetune_from_base_on_structure_files(base_checkpoint, mp_with_n, tmp_p
     ).to_json(tmp_path / "validation.jsonl", orient="records", lines=True)
     test[["material_id", "structure", "n"]].to_parquet(tmp_path / "test.parquet", index=False)
     output = tmp_path / "n-model"
-    options = options_from_dict(
-        FinetuneOptions,
+    options = settings_from_dict(
+        "finetune",
         {
             "train": [str(tmp_path / "train.csv")],
             "validation": [str(tmp_path / "validation.jsonl")],
@@ -191,9 +191,21 @@ def test_finetune_from_base_on_structure_files(base_checkpoint, mp_with_n, tmp_p
 
 
 def test_early_stopping_ends_a_run_whose_validation_mae_stalls(tmp_path):
+    from transformers import TrainerCallback
+
+    from modeling_cloud.training.options import parse_settings
+
+    class OptimiserProbe(TrainerCallback):
+        """Any TrainingArguments flag reaches the Trainer: here `adam_epsilon`, which CLOUD never mentions."""
+
+        eps = None
+
+        def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+            OptimiserProbe.eps = {group["eps"] for group in optimizer.param_groups}
+
     output = tmp_path / "stalled"
-    options = options_from_dict(
-        FinetuneOptions,
+    settings = settings_from_dict(
+        "finetune",
         {
             "train": ["bundled:cloud-dielectric[:80]"],
             "target": ["n"],
@@ -202,31 +214,22 @@ def test_early_stopping_ends_a_run_whose_validation_mae_stalls(tmp_path):
             "num_train_epochs": 10,
             "per_device_train_batch_size": 18,
             "learning_rate": 1e-12,  # nothing changes, so the validation MAE cannot improve
-            "min_learning_rate": 0.0,
+            "lr_scheduler_type": "cosine",
             "early_stopping_patience": 2,
+            "adam_epsilon": 1e-6,
         },
     )
-    run_finetune(options)
+    run_finetune(settings, callbacks=[OptimiserProbe()])
+    assert OptimiserProbe.eps == {1e-6}
     results = json.loads((output / "all_results.json").read_text())
     assert results["epoch"] == pytest.approx(3.0)  # 1 best evaluation + 2 without improvement
     assert "stopped early" in (output / "README.md").read_text()
     # The saved settings replay the run with --config.
-    import argparse
-
-    from modeling_cloud.training.options import add_options_arguments, resolve_options
-
-    parser = argparse.ArgumentParser()
-    add_options_arguments(parser, FinetuneOptions)
-    replay = resolve_options(
-        FinetuneOptions, parser.parse_args(["--config", str(output / "training_config.json")])
-    )
-    assert replay == options
+    replay = parse_settings("finetune", ["--config", str(output / "training_config.json")])
+    assert (replay.model, replay.data) == (settings.model, settings.data)
+    assert replay.training.to_dict() == settings.training.to_dict()
     with pytest.raises(ValueError, match="holds settings of `finetune`, not `pretrain`"):
-        parser = argparse.ArgumentParser()
-        add_options_arguments(parser, PretrainOptions)
-        resolve_options(
-            PretrainOptions, parser.parse_args(["--config", str(output / "training_config.json")])
-        )
+        parse_settings("pretrain", ["--config", str(output / "training_config.json")])
 
 
 def test_train_debye_on_the_authors_heat_capacities(tmp_path):
@@ -234,8 +237,8 @@ def test_train_debye_on_the_authors_heat_capacities(tmp_path):
     from tokenization import CloudTokenizerFast
 
     output = tmp_path / "debye"
-    options = options_from_dict(
-        DebyeOptions,
+    options = settings_from_dict(
+        "train-debye",
         {
             "train": ["bundled:cloud-cv[:240]"],
             "test": ["bundled:cloud-cv-test[:60]"],
@@ -274,8 +277,8 @@ def test_cross_validation_reports_mean_and_spread_over_matbench_folds(tmp_path):
     from dataset_builders.splits import kfold_indices
 
     output = tmp_path / "cv"
-    options = options_from_dict(
-        FinetuneOptions,
+    options = settings_from_dict(
+        "finetune",
         {
             "train": ["bundled:cloud-dielectric[:100]"],
             "target": ["n"],
@@ -329,9 +332,9 @@ def test_finetune_starts_from_the_authors_bert_layout(tmp_path):
         "num_train_epochs": 1,
         "per_device_train_batch_size": 27,
         "learning_rate": 1e-12,  # keep the loaded weights as they are, to compare them
-        "min_learning_rate": 0.0,
+        "lr_scheduler_type": "cosine",
     }
-    run_finetune(options_from_dict(FinetuneOptions, settings))
+    run_finetune(settings_from_dict("finetune", settings))
     config = json.loads((output / "config.json").read_text())
     # The authors' 30522-row embeddings load as they are; padding follows the tokenizer ([PAD] = 1, not [CLS] = 0).
     assert (config["model_type"], config["vocab_size"], config["pad_token_id"]) == ("cloud", 30522, 1)
@@ -347,8 +350,8 @@ def test_finetune_starts_from_the_authors_bert_layout(tmp_path):
     _authors_layout_checkpoint(tmp_path / "other-ids", shuffled)
     with pytest.raises(ValueError, match="vocab.txt differs from the SCOPE v1 vocabulary"):
         run_finetune(
-            options_from_dict(
-                FinetuneOptions,
+            settings_from_dict(
+                "finetune",
                 {**settings, "pretrained": str(tmp_path / "other-ids"), "output_dir": str(tmp_path / "x")},
             )
         )
@@ -365,8 +368,8 @@ def test_new_models_on_structures_use_scope_v2_and_report_skipped_rows(mp_with_n
     rows.iloc[7, rows.columns.get_loc("structure")] = "data_x\n_cell_length_a 3\n"  # unreadable
     rows.to_json(tmp_path / "data.jsonl", orient="records", lines=True)
     output = tmp_path / "v2-model"
-    options = options_from_dict(
-        FinetuneOptions,
+    options = settings_from_dict(
+        "finetune",
         {
             "train": [str(tmp_path / "data.jsonl")],
             "target": ["n"],

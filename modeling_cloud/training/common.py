@@ -32,10 +32,10 @@ from .data import (
     sources_hold_scope_strings,
     tables_to_rows,
 )
-from .engine import CloudTrainer, HubLayoutCallback
+from .engine import CloudTrainer, HubLayoutCallback, TimeEstimateCallback
 from .hub import copy_pipeline_code, publish
 from .metrics import RegressionMetrics
-from .options import TrainingOptions
+from .options import RunSettings
 
 logger = logging.getLogger("modeling_cloud.training")
 
@@ -59,13 +59,12 @@ class RunData:
     validation_note: str = ""
 
 
-def read_run_tables(options: TrainingOptions) -> tuple[list, list | None, list | None]:
-    train = read_sources(options.train, options.input_column, "training")
-    validation = (
-        read_sources(options.validation, options.input_column, "validation") if options.validation else None
-    )
-    test_specs = getattr(options, "test", None)
-    test = read_sources(test_specs, options.input_column, "test") if test_specs else None
+def read_run_tables(settings: RunSettings) -> tuple[list, list | None, list | None]:
+    data = settings.data
+    train = read_sources(data.train, data.input_column, "training")
+    validation = read_sources(data.validation, data.input_column, "validation") if data.validation else None
+    test_specs = getattr(data, "test", None)
+    test = read_sources(test_specs, data.input_column, "test") if test_specs else None
     return train, validation, test
 
 
@@ -101,13 +100,14 @@ def encode_tables(
 
 
 def split_validation(
-    train: datasets.Dataset, validation: datasets.Dataset | None, options: TrainingOptions
+    train: datasets.Dataset, validation: datasets.Dataset | None, settings: RunSettings
 ) -> tuple[datasets.Dataset, datasets.Dataset, str]:
     """The validation set given, or a seeded `validation_fraction` of the training rows."""
     if validation is not None:
         return train, validation, "given with --validation"
-    train_indices, validation_indices = holdout_split(len(train), options.validation_fraction, options.seed)
-    note = f"{options.validation_fraction:.0%} of the training rows (seed {options.seed})"
+    fraction, seed = settings.data.validation_fraction, settings.training.seed
+    train_indices, validation_indices = holdout_split(len(train), fraction, seed)
+    note = f"{fraction:.0%} of the training rows (seed {seed})"
     logger.info("validation: %d of %d training rows held out (%s)", len(validation_indices), len(train), note)
     return train.select(train_indices), train.select(validation_indices), note
 
@@ -158,25 +158,30 @@ def dataset_entries(
 
 
 def hyperparameters(
-    options: TrainingOptions, world_size: int, extra: dict[str, Any] | None = None
+    settings: RunSettings, world_size: int, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    """The model card's hyperparameter table, from the run's `TrainingArguments`."""
+    training = settings.training
+    scheduler = getattr(training.lr_scheduler_type, "value", training.lr_scheduler_type)
+    min_lr = (training.lr_scheduler_kwargs or {}).get("min_lr")
+    warmup = training.warmup_steps
+    warmup_text = f"{warmup:.0%} linear warm-up" if 0 < warmup < 1 else f"{int(warmup)} warm-up steps"
     table = {
-        "optimiser": f"AdamW (weight decay {options.weight_decay})",
-        "learning rate": options.learning_rate,
-        "schedule": f"{options.warmup_ratio:.0%} linear warm-up, then {options.lr_scheduler_type}"
-        + (f" to {options.min_learning_rate}" if options.min_learning_rate > 0 else ""),
-        "batch size": f"{options.per_device_train_batch_size} per device × {world_size} device(s) × "
-        f"{options.gradient_accumulation_steps} accumulation",
-        "epochs (maximum)": options.num_train_epochs
-        if options.max_steps <= 0
-        else f"{options.max_steps} steps",
-        "gradient clipping": options.max_grad_norm,
-        "precision": "bf16" if options.bf16 else "fp16" if options.fp16 else "fp32",
-        "length-grouped batches": options.group_by_length,
-        "seed": options.seed,
+        "optimiser": f"{getattr(training.optim, 'value', training.optim)} (weight decay {training.weight_decay})",
+        "learning rate": training.learning_rate,
+        "schedule": f"{warmup_text}, then {scheduler}" + (f" to {min_lr}" if min_lr else ""),
+        "batch size": f"{training.per_device_train_batch_size} per device × {world_size} device(s) × "
+        f"{training.gradient_accumulation_steps} accumulation",
+        "epochs (maximum)": training.num_train_epochs
+        if training.max_steps <= 0
+        else f"{training.max_steps} steps",
+        "gradient clipping": training.max_grad_norm,
+        "precision": "bf16" if training.bf16 else "fp16" if training.fp16 else "fp32",
+        "batch sampling": training.train_sampling_strategy,
+        "seed": training.seed,
     }
-    if options.early_stopping_patience > 0:
-        table["early stopping"] = f"patience {options.early_stopping_patience} evaluations"
+    if settings.data.early_stopping_patience > 0:
+        table["early stopping"] = f"patience {settings.data.early_stopping_patience} evaluations"
     table.update(extra or {})
     return table
 
@@ -215,13 +220,10 @@ def model_architecture(model) -> dict[str, Any]:
 # -- finishing -----------------------------------------------------------------------------------------------
 
 
-def write_run_files(output_dir: Path, options: TrainingOptions, report: EncodingReport | None) -> None:
+def write_run_files(output_dir: Path, settings: RunSettings, report: EncodingReport | None) -> None:
     """`training_config.json` (the resolved settings, reusable with `--config`) and `skipped_rows.jsonl`."""
-    settings = options.to_dict()
-    # How this run was started is not part of the recipe: replaying the file must not resume or wipe a folder.
-    settings.update(resume_from_checkpoint=None, overwrite_output_dir=False)
     (output_dir / "training_config.json").write_text(
-        json.dumps({"command": options.COMMAND, **settings}, indent=2) + "\n", encoding="utf-8"
+        json.dumps(settings.to_dict(), indent=2) + "\n", encoding="utf-8"
     )
     if report is not None and report.report.failures:
         report.report.write_jsonl(output_dir / "skipped_rows.jsonl")
@@ -231,7 +233,7 @@ def write_run_files(output_dir: Path, options: TrainingOptions, report: Encoding
 def finish_run(
     trainer,
     output_dir: Path,
-    options: TrainingOptions,
+    settings: RunSettings,
     card: ModelCardContext,
     with_pipeline: bool,
     report: EncodingReport | None,
@@ -246,14 +248,14 @@ def finish_run(
     if with_pipeline:
         copy_pipeline_code(output_dir)
     write_model_card(output_dir, card)
-    write_run_files(output_dir, options, report)
+    write_run_files(output_dir, settings, report)
     trainer.save_metrics("all", metrics, combined=False)
     logger.info("saved the model, tokenizer, remote code and card to %s", output_dir)
-    if options.push_to_hub:
+    if settings.training.push_to_hub:
         publish(
             output_dir,
-            options.hub_model_id,
-            private=options.hub_private_repo,
+            settings.training.hub_model_id,
+            private=bool(settings.training.hub_private_repo),
             commit_message=card_commit(card),
         )
 
@@ -276,7 +278,7 @@ def last_evaluation(state) -> dict[str, float]:
 
 
 def checkpoint_callbacks(
-    options: TrainingOptions,
+    settings: RunSettings,
     card_for,
     records_for,
     with_pipeline: bool,
@@ -284,7 +286,8 @@ def checkpoint_callbacks(
     leading: Sequence[TrainerCallback] = (),
 ) -> list[TrainerCallback]:
     """Callbacks every command uses: each saved checkpoint gets the Hub layout (pipeline code when the model has a
-    head, and a model card built by ``card_for(records_for(state), summary)``), then early stopping if asked."""
+    head, and a model card built by ``card_for(records_for(state), summary)``), a time estimate after the first steps,
+    then early stopping if asked."""
 
     def complete_checkpoint(folder: Path, state) -> None:
         if with_pipeline:
@@ -292,21 +295,22 @@ def checkpoint_callbacks(
         summary = f"Intermediate checkpoint at step {state.global_step:,}."
         write_model_card(folder, card_for(records_for(state), summary))
 
-    callbacks = [*leading, HubLayoutCallback(complete_checkpoint), *extra]
-    if options.early_stopping_patience > 0:
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=options.early_stopping_patience))
+    callbacks = [*leading, HubLayoutCallback(complete_checkpoint), TimeEstimateCallback(), *extra]
+    patience = settings.data.early_stopping_patience
+    if patience > 0:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     return callbacks
 
 
-def padding_multiple(options: TrainingOptions) -> int | None:
+def padding_multiple(settings: RunSettings) -> int | None:
     """Pad batches to a multiple of 8 under mixed precision (tensor-core friendly shapes), not at all otherwise."""
-    return 8 if options.bf16 or options.fp16 else None
+    return 8 if settings.training.bf16 or settings.training.fp16 else None
 
 
 def property_trainer(
     model,
     args,
-    options: TrainingOptions,
+    settings: RunSettings,
     data,
     tokenizer,
     card_for,
@@ -325,10 +329,10 @@ def property_trainer(
         train_dataset=data.train,
         eval_dataset=data.validation,
         processing_class=tokenizer,
-        data_collator=PropertyCollator(tokenizer, pad_to_multiple_of=padding_multiple(options)),
+        data_collator=PropertyCollator(tokenizer, pad_to_multiple_of=padding_multiple(settings)),
         compute_metrics=RegressionMetrics(metric_targets),
         callbacks=checkpoint_callbacks(
-            options,
+            settings,
             card_for,
             lambda state: regression_records(
                 last_evaluation(state), "eval", "validation", len(data.validation), targets

@@ -1,6 +1,7 @@
 # Copyright 2026 the cloud-crystal developers. MIT licence.
-"""What the three training commands share: `TrainingArguments` from the options, a small `Trainer` subclass,
-callbacks, checkpoint checks for resuming, and logging set-up.
+"""What the three training commands share: the Trainer's copy of `TrainingArguments`, a small `Trainer` subclass,
+callbacks (Hub-layout checkpoints, epoch-keyed masking, a time estimate), checkpoint checks for resuming, and logging
+set-up.
 
 Training runs on `transformers.Trainer` (Accelerate underneath: DDP, FSDP, mixed precision, `torchrun` and
 `accelerate launch` work unchanged). [`CloudTrainer`] changes only how batches are sampled and which model outputs
@@ -17,11 +18,13 @@ are gathered for metrics:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -32,7 +35,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .options import TrainingConfigError, TrainingOptions
+from .options import RunSettings, TrainingConfigError
 
 logger = logging.getLogger("modeling_cloud.training")
 
@@ -88,60 +91,35 @@ def process_index_from_environment() -> int:
 # -- arguments -----------------------------------------------------------------------------------------------
 
 
-def build_training_arguments(
-    options: TrainingOptions,
-    output_dir: str,
+def trainer_arguments(
+    settings: RunSettings,
+    output_dir: str | Path,
     metric_for_best_model: str,
     greater_is_better: bool = False,
 ) -> TrainingArguments:
-    """`TrainingArguments` for a run: AdamW, warm-up then cosine decay, evaluation and checkpoints every epoch
-    (or `eval_steps`), best checkpoint by `metric_for_best_model`, dynamic padding with length grouping."""
-    scheduler = options.lr_scheduler_type
-    scheduler_kwargs = {}
-    if scheduler == "cosine" and options.min_learning_rate > 0:
-        scheduler = "cosine_with_min_lr"
-        scheduler_kwargs = {"min_lr": options.min_learning_rate}
-    strategy = options.eval_strategy
-    return TrainingArguments(
-        output_dir=output_dir,
-        seed=options.seed,
-        data_seed=options.seed,
-        num_train_epochs=options.num_train_epochs,
-        max_steps=options.max_steps,
-        per_device_train_batch_size=options.per_device_train_batch_size,
-        per_device_eval_batch_size=options.per_device_eval_batch_size,
-        gradient_accumulation_steps=options.gradient_accumulation_steps,
-        optim="adamw_torch",
-        learning_rate=options.learning_rate,
-        weight_decay=options.weight_decay,
-        warmup_steps=options.warmup_ratio,  # v5: a float below 1 is a fraction of the total steps
-        lr_scheduler_type=scheduler,
-        lr_scheduler_kwargs=scheduler_kwargs,
-        max_grad_norm=options.max_grad_norm,
-        eval_strategy=strategy,
-        save_strategy=strategy,
-        eval_steps=options.eval_steps if strategy == "steps" else None,
-        save_steps=options.eval_steps if strategy == "steps" else 500,
-        save_total_limit=options.save_total_limit,
-        load_best_model_at_end=True,
-        metric_for_best_model=metric_for_best_model,
-        greater_is_better=greater_is_better,
-        restore_callback_states_from_checkpoint=True,
-        logging_strategy="steps",
-        logging_steps=options.logging_steps,
-        train_sampling_strategy="group_by_length" if options.group_by_length else "random",
-        length_column_name="length",
-        bf16=options.bf16,
-        fp16=options.fp16,
-        use_cpu=options.use_cpu or _distributed_without_gpu(),
-        dataloader_num_workers=options.dataloader_num_workers,
-        dataloader_pin_memory=torch.cuda.is_available() and not options.use_cpu,
-        remove_unused_columns=False,
-        label_names=["labels"],
-        report_to="none",
-        push_to_hub=False,  # publishing is done once, at the end, with our model card (see hub.py)
-        ddp_find_unused_parameters=False,
-    )
+    """The `TrainingArguments` the Trainer of one run gets: the user's, adjusted to the run.
+
+    * `output_dir` is the run's (a fold's folder under cross-validation);
+    * the best checkpoint is chosen by `metric_for_best_model` unless the user named a metric;
+    * `push_to_hub` is off: the final model is published once, with its model card (see `hub.py`);
+    * `data_seed` follows `seed`; several processes without a GPU train on the CPU (gloo), and memory is pinned only
+      for a GPU.
+    """
+    training = settings.training
+    changes: dict = {
+        "output_dir": str(output_dir),
+        "push_to_hub": False,
+        "data_seed": training.seed if training.data_seed is None else training.data_seed,
+        "use_cpu": training.use_cpu or _distributed_without_gpu(),
+        "dataloader_pin_memory": training.dataloader_pin_memory
+        and torch.cuda.is_available()
+        and not training.use_cpu,
+    }
+    if "metric_for_best_model" not in settings.explicit:
+        changes["metric_for_best_model"] = metric_for_best_model
+        if "greater_is_better" not in settings.explicit:
+            changes["greater_is_better"] = greater_is_better
+    return dataclasses.replace(training, **changes)
 
 
 def _distributed_without_gpu() -> bool:
@@ -211,6 +189,54 @@ class CloudTrainer(Trainer):
         if ignore_keys is None:
             ignore_keys = self.ignored_output_keys
         return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+
+
+class TimeEstimateCallback(TrainerCallback):
+    """Logs, once the first steps are done, how long each step takes and the estimated time of the whole run.
+
+    The estimate is `seconds per step x max_steps`, measured over the steps after the first (which pays for
+    start-up); evaluation and checkpoint time come on top. It is logged after `after_steps` steps, or after 60 s of
+    training if that comes first (at least 2 steps).
+    """
+
+    def __init__(self, after_steps: int = 20):
+        self.after_steps = after_steps
+        self.first_step_done: tuple[float, int] | None = None
+        self.reported = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.reported or not state.is_world_process_zero:
+            return
+        now = time.perf_counter()
+        if self.first_step_done is None:
+            self.first_step_done = (now, state.global_step)
+            return
+        started, first_step = self.first_step_done
+        steps, elapsed = state.global_step - first_step, now - started
+        if (
+            steps >= self.after_steps
+            or (elapsed >= 60.0 and steps >= 1)
+            or state.global_step >= state.max_steps
+        ):
+            self.reported = True
+            per_step = elapsed / steps
+            logger.info(
+                "%.3g s per optimiser step: about %s for all %d steps (evaluation and saving not included)",
+                per_step,
+                format_duration(per_step * state.max_steps),
+                state.max_steps,
+            )
+
+
+def format_duration(seconds: float) -> str:
+    """`3725.0` -> `"1 h 02 min"`, `95.0` -> `"1 min 35 s"`, `4.2` -> `"4.2 s"`."""
+    if seconds < 60:
+        return f"{seconds:.2g} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 class MaskingEpochCallback(TrainerCallback):
@@ -317,14 +343,14 @@ def latest_complete_checkpoint(output_dir: str | Path) -> Path:
     raise CheckpointError("no usable checkpoint in " + str(output_dir) + ":\n  " + "\n  ".join(problems))
 
 
-def resolve_resume_checkpoint(options: TrainingOptions, output_dir: str | Path) -> str | None:
+def resolve_resume_checkpoint(settings: RunSettings, output_dir: str | Path) -> str | None:
     """The checkpoint to resume from (validated), or None for a fresh run.
 
     A fresh run refuses an output folder that already holds checkpoints, unless `overwrite_output_dir`, so an
     interrupted run is never silently restarted from scratch.
     """
     output_dir = Path(output_dir)
-    request = options.resume_from_checkpoint
+    request = settings.training.resume_from_checkpoint
     if request:
         folder = latest_complete_checkpoint(output_dir) if request == "last" else Path(request)
         validate_checkpoint(folder)
@@ -332,7 +358,7 @@ def resolve_resume_checkpoint(options: TrainingOptions, output_dir: str | Path) 
         return str(folder)
     existing = checkpoint_folders(output_dir)
     if existing:
-        if not options.overwrite_output_dir:
+        if not settings.data.overwrite_output_dir:
             raise TrainingConfigError(
                 f"{output_dir} already holds checkpoints ({', '.join(p.name for p in existing)}); pass "
                 "--resume-from-checkpoint last to continue that run, or --overwrite-output-dir to start over"

@@ -13,11 +13,10 @@ Example (Python):
 
 ```python
 >>> from modeling_cloud.training.finetune import run_finetune
->>> from modeling_cloud.training.options import FinetuneOptions, options_from_dict
->>> options = options_from_dict(FinetuneOptions, {"train": ["bundled:cloud-dielectric[:200]"], "target": ["n"],
-...     "output_dir": "out-n", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-...     "intermediate_size": 64, "num_train_epochs": 2})
->>> results = run_finetune(options)  # doctest: +SKIP
+>>> from modeling_cloud.training.options import settings_from_dict
+>>> settings = settings_from_dict("finetune", {"train": ["bundled:cloud-dielectric[:200]"], "target": ["n"],
+...     "output_dir": "out-n", "model_size": "tiny", "num_train_epochs": 2})
+>>> results = run_finetune(settings)  # doctest: +SKIP
 >>> sorted(results["validation"])  # doctest: +SKIP
 ['eval_mae', 'eval_mad', 'eval_mae_over_mad', 'eval_r2', 'eval_rmse', ...]
 
@@ -56,32 +55,30 @@ from .common import (
     training_summary,
 )
 from .data import EncodingReport, target_statistics
-from .engine import (
-    build_training_arguments,
-    resolve_resume_checkpoint,
-)
+from .engine import resolve_resume_checkpoint, trainer_arguments
 from .hub import attach_pipeline
+from .launch import run_main
 from .metrics import selection_metric
-from .model_setup import build_model, inspect_pretrained, resolve_tokenizer
-from .options import FinetuneOptions
+from .model_setup import build_model, pretrained_source, resolve_tokenizer
+from .options import RunSettings
 
 logger = logging.getLogger("modeling_cloud.training")
 
 
-def _label_columns(options: FinetuneOptions) -> dict[str, str]:
-    return {f"label:{name}": name for name in options.target}
+def _label_columns(settings: RunSettings) -> dict[str, str]:
+    return {f"label:{name}": name for name in settings.data.target}
 
 
-def load_finetune_data(options: FinetuneOptions, tokenizer, tables) -> RunData:
+def load_finetune_data(settings: RunSettings, tokenizer, tables) -> RunData:
     train_tables, validation_tables, test_tables = tables
-    report = EncodingReport() if options.skip_invalid_rows else None
-    columns = _label_columns(options)
+    report = EncodingReport() if settings.data.skip_invalid_rows else None
+    columns = _label_columns(settings)
     encode = dict(
         tokenizer=tokenizer,
         numeric_columns=columns,
         label_names=list(columns),
         report=report,
-        num_proc=options.preprocessing_num_workers,
+        num_proc=settings.data.preprocessing_num_workers,
     )
     train = encode_tables(train_tables, purpose="training", **encode)
     validation = (
@@ -89,18 +86,19 @@ def load_finetune_data(options: FinetuneOptions, tokenizer, tables) -> RunData:
     )
     test = encode_tables(test_tables, purpose="test", **encode) if test_tables else None
     data = RunData(train, validation, test, train_tables, validation_tables, test_tables, report)
-    if options.cv_folds is None:
-        data.train, data.validation, data.validation_note = split_validation(train, validation, options)
+    if settings.data.cv_folds is None:
+        data.train, data.validation, data.validation_note = split_validation(train, validation, settings)
     return data
 
 
-def _targets(options: FinetuneOptions) -> list[tuple[str, str | None]]:
-    units = options.target_unit or [None] * len(options.target)
-    return [(name, unit or None) for name, unit in zip(options.target, units, strict=True)]
+def _targets(settings: RunSettings) -> list[tuple[str, str | None]]:
+    data = settings.data
+    units = data.target_unit or [None] * len(data.target)
+    return [(name, unit or None) for name, unit in zip(data.target, units, strict=True)]
 
 
 def train_one_model(
-    options: FinetuneOptions,
+    settings: RunSettings,
     output_dir: Path,
     tokenizer,
     pretrained,
@@ -110,47 +108,48 @@ def train_one_model(
     callbacks: Sequence[TrainerCallback] = (),
 ) -> dict[str, Any]:
     """Train, select, evaluate and save one model on `data.train` / `data.validation`; return its metrics."""
-    targets = _targets(options)
+    targets = _targets(settings)
+    model_settings = settings.model
     labels = np.asarray(data.train["labels"], dtype=np.float64)
-    means, stds = target_statistics(labels, options.target)
+    means, stds = target_statistics(labels, settings.data.target)
     logger.info(
         "targets (z-scored with training statistics): %s",
         ", ".join(
             f"{name} mean {m:.4g} std {s:.4g}" for (name, _), m, s in zip(targets, means, stds, strict=True)
         ),
     )
-    set_seed(options.seed)
+    set_seed(settings.training.seed)
     model = build_model(
         CloudForPropertyRegression,
-        options,
+        settings,
         tokenizer,
         pretrained,
-        target_names=list(options.target),
+        target_names=list(settings.data.target),
         target_units=[unit for _, unit in targets],
         target_means=means,
         target_stds=stds,
-        head_num_layers=options.head_num_layers,
-        head_dropout=options.head_dropout,
-        loss=options.loss,
+        head_num_layers=model_settings.head_num_layers,
+        head_dropout=model_settings.head_dropout,
+        loss=model_settings.loss,
     )
     attach_pipeline(model)
     metric = selection_metric(len(targets))
-    args = build_training_arguments(options, str(output_dir), metric_for_best_model=metric)
+    args = trainer_arguments(settings, output_dir, metric_for_best_model=metric)
 
     def card_for(evaluations: list[EvaluationRecord], summary: str) -> ModelCardContext:
         return ModelCardContext(
-            model_id=options.hub_model_id or output_dir.name,
+            model_id=settings.training.hub_model_id or output_dir.name,
             kind="property",
             **model_architecture(model),
-            head_num_layers=options.head_num_layers,
+            head_num_layers=model_settings.head_num_layers,
             targets=[
                 {"name": name, "unit": unit or "", "mean": f"{m:.4g}", "std": f"{s:.4g}"}
                 for (name, unit), m, s in zip(targets, means, stds, strict=True)
             ],
-            loss=options.loss,
-            base_model=options.pretrained,
-            license=options.license,
-            dataset_name=options.dataset_name,
+            loss=model_settings.loss,
+            base_model=model_settings.pretrained,
+            license=model_settings.license,
+            dataset_name=settings.data.dataset_name,
             datasets=dataset_entries(
                 {
                     "training": (data.train_tables, len(data.train)),
@@ -160,10 +159,10 @@ def train_one_model(
             ),
             skipped_rows=data.report.report.num_failed if data.report else 0,
             hyperparameters=hyperparameters(
-                options,
+                settings,
                 args.world_size,
                 {
-                    "loss": f"{options.loss} on z-scored targets",
+                    "loss": f"{model_settings.loss} on z-scored targets",
                     "validation": data.validation_note + fold_note,
                 },
             ),
@@ -174,12 +173,12 @@ def train_one_model(
     trainer = property_trainer(
         model,
         args,
-        options,
+        settings,
         data,
         tokenizer,
         card_for,
         targets,
-        metric_targets=options.target,
+        metric_targets=settings.data.target,
         prediction_output="predictions",
         output_class=CloudPropertyRegressionOutput,
         callbacks=callbacks,
@@ -191,14 +190,14 @@ def train_one_model(
         test_output = trainer.predict(data.test, metric_key_prefix="test")
         metrics.update(test_output.metrics)
         records += regression_records(
-            test_output.metrics, "test", "test", len(data.test), targets, ", ".join(options.test or [])
+            test_output.metrics, "test", "test", len(data.test), targets, ", ".join(settings.data.test or [])
         )
         if trainer.is_world_process_zero():
             _write_predictions(
                 output_dir / "test_predictions.csv", data.test, test_output.predictions, targets
             )
     summary = training_summary(trainer.state, metric)
-    finish_run(trainer, output_dir, options, card_for(records, summary), True, data.report, metrics)
+    finish_run(trainer, output_dir, settings, card_for(records, summary), True, data.report, metrics)
     _log_metrics(metrics, targets)
     return metrics
 
@@ -224,34 +223,32 @@ def _log_metrics(metrics: dict[str, float], targets) -> None:
     logger.info("metrics: %s", ", ".join(f"{key} {value:.4g}" for key, value in sorted(shown.items())))
 
 
-def run_finetune(options: FinetuneOptions, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
-    """Run `finetune` (or its cross-validation) with resolved options (and extra Trainer `callbacks`); returns the
+def run_finetune(settings: RunSettings, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Run `finetune` (or its cross-validation) with resolved settings (and extra Trainer `callbacks`); returns the
     metrics."""
-    output_dir = Path(options.output_dir)
+    output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if options.cv_folds:
-        return run_cross_validation(options, callbacks)
-    resume = resolve_resume_checkpoint(options, output_dir)
-    tables = read_run_tables(options)
-    pretrained = inspect_pretrained(options.pretrained) if options.pretrained else None
-    tokenizer = resolve_tokenizer(options, pretrained, any_scope_strings(*tables))
-    data = load_finetune_data(options, tokenizer, tables)
-    metrics = train_one_model(options, output_dir, tokenizer, pretrained, data, resume, callbacks=callbacks)
+    if settings.data.cv_folds:
+        return run_cross_validation(settings, callbacks)
+    resume = resolve_resume_checkpoint(settings, output_dir)
+    tables = read_run_tables(settings)
+    pretrained = pretrained_source(settings)
+    tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
+    data = load_finetune_data(settings, tokenizer, tables)
+    metrics = train_one_model(settings, output_dir, tokenizer, pretrained, data, resume, callbacks=callbacks)
     return {"validation": {k: v for k, v in metrics.items() if k.startswith("eval_")}, "metrics": metrics}
 
 
-def run_cross_validation(
-    options: FinetuneOptions, callbacks: Sequence[TrainerCallback] = ()
-) -> dict[str, Any]:
+def run_cross_validation(settings: RunSettings, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """K-fold cross-validation over the training data: per fold, a model trained on the other folds (with a seeded
     validation hold-out for model selection) is evaluated on the held-out fold."""
-    output_dir = Path(options.output_dir)
-    tables = read_run_tables(options)
-    pretrained = inspect_pretrained(options.pretrained) if options.pretrained else None
-    tokenizer = resolve_tokenizer(options, pretrained, any_scope_strings(*tables))
-    data = load_finetune_data(options, tokenizer, tables)
-    targets = _targets(options)
-    folds = kfold_indices(len(data.train), n_splits=options.cv_folds, seed=MATBENCH_SEED)
+    output_dir = Path(settings.output_dir)
+    tables = read_run_tables(settings)
+    pretrained = pretrained_source(settings)
+    tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
+    data = load_finetune_data(settings, tokenizer, tables)
+    targets = _targets(settings)
+    folds = kfold_indices(len(data.train), n_splits=settings.data.cv_folds, seed=MATBENCH_SEED)
     results = []
     for fold, (train_indices, test_indices) in enumerate(folds):
         logger.info(
@@ -261,13 +258,15 @@ def run_cross_validation(
             len(train_indices),
             len(test_indices),
         )
-        fold_options = dataclasses.replace(
-            options, test=None, cv_folds=None, output_dir=str(output_dir / f"fold-{fold}")
+        fold_dir = output_dir / f"fold-{fold}"
+        fold_settings = dataclasses.replace(
+            settings,
+            data=dataclasses.replace(settings.data, test=None, cv_folds=None),
+            training=dataclasses.replace(settings.training, output_dir=str(fold_dir)),
         )
-        fold_dir = Path(fold_options.output_dir)
         fold_dir.mkdir(parents=True, exist_ok=True)
-        resolve_resume_checkpoint(fold_options, fold_dir)
-        train, validation, note = split_validation(data.train.select(train_indices), None, fold_options)
+        resolve_resume_checkpoint(fold_settings, fold_dir)
+        train, validation, note = split_validation(data.train.select(train_indices), None, fold_settings)
         fold_data = RunData(
             train,
             validation,
@@ -280,7 +279,7 @@ def run_cross_validation(
         )
         fold_data.test_tables = data.train_tables
         metrics = train_one_model(
-            fold_options,
+            fold_settings,
             fold_dir,
             tokenizer,
             pretrained,
@@ -292,7 +291,7 @@ def run_cross_validation(
         results.append(metrics)
     summary = _summarise_folds(results, targets)
     payload = {
-        "folds": options.cv_folds,
+        "folds": settings.data.cv_folds,
         "seed": MATBENCH_SEED,
         "rows": len(data.train),
         "per_fold": results,
@@ -321,10 +320,9 @@ def _summarise_folds(results: list[dict[str, float]], targets) -> dict[str, dict
     return summary
 
 
-def main(argv=None) -> int:
-    from .commands import standalone_main
-
-    return standalone_main("finetune", argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """`python -m modeling_cloud.training.finetune [flags]`; returns the exit code."""
+    return run_main("finetune", run_finetune, argv, prog)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
 15 % of the tokens of each string are selected (special tokens never), 80 % of those become `[MASK]`, 10 % a random
 token and 10 % stay (`DataCollatorForLanguageModeling`, with masks that are a function of seed, epoch and example
 so that a resumed run sees the same masks). The authors pretrained BERT-base (12 x 768) with AdamW lr 1e-4, cosine
-schedule, 5 % warm-up, no weight decay, for 50 epochs; those are the defaults here, with smaller sizes available
-for small data.
+schedule, 5 % warm-up, no weight decay, for 50 epochs; those are the defaults here. A new model is `--model-size
+small` unless told otherwise (`base` is the authors' 12 x 768; see `options.MODEL_SIZES`).
 
 The result is a base checkpoint in Hub layout: `AutoModel.from_pretrained(dir, trust_remote_code=True)` gives the
 bare [`CloudModel`] (pooled crystal embeddings), `AutoModelForMaskedLM` the MLM model, and
@@ -49,36 +49,32 @@ from .common import (
     training_summary,
 )
 from .data import EncodingReport, ReproducibleMaskingCollator
-from .engine import (
-    CloudTrainer,
-    MaskingEpochCallback,
-    build_training_arguments,
-    resolve_resume_checkpoint,
-)
+from .engine import CloudTrainer, MaskingEpochCallback, resolve_resume_checkpoint, trainer_arguments
+from .launch import run_main
 from .metrics import argmax_logits, masked_token_accuracy
-from .model_setup import build_model, inspect_pretrained, resolve_tokenizer
-from .options import PretrainOptions
+from .model_setup import build_model, pretrained_source, resolve_tokenizer
+from .options import RunSettings
 
 logger = logging.getLogger("modeling_cloud.training")
 
 MLM_TARGET = "masked tokens"
 
 
-def load_pretrain_data(options: PretrainOptions, tokenizer, tables) -> RunData:
+def load_pretrain_data(settings: RunSettings, tokenizer, tables) -> RunData:
     train_tables, validation_tables, _ = tables
-    report = EncodingReport() if options.skip_invalid_rows else None
+    report = EncodingReport() if settings.data.skip_invalid_rows else None
     encode = dict(
         tokenizer=tokenizer,
         numeric_columns={},
         label_names=[],
         report=report,
-        num_proc=options.preprocessing_num_workers,
+        num_proc=settings.data.preprocessing_num_workers,
     )
     train = encode_tables(train_tables, purpose="training", **encode)
     validation = (
         encode_tables(validation_tables, purpose="validation", **encode) if validation_tables else None
     )
-    train, validation, note = split_validation(train, validation, options)
+    train, validation, note = split_validation(train, validation, settings)
     # Non-negative indices key the training masks by example and epoch; negative ones mark validation rows, which
     # are masked the same way at every evaluation so that validation losses are comparable.
     train = train.add_column("example_index", list(range(len(train))))
@@ -100,37 +96,41 @@ def mlm_records(metrics: dict[str, float], prefix: str, split: str, rows: int) -
     return records
 
 
-def run_pretrain(options: PretrainOptions, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
-    """Run `pretrain` with resolved options (and extra Trainer `callbacks`); returns the validation metrics."""
-    output_dir = Path(options.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    resume = resolve_resume_checkpoint(options, output_dir)
-    tables = read_run_tables(options)
-    pretrained = inspect_pretrained(options.pretrained) if options.pretrained else None
-    tokenizer = resolve_tokenizer(options, pretrained, any_scope_strings(*tables))
-    data = load_pretrain_data(options, tokenizer, tables)
+def run_pretrain(settings: RunSettings, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Run `pretrain` with resolved settings (and extra Trainer `callbacks`); returns the validation metrics.
 
-    set_seed(options.seed)
-    model = build_model(CloudForMaskedLM, options, tokenizer, pretrained)
+    `--pretrained` continues pretraining from a checkpoint (CLOUD's, or the authors' BERT layout such as
+    `ChangwenXu/CLOUD`)."""
+    output_dir = Path(settings.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resume = resolve_resume_checkpoint(settings, output_dir)
+    tables = read_run_tables(settings)
+    pretrained = pretrained_source(settings)
+    tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
+    data = load_pretrain_data(settings, tokenizer, tables)
+    mlm_probability = settings.model.mlm_probability
+
+    set_seed(settings.training.seed)
+    model = build_model(CloudForMaskedLM, settings, tokenizer, pretrained)
     # Same loss, but the MLM head runs on the ~15 % masked positions only during training.
     model.config.sparse_prediction = True
-    args = build_training_arguments(options, str(output_dir), metric_for_best_model="loss")
+    args = trainer_arguments(settings, output_dir, metric_for_best_model="loss")
     collator = ReproducibleMaskingCollator(
         tokenizer,
-        mlm_probability=options.mlm_probability,
-        seed=options.seed,
-        pad_to_multiple_of=padding_multiple(options),
+        mlm_probability=mlm_probability,
+        seed=settings.training.seed,
+        pad_to_multiple_of=padding_multiple(settings),
     )
 
     def card_for(evaluations: list[EvaluationRecord], summary: str) -> ModelCardContext:
         return ModelCardContext(
-            model_id=options.hub_model_id or output_dir.name,
+            model_id=settings.training.hub_model_id or output_dir.name,
             kind="base",
             **model_architecture(model),
-            mlm_probability=options.mlm_probability,
-            base_model=options.pretrained,
-            license=options.license,
-            dataset_name=options.dataset_name,
+            mlm_probability=mlm_probability,
+            base_model=settings.model.pretrained,
+            license=settings.model.license,
+            dataset_name=settings.data.dataset_name,
             datasets=dataset_entries(
                 {
                     "training": (data.train_tables, len(data.train)),
@@ -139,10 +139,10 @@ def run_pretrain(options: PretrainOptions, callbacks: Sequence[TrainerCallback] 
             ),
             skipped_rows=data.report.report.num_failed if data.report else 0,
             hyperparameters=hyperparameters(
-                options,
+                settings,
                 args.world_size,
                 {
-                    "masking": f"{options.mlm_probability:.0%} of tokens, 80/10/10",
+                    "masking": f"{mlm_probability:.0%} of tokens, 80/10/10",
                     "validation": data.validation_note,
                 },
             ),
@@ -151,7 +151,7 @@ def run_pretrain(options: PretrainOptions, callbacks: Sequence[TrainerCallback] 
         )
 
     callbacks = checkpoint_callbacks(
-        options,
+        settings,
         card_for,
         lambda state: mlm_records(last_evaluation(state), "eval", "validation", len(data.validation)),
         with_pipeline=False,
@@ -177,7 +177,7 @@ def run_pretrain(options: PretrainOptions, callbacks: Sequence[TrainerCallback] 
         metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50))
     records = mlm_records(metrics, "eval", "validation", len(data.validation))
     card = card_for(records, training_summary(trainer.state, "masked-LM loss"))
-    finish_run(trainer, output_dir, options, card, False, data.report, metrics)
+    finish_run(trainer, output_dir, settings, card, False, data.report, metrics)
     logger.info(
         "validation masked-LM loss %.4f, perplexity %.3f, accuracy %.3f",
         metrics.get("eval_loss", float("nan")),
@@ -187,10 +187,9 @@ def run_pretrain(options: PretrainOptions, callbacks: Sequence[TrainerCallback] 
     return {"validation": metrics}
 
 
-def main(argv=None) -> int:
-    from .commands import standalone_main
-
-    return standalone_main("pretrain", argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """`python -m modeling_cloud.training.pretrain [flags]`; returns the exit code."""
+    return run_main("pretrain", run_pretrain, argv, prog)
 
 
 if __name__ == "__main__":

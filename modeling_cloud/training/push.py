@@ -5,6 +5,8 @@ The folder must be what `pretrain`, `finetune` or `train-debye` wrote (the outpu
 `checkpoint-N` folders): config.json with `auto_map`, model.safetensors, tokenizer files, remote-code `.py` files
 and a README.md model card. Resume-only Trainer files (optimizer/scheduler/RNG states) and intermediate checkpoints
 are not uploaded. The token comes from `HF_TOKEN` or `hf auth login`.
+
+Importing this module is cheap (huggingface_hub and transformers are imported when the upload runs).
 """
 
 from __future__ import annotations
@@ -12,10 +14,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .commands import EXIT_FAILED, EXIT_OK, PUSH_EXAMPLE, PUSH_HELP, add_push_arguments
+from .options import EXIT_FAILED, EXIT_OK
+
+PUSH_HELP = (
+    "Publish a trained CLOUD checkpoint folder (model, tokenizer, remote code, model card) to the Hub."
+)
+PUSH_EXAMPLE = "cloud-crystal push band-gap-model --hub-model-id my-org/cloud-band-gap"
+
+
+def add_push_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", help="checkpoint folder in Hub layout (a training output folder)")
+    parser.add_argument("--hub-model-id", required=True, metavar="ORG/NAME", help="Hub repository to push to")
+    parser.add_argument("--private", action="store_true", help="create the repository as private")
+    parser.add_argument("--commit-message", default="Upload CLOUD model", help="commit message of the upload")
 
 
 def run_push(args: argparse.Namespace) -> int:
+    """Upload `args.folder` to `args.hub_model_id`; prints the commit URL. Returns an exit code (1 on failure)."""
     from huggingface_hub.errors import HfHubHTTPError
 
     from .hub import HubLayoutError, publish

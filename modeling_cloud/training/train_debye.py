@@ -37,44 +37,44 @@ from .common import (
     training_summary,
 )
 from .data import EncodingReport
-from .engine import build_training_arguments, resolve_resume_checkpoint
+from .engine import resolve_resume_checkpoint, trainer_arguments
 from .hub import attach_pipeline
-from .model_setup import build_model, inspect_pretrained, resolve_tokenizer
-from .options import DebyeOptions
+from .launch import run_main
+from .model_setup import build_model, pretrained_source, resolve_tokenizer
+from .options import RunSettings, TrainingConfigError
 
 logger = logging.getLogger("modeling_cloud.training")
 
 CV_UNIT = "J/(K mol)"
 
 
-def load_debye_data(options: DebyeOptions, tokenizer, tables) -> RunData:
+def load_debye_data(settings: RunSettings, tokenizer, tables) -> RunData:
     train_tables, validation_tables, test_tables = tables
-    report = EncodingReport() if options.skip_invalid_rows else None
-    columns = {"labels": options.target[0], "n_atoms": options.n_atoms_column}
-    if options.temperature_column:
-        columns["temperatures"] = options.temperature_column
+    data_args = settings.data
+    report = EncodingReport() if data_args.skip_invalid_rows else None
+    columns = {"labels": data_args.target[0], "n_atoms": data_args.n_atoms_column}
+    if data_args.temperature_column:
+        columns["temperatures"] = data_args.temperature_column
     encode = dict(
         tokenizer=tokenizer,
         numeric_columns=columns,
         label_names=["labels"],
         report=report,
-        num_proc=options.preprocessing_num_workers,
+        num_proc=data_args.preprocessing_num_workers,
     )
 
     def encoded(tables, purpose):
         if not tables:
             return None
         dataset = encode_tables(tables, purpose=purpose, **encode)
-        if not options.temperature_column:
-            dataset = dataset.add_column("temperatures", [options.temperature] * len(dataset))
+        if not data_args.temperature_column:
+            dataset = dataset.add_column("temperatures", [data_args.temperature] * len(dataset))
         bad = [
             i
             for i, (n, t) in enumerate(zip(dataset["n_atoms"], dataset["temperatures"], strict=True))
             if n <= 0 or t <= 0
         ]
         if bad:
-            from .options import TrainingConfigError
-
             row = dataset[bad[0]]
             raise TrainingConfigError(
                 f"{row['source']}: n_atoms and temperature must be > 0, got {row['n_atoms']} and {row['temperatures']}"
@@ -86,57 +86,58 @@ def load_debye_data(options: DebyeOptions, tokenizer, tables) -> RunData:
     validation = encoded(validation_tables, "validation")
     test = encoded(test_tables, "test")
     data = RunData(train, validation, test, train_tables, validation_tables, test_tables, report)
-    data.train, data.validation, data.validation_note = split_validation(train, validation, options)
+    data.train, data.validation, data.validation_note = split_validation(train, validation, settings)
     return data
 
 
-def run_train_debye(options: DebyeOptions, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
-    """Run `train-debye` with resolved options (and extra Trainer `callbacks`); returns the metrics."""
-    output_dir = Path(options.output_dir)
+def run_train_debye(settings: RunSettings, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """Run `train-debye` with resolved settings (and extra Trainer `callbacks`); returns the metrics."""
+    output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    resume = resolve_resume_checkpoint(options, output_dir)
-    tables = read_run_tables(options)
-    pretrained = inspect_pretrained(options.pretrained) if options.pretrained else None
-    tokenizer = resolve_tokenizer(options, pretrained, any_scope_strings(*tables))
-    data = load_debye_data(options, tokenizer, tables)
-    target = options.target[0]
+    resume = resolve_resume_checkpoint(settings, output_dir)
+    tables = read_run_tables(settings)
+    pretrained = pretrained_source(settings)
+    tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
+    data = load_debye_data(settings, tokenizer, tables)
+    data_args, model_settings = settings.data, settings.model
+    target = data_args.target[0]
     targets = [(target, CV_UNIT)]
     temperature_note = (
-        f"the temperatures of column `{options.temperature_column}`"
-        if options.temperature_column
-        else f"{options.temperature:g} K"
+        f"the temperatures of column `{data_args.temperature_column}`"
+        if data_args.temperature_column
+        else f"{data_args.temperature:g} K"
     )
 
-    set_seed(options.seed)
+    set_seed(settings.training.seed)
     model = build_model(
         CloudDebyeModel,
-        options,
+        settings,
         tokenizer,
         pretrained,
-        head_num_layers=options.head_num_layers,
-        head_dropout=options.head_dropout,
-        loss=options.loss,
-        debye_theta_head=options.theta_head,
-        debye_temperatures=[options.temperature],
+        head_num_layers=model_settings.head_num_layers,
+        head_dropout=model_settings.head_dropout,
+        loss=model_settings.loss,
+        debye_theta_head=model_settings.theta_head,
+        debye_temperatures=[data_args.temperature],
     )
     attach_pipeline(model)
-    args = build_training_arguments(options, str(output_dir), metric_for_best_model="mae")
+    args = trainer_arguments(settings, output_dir, metric_for_best_model="mae")
 
     def card_for(evaluations: list[EvaluationRecord], summary: str) -> ModelCardContext:
         return ModelCardContext(
-            model_id=options.hub_model_id or output_dir.name,
+            model_id=settings.training.hub_model_id or output_dir.name,
             kind="debye",
             **model_architecture(model),
-            head_num_layers=options.head_num_layers,
+            head_num_layers=model_settings.head_num_layers,
             targets=[{"name": f"heat capacity Cv (`{target}`)", "unit": CV_UNIT}],
-            loss=options.loss,
+            loss=model_settings.loss,
             debye_theta_head=model.config.debye_theta_head,
             debye_theta_scale=model.config.debye_theta_scale,
             debye_theta_shift=model.config.debye_theta_shift,
             temperature_note=temperature_note,
-            base_model=options.pretrained,
-            license=options.license,
-            dataset_name=options.dataset_name,
+            base_model=model_settings.pretrained,
+            license=model_settings.license,
+            dataset_name=data_args.dataset_name,
             datasets=dataset_entries(
                 {
                     "training": (data.train_tables, len(data.train)),
@@ -146,9 +147,9 @@ def run_train_debye(options: DebyeOptions, callbacks: Sequence[TrainerCallback] 
             ),
             skipped_rows=data.report.report.num_failed if data.report else 0,
             hyperparameters=hyperparameters(
-                options,
+                settings,
                 args.world_size,
-                {"loss": f"{options.loss} on Cv", "validation": data.validation_note},
+                {"loss": f"{model_settings.loss} on Cv", "validation": data.validation_note},
             ),
             training_summary=summary,
             evaluations=evaluations,
@@ -157,7 +158,7 @@ def run_train_debye(options: DebyeOptions, callbacks: Sequence[TrainerCallback] 
     trainer = property_trainer(
         model,
         args,
-        options,
+        settings,
         data,
         tokenizer,
         card_for,
@@ -174,10 +175,10 @@ def run_train_debye(options: DebyeOptions, callbacks: Sequence[TrainerCallback] 
         test_metrics = trainer.evaluate(data.test, metric_key_prefix="test")
         metrics.update(test_metrics)
         records += regression_records(
-            test_metrics, "test", "test", len(data.test), targets, ", ".join(options.test)
+            test_metrics, "test", "test", len(data.test), targets, ", ".join(data_args.test)
         )
     card = card_for(records, training_summary(trainer.state, "Cv MAE"))
-    finish_run(trainer, output_dir, options, card, True, data.report, metrics)
+    finish_run(trainer, output_dir, settings, card, True, data.report, metrics)
     logger.info(
         "Cv metrics: %s",
         ", ".join(
@@ -187,10 +188,9 @@ def run_train_debye(options: DebyeOptions, callbacks: Sequence[TrainerCallback] 
     return {"validation": {k: v for k, v in metrics.items() if k.startswith("eval_")}, "metrics": metrics}
 
 
-def main(argv=None) -> int:
-    from .commands import standalone_main
-
-    return standalone_main("train-debye", argv)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """`python -m modeling_cloud.training.train_debye [flags]`; returns the exit code."""
+    return run_main("train-debye", run_train_debye, argv, prog)
 
 
 if __name__ == "__main__":
