@@ -1,7 +1,10 @@
 """Test-session setup: nothing may touch the network or ~/.cache.
 
 The environment is set at import time, before any test module imports huggingface_hub (which reads
-HF_ENDPOINT once, at import).
+HF_ENDPOINT once, at import). The local Hub server starts on first use of the `hub_server` fixture.
+
+Tests are split by speed as in transformers: `@pytest.mark.slow` marks end-to-end runs (the demo, README blocks,
+torchrun, SIGKILL-and-resume, Hub round trips); `pytest -m "not slow"` is the developer loop, and CI runs everything.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ TESTS_DIR = Path(__file__).parent
 FIXTURES = TESTS_DIR / "fixtures"
 sys.path.insert(0, str(TESTS_DIR))  # for the helper modules beside the tests (isolated.py, hub_server.py)
 
-# The local Hub-protocol server must be up, and HF_ENDPOINT pointing at it, before anything imports
-# huggingface_hub (which reads the endpoint once). Child processes inherit the variables.
+# HF_ENDPOINT must point at the local Hub-protocol server before anything imports huggingface_hub (which reads the
+# endpoint once), so the server's port is reserved here, at import; the server itself starts only when a test asks
+# for the `hub_server` fixture. Until then a request to the endpoint is refused at once. Child processes inherit
+# the variables.
 from hub_server import install_local_hub  # noqa: E402
 
-install_local_hub(hf_home=_SESSION_HOME)
+install_local_hub(hf_home=_SESSION_HOME, start=False)
 from hub_server import hub_repo_id, hub_server  # noqa: E402,F401  (fixtures)
 
 

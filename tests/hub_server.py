@@ -30,7 +30,7 @@ Repositories live in memory (commits, branches, file tables) with file contents 
     # tests/conftest.py
     from hub_server import install_local_hub
 
-    install_local_hub()  # starts the server, exports HF_ENDPOINT, HF_HUB_DISABLE_XET=1, HF_TOKEN, HF_HOME
+    install_local_hub(start=False)  # reserves a port, exports HF_ENDPOINT, HF_HUB_DISABLE_XET=1, HF_TOKEN, HF_HOME
     from hub_server import hub_repo_id, hub_server  # noqa: E402,F401  (re-export the fixtures)
 
 Subprocesses started by the tests inherit the exported variables, so a fresh ``python -c
@@ -709,7 +709,14 @@ class _LocalHubHTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address, hub: LocalHubServer):
         self.hub = hub
-        super().__init__(address, _HubRequestHandler)
+        # Bind now (the port is reserved and known), listen only in LocalHubServer.start(): until then a client gets
+        # "connection refused" at once instead of waiting on a server that does not answer.
+        super().__init__(address, _HubRequestHandler, bind_and_activate=False)
+        try:
+            self.server_bind()
+        except BaseException:
+            self.server_close()
+            raise
 
 
 class LocalHubServer:
@@ -734,8 +741,15 @@ class LocalHubServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread: threading.Thread | None = None
 
+    @property
+    def running(self) -> bool:
+        """Whether the server listens and answers (a server only constructed has its port reserved, no more)."""
+        return self._thread is not None
+
     def start(self) -> LocalHubServer:
+        """Listen on the reserved port and serve requests from a daemon thread (idempotent)."""
         if self._thread is None:
+            self._httpd.server_activate()
             self._thread = threading.Thread(target=self._httpd.serve_forever, name="local-hub", daemon=True)
             self._thread.start()
         return self
@@ -765,8 +779,12 @@ class HubEndpoint(str):
 _SESSION_SERVER: LocalHubServer | None = None
 
 
-def install_local_hub(hf_home: str | Path | None = None) -> LocalHubServer:
-    """Start the process-wide local Hub (once) and export the environment the HF libraries need.
+def install_local_hub(hf_home: str | Path | None = None, start: bool = True) -> LocalHubServer:
+    """Set up the process-wide local Hub (once) and export the environment the HF libraries need.
+
+    With ``start=False`` the server only reserves its port (so ``HF_ENDPOINT`` is known before ``huggingface_hub``
+    is imported) and starts on :meth:`LocalHubServer.start`, which the ``hub_server`` fixture calls: the server runs
+    only in sessions with tests that use it, and anything else that reaches for the Hub is refused at once.
 
     Exports ``HF_ENDPOINT`` (the server), ``HF_HUB_DISABLE_XET=1`` (plain LFS uploads), a dummy ``HF_TOKEN``,
     ``HF_HUB_OFFLINE=0``, ``HF_HUB_DISABLE_TELEMETRY=1`` and a fresh ``HF_HOME`` (so nothing reads or writes
@@ -785,7 +803,7 @@ def install_local_hub(hf_home: str | Path | None = None) -> LocalHubServer:
                 f"install_local_hub() must run before `{module}` is imported (HF_ENDPOINT is read once at import); "
                 "call it at the top of tests/conftest.py"
             )
-    server = LocalHubServer().start()
+    server = LocalHubServer()
     home = Path(hf_home) if hf_home is not None else Path(tempfile.mkdtemp(prefix="hf-home-"))
     os.environ.update(
         {
@@ -808,7 +826,7 @@ def install_local_hub(hf_home: str | Path | None = None) -> LocalHubServer:
     ):
         os.environ.pop(variable, None)
     _SESSION_SERVER = server
-    return server
+    return server.start() if start else server
 
 
 try:
@@ -830,6 +848,7 @@ if pytest is not None:
                 install_local_hub()
             except RuntimeError as error:
                 pytest.fail(str(error))
+        _SESSION_SERVER.start()
         import huggingface_hub.constants
 
         if _SESSION_SERVER.url != huggingface_hub.constants.ENDPOINT:

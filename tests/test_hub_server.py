@@ -6,9 +6,10 @@ import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from hub_server import hub_repo_id, hub_server  # noqa: F401  (fixtures; also re-exported by conftest once wired)
+from hub_server import LOCAL_HUB_USER, hub_repo_id, hub_server  # noqa: F401  (fixtures; also re-exported by conftest once wired)
 
 
 @pytest.fixture
@@ -110,3 +111,32 @@ def test_fresh_process_downloads_from_the_same_server(api, hub_repo_id, tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "hello from the local hub"
+
+
+def test_server_starts_only_when_a_test_asks_for_it():
+    """conftest.py reserves the port and exports HF_ENDPOINT at import; nothing answers until the fixture starts the
+    server, and a request before that is refused at once (no hang, no other host)."""
+    code = f"""
+import socket, sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import conftest, hub_server
+from urllib.parse import urlsplit
+server = hub_server._SESSION_SERVER
+assert not server.running and "huggingface_hub" not in sys.modules
+address = urlsplit(conftest.os.environ["HF_ENDPOINT"])
+assert (address.hostname, address.port) == ("127.0.0.1", server.port)
+started = time.monotonic()
+try:
+    socket.create_connection((address.hostname, address.port), timeout=10)
+except ConnectionRefusedError:
+    pass
+else:
+    raise AssertionError("the endpoint answered before the server was started")
+assert time.monotonic() - started < 2
+server.start()
+from huggingface_hub import HfApi
+print(HfApi().whoami()["name"])
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == LOCAL_HUB_USER
