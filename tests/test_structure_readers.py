@@ -95,6 +95,21 @@ def test_vasp4_takes_species_from_the_comment_line():
     assert v2("\n".join(vasp4)) == RUTILE_V2
 
 
+@pytest.mark.parametrize("vasp5", [False, True])
+@pytest.mark.parametrize("direct", [True, False])
+def test_poscars_written_by_ase_read_back_site_by_site(vasp5, direct):
+    """ASE's VASP 4 writer puts the symbols on the comment line, one per group of the counts line."""
+    import io
+
+    atoms = ase.build.bulk("NaCl", "rocksalt", a=5.64, cubic=True)
+    atoms.rattle(0.01, seed=1)
+    handle = io.StringIO()
+    ase.io.write(handle, atoms, format="vasp", vasp5=vasp5, direct=direct)
+    structure = read_poscar(handle.getvalue(), "ase-written")
+    assert [site.specie.symbol for site in structure] == atoms.get_chemical_symbols()
+    np.testing.assert_allclose(structure.cart_coords, atoms.get_positions(), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "comment",
     [
