@@ -1,6 +1,11 @@
-"""The ``cloud-crystal`` command line.
+"""The `cloud-crystal` command line.
 
-Each subcommand lives in its own function and imports what it needs lazily, so ``--help`` stays quick.
+Each subcommand lives in its own function and imports what it needs when it runs, so `cloud-crystal --help` and
+`cloud-crystal <command> --help` import neither torch nor pymatgen (`benchmarks/bench_cli_startup.py` times it).
+
+Output rows (`--jsonl`): one JSON object per crystal, `{"source", ...}` on success and `{"source", "error": {"source",
+"reason", "type", "message"}}` on failure (the failure record of `ScopeError.to_dict`); `"notes"` lists what a reader
+changed on the way (e.g. an occupancy of 0.9999 counted as full) when it changed anything.
 
 Exit codes: 0 success, 1 some inputs failed (reported per input), 2 usage error.
 """
@@ -37,14 +42,26 @@ def _add_command(
 
 
 def _write_row(row: dict, jsonl: bool, summary: Callable[[dict], str]) -> None:
-    """One output line per input: the JSON row, or ``source<TAB>summary`` / ``source<TAB>ERROR type: message``."""
+    """One output line per input: the JSON row, or `source<TAB>summary` / `source<TAB>ERROR reason (type): message`."""
     if jsonl:
         line = json.dumps(row)
     elif "error" in row:
-        line = f"{row['source']}\tERROR {row['error']['type']}: {row['error']['message']}"
+        error = row["error"]
+        line = f"{row['source']}\tERROR {error['reason']} ({error['type']}): {error['message']}"
     else:
         line = f"{row['source']}\t{summary(row)}"
+        if row.get("notes"):
+            line += "\tnotes: " + "; ".join(row["notes"])
     sys.stdout.write(line + "\n")
+
+
+def failure_row(source: str, error: dict) -> dict:
+    """`{"source", "error"}` with the failure record `error` named after the row's `source`."""
+    return {"source": source, "error": {**error, "source": source}}
+
+
+def _reader_notes(structure) -> list[str]:
+    return list((getattr(structure, "properties", None) or {}).get("reader_notes", []))
 
 
 # -- encode -------------------------------------------------------------------------------------------------------
@@ -63,6 +80,7 @@ def run_encode(args: argparse.Namespace) -> int:
         items, desc="encoding", unit="structure", file=sys.stderr, disable=len(items) < PROGRESS_MIN_ITEMS
     )
     for source, item in progress:
+        notes: list[str] = []
         try:
             if isinstance(item, ScopeError):
                 raise item
@@ -71,11 +89,14 @@ def run_encode(args: argparse.Namespace) -> int:
             else:
                 structure = load_structure(item, source=source)
                 scope = tokenizer.scope_from_structure(structure)
+                notes = _reader_notes(structure)
             input_ids = tokenizer(scope, truncation=False, max_length=args.max_length)["input_ids"]
             row = {"source": source, "scope": scope, "input_ids": input_ids}
+            if notes:
+                row["notes"] = notes
         except ScopeError as exc:
             failures += 1
-            row = {"source": source, "error": exc.to_dict()}
+            row = failure_row(source, exc.to_dict())
         _write_row(row, args.jsonl, lambda row: row["scope"])
     if failures:
         print(f"{failures} of {len(items)} inputs failed to encode", file=sys.stderr)
@@ -101,7 +122,8 @@ def _add_encode(subparsers) -> None:
     parser.add_argument(
         "--jsonl",
         action="store_true",
-        help='one JSON line per structure: {"source","scope","input_ids"} or {"source","error":{"type","message"}}',
+        help='one JSON line per crystal: {"source","scope","input_ids"[,"notes"]} or {"source","error":{"source",'
+        '"reason","type","message"}}',
     )
 
 
@@ -128,10 +150,10 @@ def load_property_pipeline(model: str, trust_remote_code: bool = False):
 
 
 def prediction_row(source: str, result: dict) -> dict:
-    """One ``--jsonl`` row: ``{"source", "predictions", "units"}`` or ``{"source", "error"}``."""
+    """One `--jsonl` row: `{"source", "scope", "predictions", "units"}` (Debye models add `temperatures` and `basis`,
+    readers' changes add `notes`), or `{"source", "error"}` with the failure record."""
     if "error" in result:
-        error = result["error"]
-        return {"source": source, "error": {"type": error.get("type"), "message": error.get("message")}}
+        return failure_row(source, result["error"])
     predictions, units = {}, {}
     for prop in result["properties"]:
         predictions[prop["name"]] = prop["value"]
@@ -141,6 +163,8 @@ def prediction_row(source: str, result: dict) -> dict:
     if thermo:
         row["temperatures"] = thermo[0]["temperatures"]
         row["basis"] = thermo[0].get("basis")
+    if result.get("notes"):
+        row["notes"] = result["notes"]
     return row
 
 
@@ -171,6 +195,8 @@ def run_predict(args: argparse.Namespace) -> int:
     call_options = {"errors": "return", "batch_size": args.batch_size}
     if args.temperatures:
         call_options["temperatures"] = args.temperatures
+    if predictor.is_debye:
+        call_options["basis"] = args.basis
     failures = 0
     progress = tqdm(
         total=len(items), desc="predicting", unit="structure", file=sys.stderr,
@@ -182,7 +208,7 @@ def run_predict(args: argparse.Namespace) -> int:
         results = predictor([item for _, item in readable], **call_options) if readable else []
         by_source = dict(zip([source for source, _ in readable], results, strict=True))
         for source, item in chunk:
-            result = {"error": item.to_dict()} if isinstance(item, ScopeError) else by_source[source]
+            result = {"error": item.to_dict(source)} if isinstance(item, ScopeError) else by_source[source]
             row = prediction_row(source, result)
             failures += "error" in row
             _write_row(row, args.jsonl, _prediction_summary)
@@ -205,6 +231,12 @@ def _add_predict(subparsers) -> None:
     parser.add_argument("inputs", nargs="+", help="structure files, directories or tables")
     parser.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
     parser.add_argument("--temperatures", type=float, nargs="+", help="temperatures in K (Debye models)")
+    parser.add_argument(
+        "--basis",
+        choices=("formula_unit", "atom", "cell"),
+        default="formula_unit",
+        help="Debye models: thermodynamic values per mole of formula units (reduced formula), atoms or input cells",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="structures per forward pass")
     parser.add_argument(
         "--chunk-size", type=int, default=256, help="structures handed to the pipeline at once"
@@ -213,7 +245,8 @@ def _add_predict(subparsers) -> None:
     parser.add_argument(
         "--jsonl",
         action="store_true",
-        help='one JSON line per input: {"source","predictions","units"} or {"source","error":{"type","message"}}',
+        help='one JSON line per crystal: {"source","predictions","units"[,"basis","temperatures","notes"]} or '
+        '{"source","error":{"source","reason","type","message"}}',
     )
 
 

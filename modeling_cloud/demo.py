@@ -34,7 +34,6 @@ JANAF_FILE = (
 )
 #: Temperatures (K) at which the Debye training labels are computed from the elastic Debye temperature.
 DEBYE_LABEL_TEMPERATURES = (25.0, 50.0, 100.0, 200.0, 300.0)
-GAS_CONSTANT = 8.314462618
 
 
 @dataclass(frozen=True)
@@ -72,12 +71,13 @@ def encode_bundled_structures(max_structures: int | None, seed: int) -> pd.DataF
     from tqdm.auto import tqdm
 
     from dataset_builders import load_materials_project
-    from tokenization import ScopeError, load_structure, structure_to_scope
+    from tokenization import CloudTokenizerFast, ScopeError, load_structure
 
     table = load_materials_project().to_pandas()
     if max_structures is not None:
         rows = np.random.default_rng(seed).choice(len(table), size=max_structures, replace=False)
         table = table.iloc[np.sort(rows)].reset_index(drop=True)
+    tokenizer = CloudTokenizerFast.from_scope_version("v2")
     scopes, n_atoms, failures = [], [], []
     for material_id, structure_json in tqdm(
         zip(table["material_id"], table["structure"], strict=True),
@@ -87,8 +87,8 @@ def encode_bundled_structures(max_structures: int | None, seed: int) -> pd.DataF
         file=sys.stderr,
     ):
         try:
-            structure = load_structure(structure_json, source=material_id)
-            scopes.append(structure_to_scope(structure, version="v2", source=material_id))
+            structure = load_structure(structure_json, source=material_id)  # read and validated once
+            scopes.append(tokenizer.scope_from_structure(structure))
             n_atoms.append(len(structure))
         except ScopeError as exc:
             failures.append(exc.to_dict())
@@ -205,11 +205,13 @@ def _plot_debye_curves(path: Path, debye_dir: Path) -> dict[str, float]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from transformers import pipeline
 
-    from modeling_cloud.cli import load_property_pipeline
+    from modeling_cloud import register_auto_classes
 
+    register_auto_classes()
     reference = json.loads(JANAF_FILE.read_text())["crystals"]
-    predictor = load_property_pipeline(str(debye_dir))
+    predictor = pipeline("crystal-property", model=str(debye_dir))
     temperatures = np.linspace(10, 1000, 100).tolist()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     errors: dict[str, float] = {}
@@ -217,17 +219,14 @@ def _plot_debye_curves(path: Path, debye_dir: Path) -> dict[str, float]:
         cif = EXAMPLES_DIR / f"{name}.cif"
         if not cif.exists():
             continue
-        result = predictor(str(cif), temperatures=temperatures)
+        result = predictor(str(cif), temperatures=temperatures)  # per mole of formula units, as JANAF
         values = {p["name"]: p["value"] for p in result["properties"]}
-        formula_units = result["n_atoms"] / ref["atoms_per_formula_unit"]
-        cv = np.asarray(values["heat_capacity"]) / formula_units
+        cv = np.asarray(values["heat_capacity"])
         line = axes[0].plot(temperatures, cv, label=f"{name} (θD {values['theta_debye']:.0f} K)")[0]
         ref_t, ref_cp = np.asarray(ref["temperature"]), np.asarray(ref["heat_capacity"])
         axes[0].scatter(ref_t, ref_cp, s=12, color=line.get_color())
-        axes[1].plot(
-            temperatures, np.asarray(values["internal_energy"]) / formula_units / 1000, color=line.get_color()
-        )
-        axes[2].plot(temperatures, np.asarray(values["entropy"]) / formula_units, color=line.get_color())
+        axes[1].plot(temperatures, np.asarray(values["internal_energy"]) / 1000, color=line.get_color())
+        axes[2].plot(temperatures, np.asarray(values["entropy"]), color=line.get_color())
         window = (ref_t >= 50) & (ref_t <= 1000)
         errors[name] = _mae(np.interp(ref_t[window], temperatures, cv), ref_cp[window])
     axes[0].set_title("Cv (lines: CLOUD-DEBYE) vs JANAF Cp (dots)")
@@ -365,10 +364,9 @@ def run_demo(output_dir: str | Path = "cloud-demo", size: str = "full", seed: in
                 "theta_debye": next(
                     p["value"] for p in reloaded["debye"][i]["properties"] if p["name"] == "theta_debye"
                 ),
-                "cv_300K_per_atom": next(
+                "cv_300K_per_formula_unit": next(
                     p["value"][1] for p in reloaded["debye"][i]["properties"] if p["name"] == "heat_capacity"
-                )
-                / reloaded["debye"][i]["n_atoms"],
+                ),
             }
             for i, name in enumerate(crystals)
         },
@@ -388,11 +386,11 @@ def print_summary(summary: dict, output: Path) -> None:
             f"{task:<48}{row['rows']:>6}{row['mean']:>10.3f}{row['composition RF']:>10.3f}{row['CLOUD']:>10.3f}"
         )
     print("\n== Predictions after reloading the saved checkpoints in a fresh process ==")
-    print(f"{'crystal':<10}{'E_form (eV/atom)':>18}{'θD (K)':>10}{'Cv 300 K (J/K/mol-atom)':>26}")
+    print(f"{'crystal':<10}{'E_form (eV/atom)':>18}{'θD (K)':>10}{'Cv 300 K (J/(K·mol-fu))':>26}")
     for name, values in summary["predictions"].items():
         print(
             f"{name:<10}{values['formation_energy_per_atom']:>18.3f}{values['theta_debye']:>10.0f}"
-            f"{values['cv_300K_per_atom']:>26.2f}"
+            f"{values['cv_300K_per_formula_unit']:>26.2f}"
         )
     janaf = ", ".join(f"{k} {v:.1f}" for k, v in summary["janaf_cv_mae_50_1000K_per_formula_unit"].items())
     print(f"\nCv vs JANAF Cp, MAE over 50-1000 K (J/(K mol formula unit)): {janaf}")

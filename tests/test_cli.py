@@ -54,7 +54,10 @@ def test_encode_reports_each_failure_and_exits_1(tmp_path, capsys, v1_fixture_re
         errors[f"{records}:2"]["type"] == "StructureParseError"
         and "not valid JSON" in errors[f"{records}:2"]["message"]
     )
-    assert all(set(e) == {"type", "message"} for e in errors.values())
+    # One failure record everywhere: the row's source, a machine reason code, the error type and its message.
+    assert all(set(e) == {"source", "reason", "type", "message"} for e in errors.values())
+    assert all(e["source"] == source for source, e in errors.items())
+    assert errors[f"{records}:2"]["reason"] == "parse_error"
 
 
 def test_encode_usage_errors_exit_2():
