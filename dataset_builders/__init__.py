@@ -19,7 +19,6 @@ Example:
     (1181, ['attention_mask', 'input_ids', 'labels'])
 """
 
-from .build_materials_project import debye_temperature_anderson
 from .bundled import (
     CLOUD_EXAMPLE_DIR,
     MATERIALS_PROJECT_LABELS,
@@ -28,6 +27,7 @@ from .bundled import (
     load_materials_project,
     structure_from_json,
 )
+from .elastic_debye import debye_temperature_anderson
 from .encoding import (
     StructureEncoder,
     encode_on_the_fly,

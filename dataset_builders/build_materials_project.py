@@ -63,6 +63,9 @@ import pyarrow.parquet as pq
 from pymatgen.core import Structure
 from pymatgen.io.vasp import Poscar
 
+from .bundled import COLUMNS, LABEL_COLUMNS
+from .elastic_debye import debye_temperature_anderson
+
 #: sha256 of ``matminer-0.3.9.tar.gz`` as served by PyPI.
 MATMINER_SDIST_SHA256 = "3faf9e83464f3d48f68a759bf476ad24da4c8c3e950c8f340cb917d3bb906400"
 MATMINER_VERSION = "0.3.9"
@@ -75,68 +78,8 @@ MATMINER_SOURCES = (
     ("piezoelectric_tensor", "poscar", "poscar", ("eij_max",)),
 )
 
-LABEL_COLUMNS = (
-    "formation_energy_per_atom",
-    "e_above_hull",
-    "K_VRH",
-    "G_VRH",
-    "log10_K_VRH",
-    "log10_G_VRH",
-    "band_gap",
-    "n",
-    "eij_max",
-    "debye_temperature",
-)
-COLUMNS = ("material_id", "structure", "formula", "nsites", *LABEL_COLUMNS)
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "data" / "materials_project.parquet"
-
-# CODATA 2018 exact values (SI) and the unified atomic mass unit.
-PLANCK_CONSTANT = 6.62607015e-34  # J s
-BOLTZMANN_CONSTANT = 1.380649e-23  # J / K
-ATOMIC_MASS_UNIT = 1.66053906660e-27  # kg
-ANGSTROM = 1e-10  # m
-GIGAPASCAL = 1e9  # Pa
-
-
-def debye_temperature_anderson(
-    structure: Structure, bulk_modulus_gpa: float, shear_modulus_gpa: float
-) -> float | None:
-    """Debye temperature (K) from the elastic moduli with Anderson's mean-sound-velocity formula.
-
-    Args:
-        structure: the cell the moduli belong to (its mass, volume and number of atoms are used).
-        bulk_modulus_gpa: Voigt-Reuss-Hill bulk modulus K in GPa.
-        shear_modulus_gpa: Voigt-Reuss-Hill shear modulus G in GPa.
-
-    Returns:
-        The Debye temperature in kelvin, or ``None`` when a modulus is missing, not finite or not strictly
-        positive (a sound velocity would be imaginary).
-
-    Example:
-        >>> from pymatgen.core import Lattice, Structure
-        >>> si = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.469), ["Si"], [[0, 0, 0]])
-        >>> round(debye_temperature_anderson(si, 83.0, 61.2))  # K, G in GPa (Materials Project mp-149)
-        623
-    """
-    if bulk_modulus_gpa is None or shear_modulus_gpa is None:
-        return None
-    bulk = float(bulk_modulus_gpa) * GIGAPASCAL
-    shear = float(shear_modulus_gpa) * GIGAPASCAL
-    if not (math.isfinite(bulk) and math.isfinite(shear)) or bulk <= 0 or shear <= 0:
-        return None
-    volume = structure.volume * ANGSTROM**3
-    mass = sum(site.species.weight for site in structure) * ATOMIC_MASS_UNIT
-    density = mass / volume
-    transverse_velocity = math.sqrt(shear / density)
-    longitudinal_velocity = math.sqrt((bulk + 4.0 * shear / 3.0) / density)
-    mean_velocity = ((2.0 / transverse_velocity**3 + 1.0 / longitudinal_velocity**3) / 3.0) ** (-1.0 / 3.0)
-    number_density = len(structure) / volume
-    return (
-        (PLANCK_CONSTANT / BOLTZMANN_CONSTANT)
-        * (3.0 * number_density / (4.0 * math.pi)) ** (1.0 / 3.0)
-        * mean_velocity
-    )
 
 
 def sha256_of_file(path: str | Path) -> str:

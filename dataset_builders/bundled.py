@@ -16,8 +16,6 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from .build_materials_project import LABEL_COLUMNS
-
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MATERIALS_PROJECT_PARQUET = DATA_DIR / "materials_project.parquet"
 CLOUD_EXAMPLE_DIR = DATA_DIR / "cloud_example"
@@ -26,6 +24,20 @@ CLOUD_EXAMPLE_DIR = DATA_DIR / "cloud_example"
 MATERIALS_PROJECT_CONTENT_SHA256 = "b1cf5fc63e1b2c9471fd2b95f3f436ed964a6e1efde8c6e7d85841033f8abd18"
 
 #: The label columns, as the build script writes them.
+#: Label columns of the bundled Materials Project table, and all its columns (`build_materials_project` writes them).
+LABEL_COLUMNS = (
+    "formation_energy_per_atom",
+    "e_above_hull",
+    "K_VRH",
+    "G_VRH",
+    "log10_K_VRH",
+    "log10_G_VRH",
+    "band_gap",
+    "n",
+    "eij_max",
+    "debye_temperature",
+)
+COLUMNS = ("material_id", "structure", "formula", "nsites", *LABEL_COLUMNS)
 MATERIALS_PROJECT_LABELS = LABEL_COLUMNS
 
 # name -> (train file, test file or None, {original column: our column})

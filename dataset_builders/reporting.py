@@ -14,9 +14,20 @@ from tokenization import ScopeError
 logger = logging.getLogger(__name__)
 
 
+#: Reason code of a failure that is not a typed `ScopeError` (a `KeyError` of a malformed row, say).
+GENERIC_REASON = "invalid_input"
+
+
 @dataclass
 class FailedRow:
-    """One row that was left out: where it came from, why (a short reason code) and the full message."""
+    """One row that was left out, as the failure record every CLOUD output uses.
+
+    Attributes:
+        source (`str`): the row (and file) it came from.
+        reason (`str`): machine code, `ScopeError.reason` (e.g. `"parse_error"`), or `"invalid_input"` for other errors.
+        error_type (`str`): class name of the error (`"type"` in the record).
+        message (`str`): the error's message, without the source.
+    """
 
     source: str
     reason: str
@@ -25,13 +36,14 @@ class FailedRow:
 
     @classmethod
     def from_exception(cls, source: str, error: Exception) -> FailedRow:
-        """``source`` names the row; a ``ScopeError`` that names it more precisely (row and file) wins."""
-        reason = getattr(error, "reason", None) or type(error).__name__
+        """`source` names the row; a `ScopeError` that names it more precisely (row and file) wins."""
         if isinstance(error, ScopeError):
-            return cls(error.source or source, reason, type(error).__name__, error.message)
-        return cls(source, reason, type(error).__name__, str(error))
+            record = error.to_dict(error.source or source)
+            return cls(record["source"], record["reason"], record["type"], record["message"])
+        return cls(source, GENERIC_REASON, type(error).__name__, str(error))
 
     def to_dict(self) -> dict[str, str]:
+        """`{"source", "reason", "type", "message"}`, the shape of `ScopeError.to_dict()`."""
         return {
             "source": self.source,
             "reason": self.reason,
@@ -52,7 +64,7 @@ class FailureReport:
         >>> report = FailureReport()
         >>> _ = report.add("row 3", ValueError("not a crystal"))
         >>> report.summary()
-        '1 row failed: ValueError 1'
+        '1 row failed: invalid_input 1'
     """
 
     errors_path: str | Path | None = None
