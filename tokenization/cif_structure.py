@@ -340,7 +340,7 @@ def _symmetry(
             notes.append(
                 f"the {len(listed[0])} listed operations generate {len(closed[0])}; all were applied"
             )
-        hall = space_group_type_of_operations(*closed, lattice.matrix)
+        hall = 1 if len(closed[0]) == 1 else space_group_type_of_operations(*closed, lattice.matrix)
         if hall is None:
             raise StructureParseError("the listed symmetry operations do not form a space group", source)
         if declared and _it_number(declared[0][1][0]) != _it_number(hall):
