@@ -19,6 +19,7 @@ def mp_slice():
     return load_materials_project().filter(lambda row: row["n"] is not None).select(range(48))
 
 
+@pytest.mark.slow
 def test_push_stream_shard_and_train(hub_server, hub_repo_id, mp_slice, tmp_path):  # noqa: F811
     from datasets.distributed import split_dataset_by_node
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments

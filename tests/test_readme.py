@@ -49,6 +49,7 @@ def published_demo(tmp_path_factory, hub_server):
     return output, summary
 
 
+@pytest.mark.slow
 def test_demo_smoke_run_writes_everything(published_demo):
     output, summary = published_demo
     for name in ("cloud-base", "formation-energy", "debye"):
@@ -64,6 +65,7 @@ def test_demo_smoke_run_writes_everything(published_demo):
     assert set(summary["predictions"]) >= {"Si", "NaCl", "MgO", "SrTiO3"}
 
 
+@pytest.mark.slow
 def test_readme_python_blocks_run(published_demo, tmp_path):
     from transformers import BertConfig, BertForMaskedLM
 
@@ -86,6 +88,7 @@ def test_readme_python_blocks_run(published_demo, tmp_path):
     assert "formation_energy_per_atom" in result.stdout and "theta_debye" in result.stdout
 
 
+@pytest.mark.slow
 def test_readme_bash_blocks(tmp_path):
     blocks = [line for body in readme_blocks("bash") for line in body.strip().splitlines()]
     test_command = next(line for line in blocks if "pytest" in line)

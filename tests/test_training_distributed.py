@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -72,6 +73,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_shard_the_data_and_keep_weights_in_sync(tmp_path):
     worker = tmp_path / "ddp_worker.py"
     worker.write_text(WORKER)

@@ -133,6 +133,7 @@ def fresh_load(pushed, hub_server, tmp_path_factory):
     return inputs, json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_base_checkpoint_from_the_hub_gives_encoder_mlm_and_head(fresh_load):
     _, loaded = fresh_load
     for auto_class, expected in [
@@ -145,6 +146,7 @@ def test_base_checkpoint_from_the_hub_gives_encoder_mlm_and_head(fresh_load):
     assert loaded["pooled_shape"] == [3, 32]
 
 
+@pytest.mark.slow
 def test_fresh_process_predictions_equal_the_trained_model(pushed, fresh_load):
     from modeling_cloud import CloudForPropertyRegression
     from tokenization import CloudTokenizerFast
@@ -162,6 +164,7 @@ def test_fresh_process_predictions_equal_the_trained_model(pushed, fresh_load):
     assert all(p["name"] == "n" for p in loaded["pipeline"])
 
 
+@pytest.mark.slow
 def test_pushed_repos_hold_the_hub_layout_and_no_training_state(pushed):
     from huggingface_hub import HfApi
 
@@ -190,6 +193,7 @@ def test_pushed_repos_hold_the_hub_layout_and_no_training_state(pushed):
     assert "pipeline_crystal_property.py" not in base_files
 
 
+@pytest.mark.slow
 def test_pushed_card_carries_the_real_metrics(pushed, tmp_path):
     from huggingface_hub import ModelCard, hf_hub_download
 

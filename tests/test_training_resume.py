@@ -69,6 +69,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     return output
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_resume_reaches_the_uninterrupted_weights(uninterrupted, tmp_path):
     output = tmp_path / "killed"
     env = {
