@@ -483,20 +483,7 @@ NOT_APPLICABLE = (
 )
 
 #: Known disagreements, to be fixed where the table points (strict: a fix turns them into failures to remove).
-KNOWN_GAPS = {
-    **{
-        ("empty", path): "the CIF reader answers a CIF without atom sites with StructureParseError"
-        for path in ("cif_text", "cif_path", "cif_path_str")
-    },
-    **{
-        ("empty", path): "_from_dict: pymatgen refuses an empty structure, reported as StructureParseError"
-        for path in ("dict", "json_text")
-    },
-    **{
-        ("non_periodic", path): "the pbc check is not in the shared validation yet; dicts skip it"
-        for path in ("dict", "json_text")
-    },
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 def _table():

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
+from .cif_structure import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
@@ -39,10 +40,9 @@ from .scope_errors import (
     UnknownSpeciesError,
 )
 
-#: An occupancy within this of 1 counts as full (refinements print 0.9999 or 1.0001 for a full site), and a site's
-#: occupancies may sum to at most this much over 1 (scaled down to exactly 1: pymatgen cannot hold more). The same
-#: value and rules as the CIF reader's ``OCCUPANCY_TOLERANCE``, so that a CIF and ``ase.io.read`` of it agree.
-OCCUPANCY_TOLERANCE = 0.005
+# OCCUPANCY_TOLERANCE: an occupancy within it of 1 counts as full (refinements print 0.9999 or 1.0001 for a full
+# site), and a site's occupancies may sum to at most this much over 1 (scaled down to exactly 1: pymatgen cannot hold
+# more). The CIF reader's own value, so that a CIF and ``ase.io.read`` of it agree.
 
 #: Below this |det| (A^3) the cell vectors span no volume.
 _MIN_CELL_VOLUME = 1e-8

@@ -70,6 +70,7 @@ from .cif_symmetry import (
 )
 from .scope_errors import (
     DisorderedStructureError,
+    EmptyStructureError,
     InvalidGeometryError,
     OverlappingSitesError,
     ScopeError,
@@ -149,7 +150,8 @@ def _block_data(block_text: str, source: str) -> dict:
         warnings.simplefilter("always")
         try:
             block = CifBlock.from_str(block_text)
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        # ZeroDivisionError: pymatgen's tokenizer on a loop header with no values.
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError) as exc:
             raise StructureParseError(
                 f"not a readable CIF block ({type(exc).__name__}: {exc})", source
             ) from exc
@@ -870,6 +872,8 @@ def read_cif_structures(
         except ScopeError as exc:
             out.append((name, exc))
     if not out and crystal is None:
+        if any(all(key in block.lower() for key in _CELL_KEYS) for _, block in _split_blocks(text)):
+            raise EmptyStructureError("the CIF describes a cell but holds no atom sites", source)
         raise StructureParseError(
             "not a readable CIF: it holds no atom sites (no _atom_site_fract_x or _atom_site_Cartn_x loop)",
             source,

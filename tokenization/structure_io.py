@@ -24,6 +24,7 @@ from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
     InvalidGeometryError,
+    NonPeriodicStructureError,
     OverlappingSitesError,
     ScopeError,
     StructureParseError,
@@ -90,6 +91,8 @@ def _parse_poscar_text(text: str, source: str) -> Structure:
 
 
 def _from_dict(data: dict, source: str) -> Structure:
+    if data.get("sites") == [] and isinstance(data.get("lattice"), dict):
+        raise EmptyStructureError("the structure has no sites", source)
     try:
         return Structure.from_dict(data)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -139,7 +142,7 @@ def _selected_crystal(path: Path) -> list[tuple[str, Structure | ScopeError]] | 
             if separator == "#" and Path(base).suffix.lower() in _CIF_SUFFIXES:
                 crystals = read_cif_structures(_read_text(Path(base), base), base, crystal=text)
             else:
-                crystals = _file_crystals(Path(base))
+                crystals = _existing_file_crystals(Path(base))
             chosen = [(name, result) for name, result in crystals if name == text]
             if chosen:
                 return chosen
@@ -156,6 +159,11 @@ def _file_crystals(path: Path) -> list[tuple[str, Structure | ScopeError]]:
         if selected is not None:
             return selected
         raise StructureParseError("no such file", source)
+    return _existing_file_crystals(path)
+
+
+def _existing_file_crystals(path: Path) -> list[tuple[str, Structure | ScopeError]]:
+    source = str(path)
     if path.is_dir():
         raise StructureParseError("is a directory, not a structure file", source)
     name = path.name
@@ -257,11 +265,9 @@ def _to_structure(obj: Any, source: str) -> Structure:
     if isinstance(obj, (IStructure, IMolecule)):
         from .scope_errors import NonPeriodicStructureError
 
-        pbc = tuple(bool(p) for p in getattr(getattr(obj, "lattice", None), "pbc", (False,) * 3))
-        if isinstance(obj, IMolecule) or not all(pbc):
-            what = "a pymatgen Molecule" if isinstance(obj, IMolecule) else f"a structure with pbc={pbc}"
+        if isinstance(obj, IMolecule):
             raise NonPeriodicStructureError(
-                f"{what} is not a 3D crystal; SCOPE describes periodic crystals", source
+                "a pymatgen Molecule is not a 3D crystal; SCOPE describes periodic crystals", source
             )
         if isinstance(obj, Structure):
             return obj
@@ -323,6 +329,11 @@ def validate_structure(
     structure: Structure, source: str, overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE
 ) -> Structure:
     """Check that ``structure`` is something SCOPE can encode; return it with plain elements on every site."""
+    pbc = tuple(bool(p) for p in getattr(structure.lattice, "pbc", (True, True, True)))
+    if not all(pbc):
+        raise NonPeriodicStructureError(
+            f"a structure with pbc={pbc} is not a 3D crystal; SCOPE describes periodic crystals", source
+        )
     if len(structure) == 0:
         raise EmptyStructureError("the structure has no sites", source)
     matrix = structure.lattice.matrix
