@@ -525,3 +525,21 @@ def test_length_grouped_sampler_is_seeded_by_epoch():
     # Batches are of similar length: the spread inside a batch is far below the spread of the data.
     spreads = [np.ptp([lengths[i] for i in first[k : k + 16]]) for k in range(0, 496, 16)]
     assert np.median(spreads) < 0.25 * np.ptp(lengths)
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "modeling_cloud.training.options",
+        "modeling_cloud.training.commands",
+        "modeling_cloud.training.engine",
+        "modeling_cloud.convert_bert_checkpoint",
+    ],
+)
+def test_docstring_examples_run(module, tmp_path, monkeypatch):
+    import doctest
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

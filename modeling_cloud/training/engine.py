@@ -229,7 +229,17 @@ class TimeEstimateCallback(TrainerCallback):
 
 
 def format_duration(seconds: float) -> str:
-    """`3725.0` -> `"1 h 02 min"`, `95.0` -> `"1 min 35 s"`, `4.2` -> `"4.2 s"`."""
+    """A duration in seconds as people read it.
+
+    Example:
+
+    ```python
+    >>> from modeling_cloud.training.engine import format_duration
+    >>> format_duration(4.2), format_duration(95.0), format_duration(3725.0)
+    ('4.2 s', '1 min 35 s', '1 h 02 min')
+
+    ```
+    """
     if seconds < 60:
         return f"{seconds:.2g} s"
     minutes, secs = divmod(int(round(seconds)), 60)
