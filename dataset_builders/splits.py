@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tokenization import ScopeError, UnsupportedScopeVersionError, is_scope_string, structure_to_scope
+from tokenization import ScopeError, is_scope_string, structure_to_scope
+from tokenization.scope_defaults import DEFAULT_ANGLE_TOLERANCE, DEFAULT_SCOPE_VERSION, DEFAULT_SYMPREC
 
 from .reporting import FailureReport, handle_failure
 
@@ -52,17 +53,34 @@ def kfold_indices(
 
 def scope_groups(
     structures: Sequence,
-    version: str = "v2",
-    symprec: float = 0.01,
-    angle_tolerance: float = 5.0,
+    version: str = DEFAULT_SCOPE_VERSION,
+    symprec: float = DEFAULT_SYMPREC,
+    angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
     report: FailureReport | None = None,
-    fallback_to_v1: bool = True,
 ) -> list[str | None]:
     """The SCOPE string of each structure (SCOPE strings pass through unchanged), used as its group.
 
-    ``version="v2"`` (canonical) is the right grouping; when the v2 encoder is not available and
-    ``fallback_to_v1`` is set, v1 is used with a warning. A structure that cannot be encoded raises, or with a
-    ``report`` is recorded there and gets ``None`` (no group: :func:`scope_group_kfold` leaves it out).
+    Args:
+        structures (`Sequence`): structures in any form `tokenization.load_structure` reads, or SCOPE strings.
+        version (`str`, defaults to `"v2"`): SCOPE version; v2 (canonical) is the right grouping.
+        symprec (`float`, defaults to 0.01): symmetry tolerance in Å.
+        angle_tolerance (`float`, defaults to 5.0): angle tolerance in degrees.
+        report ([`FailureReport`], *optional*): where to record structures that cannot be encoded.
+
+    Returns:
+        `list[str | None]`: one group per structure; `None` for a structure recorded in `report` (no group:
+        [`scope_group_kfold`] leaves it out).
+
+    Raises:
+        `ScopeError`: without a `report`, for the first structure that cannot be encoded (it names the row).
+
+    Example:
+
+    ```python
+    >>> scope_groups(["SG225 Na 0.5 4a Cl 0.5 4b", "SG227 Si 1.0 8a"])
+    ['SG225 Na 0.5 4a Cl 0.5 4b', 'SG227 Si 1.0 8a']
+
+    ```
     """
     groups: list[str | None] = []
     for index, item in enumerate(structures):
@@ -73,11 +91,6 @@ def scope_groups(
             groups.append(
                 structure_to_scope(item, version=version, symprec=symprec, angle_tolerance=angle_tolerance)
             )
-        except (UnsupportedScopeVersionError, ImportError) as error:
-            if version == "v1" or not fallback_to_v1:
-                raise
-            logger.warning("SCOPE %s is not available (%s); grouping by SCOPE v1 instead", version, error)
-            return scope_groups(structures, "v1", symprec, angle_tolerance, report, fallback_to_v1=False)
         except ScopeError as error:
             handle_failure(report, f"row {index}", error)
             groups.append(None)

@@ -17,6 +17,13 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from .scope_defaults import (
+    DEFAULT_ANGLE_TOLERANCE,
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_SCOPE_VERSION,
+    DEFAULT_SYMPREC,
+)
+
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 #: Show a progress bar on stderr from this many inputs on.
 PROGRESS_MIN_ITEMS = 5
@@ -113,11 +120,17 @@ def _add_encode(subparsers) -> None:
         "cloud-crystal encode dataset_builders/data/examples --scope-version v2 --jsonl",
     )
     parser.add_argument("inputs", nargs="+", help="structure files or directories")
-    parser.add_argument("--scope-version", choices=("v1", "v2"), default="v2", help="SCOPE encoding version")
-    parser.add_argument("--symprec", type=float, default=0.01, help="symmetry tolerance in Angstrom")
-    parser.add_argument("--angle-tolerance", type=float, default=5.0, help="angle tolerance in degrees")
     parser.add_argument(
-        "--max-length", type=int, default=64, help="maximum tokens; longer strings are errors"
+        "--scope-version", choices=("v1", "v2"), default=DEFAULT_SCOPE_VERSION, help="SCOPE encoding version"
+    )
+    parser.add_argument(
+        "--symprec", type=float, default=DEFAULT_SYMPREC, help="symmetry tolerance in Angstrom"
+    )
+    parser.add_argument(
+        "--angle-tolerance", type=float, default=DEFAULT_ANGLE_TOLERANCE, help="angle tolerance in degrees"
+    )
+    parser.add_argument(
+        "--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="maximum tokens; longer strings are errors"
     )
     parser.add_argument(
         "--jsonl",

@@ -1,7 +1,8 @@
 # Copyright 2026 the cloud-crystal developers. MIT licence.
 """Configuration of CLOUD, a BERT-style encoder over SCOPE strings of crystals (Xu, Zhu & Viswanathan, arXiv 2506.17345).
 
-This file is remote code: it is copied flat into every saved checkpoint, so it imports only pip packages.
+This file is remote code: it is copied flat into every saved checkpoint, so it imports only pip packages and its
+sibling `scope_defaults.py` (the defaults it shares with the tokenizer).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import math
 
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
+
+from .scope_defaults import DEFAULT_MAX_LENGTH, DEFAULT_SCOPE_VERSION, VOCAB_SIZES
 
 _POOLINGS = ("cls", "mean")
 _LOSSES = ("l1", "mse", "huber")
@@ -24,16 +27,19 @@ class CloudConfig(PreTrainedConfig):
 
     The encoder arguments are those of BERT, so the authors' `BertForMaskedLM` checkpoint (12 layers, hidden 768,
     64 positions, `type_vocab_size` 1, `vocab_size` 30522 and `pad_token_id` 0) loads with the same names. The
-    defaults describe a fresh CLOUD model over the 564-token SCOPE v1 vocabulary, whose `[PAD]` id is 1.
+    defaults describe a fresh CLOUD model that fits a bare `CloudTokenizerFast()`: SCOPE v2
+    (`scope_defaults.DEFAULT_SCOPE_VERSION`), its 640 token ids, 64 positions and `[PAD]` id 1.
 
     Args:
-        vocab_size (`int`, defaults to 564):
-            Number of token ids. The authors' checkpoint keeps BERT's 30522 although only 564 ids are used.
+        vocab_size (`int`, defaults to 640):
+            Number of token ids: 640 for SCOPE v2, 564 for v1. The authors' checkpoint keeps BERT's 30522 although
+            only 564 ids are used.
         hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act, hidden_dropout_prob,
         attention_probs_dropout_prob, max_position_embeddings, type_vocab_size, initializer_range, layer_norm_eps:
             BERT encoder sizes (defaults: BERT-base with 64 positions, the CLOUD setting).
         pad_token_id (`int`, defaults to 1):
-            Id whose input embedding is kept at zero. 1 is `[PAD]` in SCOPE v1; the authors' checkpoint uses 0.
+            Id whose input embedding is kept at zero. 1 is `[PAD]` in both SCOPE versions; the authors' checkpoint
+            uses 0.
         tie_word_embeddings (`bool`, defaults to `True`):
             Tie the MLM decoder to the input embeddings (transformers 5 no longer defaults this).
         sparse_prediction (`bool`, defaults to `False`):
@@ -78,8 +84,12 @@ class CloudConfig(PreTrainedConfig):
             Temperatures (K) used when `CloudDebyeModel.forward` gets none; the authors train at 300 K.
         debye_internal_energy_loss_weight (`float`, defaults to 1.0):
             Weight of the internal-energy term; its error is divided by T so that it is in J/(K mol) like Cv.
-        scope_version (`str`, defaults to `"v1"`):
+        scope_version (`str`, defaults to `"v2"`):
             SCOPE encoding the model was trained on; the pipeline checks it against the tokenizer.
+        custom_pipelines (`dict`, *optional*):
+            Written by property heads' `save_pretrained` (the "crystal-property" pipeline and its code file), for
+            loading without this package. The installed class drops it on load: the task that the package
+            registers serves instead.
 
     Example:
 
@@ -96,7 +106,7 @@ class CloudConfig(PreTrainedConfig):
     model_type = "cloud"
 
     # BERT encoder
-    vocab_size: int = 564
+    vocab_size: int = VOCAB_SIZES[DEFAULT_SCOPE_VERSION]
     hidden_size: int = 768
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
@@ -104,7 +114,7 @@ class CloudConfig(PreTrainedConfig):
     hidden_act: str = "gelu"
     hidden_dropout_prob: float | int = 0.1
     attention_probs_dropout_prob: float | int = 0.1
-    max_position_embeddings: int = 64
+    max_position_embeddings: int = DEFAULT_MAX_LENGTH
     type_vocab_size: int = 1
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
@@ -139,7 +149,7 @@ class CloudConfig(PreTrainedConfig):
     debye_temperatures: list[float | int] | None = None
     debye_internal_energy_loss_weight: float | int = 1.0
 
-    scope_version: str = "v1"
+    scope_version: str = DEFAULT_SCOPE_VERSION
 
     def __post_init__(self, **kwargs):
         # A BERT config.json loaded into this class (the authors' checkpoint) carries model_type "bert"; the class
@@ -224,7 +234,7 @@ class CloudConfig(PreTrainedConfig):
         """Build a `CloudConfig` with the encoder sizes of a `BertConfig` (e.g. the authors' released checkpoint).
 
         `vocab_size` and `pad_token_id` are kept as they are (30522 and 0 for the authors' checkpoint) so that the
-        weights load unchanged; pass overrides for the head settings.
+        weights load unchanged, and `scope_version` is the authors' `"v1"`; pass overrides for the head settings.
 
         Example:
 
@@ -259,6 +269,9 @@ class CloudConfig(PreTrainedConfig):
                 f"only absolute position embeddings are supported, got {bert_config.position_embedding_type!r}"
             )
         values = {name: getattr(bert_config, name) for name in encoder_fields}
+        values["scope_version"] = (
+            "v1"  # a BERT-layout checkpoint is the authors', trained on their v1 strings
+        )
         values.update(overrides)
         return cls(**values)
 

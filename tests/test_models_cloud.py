@@ -30,6 +30,8 @@ from modeling_cloud.debye_functions import GAS_CONSTANT, debye_thermodynamics
 
 FIXTURES = Path(__file__).parent / "fixtures" / "scope_v1"
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+# SCOPE v1 sizes: these tests feed the authors' v1 token ids.
+V1 = dict(vocab_size=564, scope_version="v1")
 PAD_V1 = 1
 
 
@@ -57,12 +59,14 @@ def authors_layout_checkpoint(tmp_path_factory):
 
 
 def tiny_config(**overrides):
-    return CloudConfig(**{**TINY, **overrides})
+    return CloudConfig(**{**TINY, **V1, **overrides})
 
 
 def test_config_defaults_and_validation(tmp_path):
     config = CloudConfig()
-    assert (config.model_type, config.vocab_size, config.pad_token_id) == ("cloud", 564, PAD_V1)
+    # Bare defaults fit a bare CloudTokenizerFast(): SCOPE v2, its 640 ids, the same [PAD] id (1 in v1 and v2).
+    assert (config.model_type, config.vocab_size, config.pad_token_id) == ("cloud", 640, PAD_V1)
+    assert config.scope_version == "v2"
     assert (config.max_position_embeddings, config.type_vocab_size, config.tie_word_embeddings) == (
         64,
         1,
@@ -457,10 +461,13 @@ def test_auto_classes_resolve_every_head(tmp_path, official_batch):
             **expected_auto_map,
             "AutoModelForSequenceClassification": f"modeling_cloud.{model_class.__name__}",
         }
+        # The remote code: model, configuration and their siblings, and the pipeline that property heads declare.
         assert sorted(p.name for p in folder.glob("*.py")) == [
             "configuration_cloud.py",
             "debye_functions.py",
             "modeling_cloud.py",
+            "pipeline_crystal_property.py",
+            "scope_defaults.py",
         ]
         reloaded = AutoModelForSequenceClassification.from_pretrained(folder).eval()
         assert type(reloaded) is model_class
@@ -486,3 +493,34 @@ def test_auto_classes_resolve_every_head(tmp_path, official_batch):
         type(AutoModelForSequenceClassification.from_pretrained(tmp_path / "mlm"))
         is CloudForPropertyRegression
     )
+
+
+def test_bare_config_and_tokenizer_fit_each_other(tmp_path):
+    """One defaults module (`tokenization/scope_defaults.py`, linked into `modeling_cloud/`) serves both."""
+    from pathlib import Path
+
+    import modeling_cloud.scope_defaults as model_side
+    from tokenization import CloudTokenizerFast, scope_defaults
+
+    config, tokenizer = CloudConfig(), CloudTokenizerFast()
+    assert config.scope_version == tokenizer.scope_version == scope_defaults.DEFAULT_SCOPE_VERSION
+    assert config.vocab_size == len(tokenizer) == scope_defaults.VOCAB_SIZES[config.scope_version]
+    assert config.max_position_embeddings == tokenizer.model_max_length == scope_defaults.DEFAULT_MAX_LENGTH
+    assert config.pad_token_id == tokenizer.pad_token_id
+    assert (tokenizer.symprec, tokenizer.angle_tolerance) == (
+        scope_defaults.DEFAULT_SYMPREC,
+        scope_defaults.DEFAULT_ANGLE_TOLERANCE,
+    )
+    for version, size in scope_defaults.VOCAB_SIZES.items():
+        assert len(CloudTokenizerFast.from_scope_version(version)) == size
+    assert Path(model_side.__file__).resolve() == Path(scope_defaults.__file__).resolve()
+
+    small = CloudConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+    model = CloudForMaskedLM(small).eval()
+    batch = tokenizer(["SG225 Na 0.5 4a Cl 0.5 4b", "SG227 Si 1.0 8a"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        assert model(**batch).logits.shape == (*batch["input_ids"].shape, len(tokenizer))
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    # The checkpoint carries the defaults flat, once, for configuration_cloud.py and tokenization_cloud.py alike.
+    assert (tmp_path / "scope_defaults.py").read_text() == Path(scope_defaults.__file__).read_text()

@@ -23,7 +23,15 @@ from tokenization import CloudTokenizerFast
 # The interpreter's compiled stdlib modules (_ctypes, needed by torch), in case the isolation helper's path list
 # misses them in a virtual environment.
 DYNLOAD_PATHS = [p for p in sys.path if p.endswith("lib-dynload")]
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+# SCOPE v1 sizes: these tests feed the authors' v1 token ids.
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    vocab_size=564,
+    scope_version="v1",
+)
 # (class, Auto class the user would call, config overrides)
 CASES = [
     (CloudModel, "AutoModel", dict(pooling="mean")),

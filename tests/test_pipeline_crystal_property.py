@@ -28,7 +28,15 @@ from modeling_cloud.pipeline_crystal_property import CrystalInputError
 from tokenization import CloudTokenizerFast
 
 DYNLOAD_PATHS = [p for p in sys.path if p.endswith("lib-dynload")]
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+# SCOPE v1 sizes: these tests feed the authors' v1 token ids.
+TINY = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    vocab_size=564,
+    scope_version="v1",
+)
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,13 @@ from typing import Any
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from .scope_encoding import (
+from .scope_defaults import (
     DEFAULT_ANGLE_TOLERANCE,
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_SCOPE_VERSION,
     DEFAULT_SYMPREC,
-    SCOPE_VERSIONS,
-    _encoder_for,
-    structure_to_scope,
 )
+from .scope_encoding import SCOPE_VERSIONS, _encoder_for, structure_to_scope
 from .scope_errors import ScopeError, ScopeTooLongError, UnsupportedScopeVersionError
 from .scope_tables import V1_ADDED_TOKENS, V1_WORDPIECE_VOCAB
 from .structure_io import describe_source, load_structure
@@ -39,7 +39,6 @@ from .structure_io import describe_source, load_structure
 logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ("[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]")
-DEFAULT_MAX_LENGTH = 64
 OVERLENGTH_POLICIES = ("error", "warn")
 
 
@@ -120,7 +119,7 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
     def __init__(
         self,
         *args,
-        scope_version: str = "v2",
+        scope_version: str = DEFAULT_SCOPE_VERSION,
         symprec: float = DEFAULT_SYMPREC,
         angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
         overlength: str = "error",
@@ -153,7 +152,7 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
         )
 
     @classmethod
-    def from_scope_version(cls, version: str = "v2", **kwargs) -> CloudTokenizerFast:
+    def from_scope_version(cls, version: str = DEFAULT_SCOPE_VERSION, **kwargs) -> CloudTokenizerFast:
         """Build the tokenizer for a SCOPE version with no files at hand (``"v1"``: the authors' ids)."""
         return cls(scope_version=version, **kwargs)
 

@@ -1,0 +1,1 @@
+../tokenization/scope_defaults.py
