@@ -345,16 +345,29 @@ def test_finetune_starts_from_the_authors_bert_layout(tmp_path):
             assert torch.allclose(saved[f"bert.{name}"], weight, atol=1e-9), name
     assert not [name for name in bert.bert.encoder.state_dict() if f"bert.encoder.{name}" not in saved]
 
-    shuffled = list(V1_WORDPIECE_VOCAB)
-    shuffled[10], shuffled[11] = shuffled[11], shuffled[10]
-    _authors_layout_checkpoint(tmp_path / "other-ids", shuffled)
-    with pytest.raises(ValueError, match="vocab.txt differs from the SCOPE v1 vocabulary"):
-        run_finetune(
-            settings_from_dict(
-                "finetune",
-                {**settings, "pretrained": str(tmp_path / "other-ids"), "output_dir": str(tmp_path / "x")},
-            )
-        )
+
+@pytest.mark.parametrize("tokenizer_file", ["vocab.txt", "added_tokens.json"])
+def test_a_bert_checkpoint_with_other_token_ids_is_refused(tmp_path, tokenizer_file):
+    from modeling_cloud.training.options import TrainingConfigError
+    from tokenization.scope_tables import V1_ADDED_TOKENS, V1_WORDPIECE_VOCAB
+
+    vocabulary = list(V1_WORDPIECE_VOCAB)
+    added = {token: len(vocabulary) + index for index, token in enumerate(V1_ADDED_TOKENS)}
+    if tokenizer_file == "vocab.txt":
+        vocabulary[10], vocabulary[11] = vocabulary[11], vocabulary[10]
+    else:
+        first, second = V1_ADDED_TOKENS[:2]
+        added[first], added[second] = added[second], added[first]
+    _authors_layout_checkpoint(tmp_path / "other-ids", vocabulary)
+    (tmp_path / "other-ids" / "added_tokens.json").write_text(json.dumps(added))
+    settings = settings_from_dict(
+        "finetune",
+        {"train": ["bundled:cloud-dielectric[:30]"], "target": ["n"], "pretrained": str(tmp_path / "other-ids"),
+         "output_dir": str(tmp_path / "x")},
+    )  # fmt: skip
+    with pytest.raises(TrainingConfigError, match=f"its {tokenizer_file} differs from the SCOPE v1"):
+        run_finetune(settings)
+    assert not (tmp_path / "x" / "model.safetensors").exists()
 
 
 def test_new_models_on_structures_use_scope_v2_and_report_skipped_rows(mp_with_n, tmp_path):
