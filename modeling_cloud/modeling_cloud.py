@@ -719,6 +719,26 @@ class CloudDebyeModel(CloudPreTrainedModel):
             cutoff=self.config.debye_integration_cutoff,
         )
 
+    def _label_loss(
+        self,
+        name: str,
+        labels: torch.Tensor,
+        predicted: torch.Tensor,
+        scale: torch.Tensor | None,
+        anchor: torch.Tensor,
+    ) -> torch.Tensor:
+        """`config.loss` between `predicted` and `labels` (both `(batch_size, n)`, divided by `scale` when given),
+        averaged over the labels that are not NaN; `name` names the labels in shape errors."""
+        labels = _labels_2d(
+            labels.to(device=anchor.device, dtype=anchor.dtype), predicted.shape[0], predicted.shape[1], name
+        )
+        observed = ~torch.isnan(labels)
+        target = torch.where(observed, labels, torch.zeros_like(labels))
+        if scale is not None:
+            predicted, target = predicted / scale, target / scale
+        elementwise = _elementwise_loss(self.config.loss, predicted, target, self.config.huber_delta)
+        return _masked_mean(elementwise, observed, anchor)
+
     @can_return_tuple
     def forward(
         self,
@@ -779,38 +799,20 @@ class CloudDebyeModel(CloudPreTrainedModel):
                     label_temperatures, batch_size, theta, "label_temperatures"
                 )
                 label_thermo = self.thermodynamics(theta, label_grid, n_atoms)
-            width = label_grid.shape[1]
             loss = theta.sum() * 0.0
-            if labels is not None:
-                cv_labels = _labels_2d(
-                    labels.to(device=theta.device, dtype=theta.dtype), batch_size, width, "labels"
-                )
-                observed = ~torch.isnan(cv_labels)
-                elementwise = _elementwise_loss(
-                    self.config.loss,
-                    label_thermo.heat_capacity,
-                    torch.where(observed, cv_labels, torch.zeros_like(cv_labels)),
-                    self.config.huber_delta,
-                )
-                loss = loss + _masked_mean(elementwise, observed, theta)
-            if internal_energy_labels is not None:
-                u_labels = _labels_2d(
-                    internal_energy_labels.to(device=theta.device, dtype=theta.dtype),
-                    batch_size,
-                    width,
+            # U/T is in J/(K mol), like Cv, so the two terms have comparable scales.
+            for name, target, weight, predicted, scale in (
+                ("labels", labels, 1.0, label_thermo.heat_capacity, None),
+                (
                     "internal_energy_labels",
-                )
-                observed = ~torch.isnan(u_labels)
-                # U/T is in J/(K mol), like Cv, so the two terms have comparable scales.
-                elementwise = _elementwise_loss(
-                    self.config.loss,
-                    label_thermo.internal_energy / label_grid,
-                    torch.where(observed, u_labels, torch.zeros_like(u_labels)) / label_grid,
-                    self.config.huber_delta,
-                )
-                loss = loss + self.config.debye_internal_energy_loss_weight * _masked_mean(
-                    elementwise, observed, theta
-                )
+                    internal_energy_labels,
+                    self.config.debye_internal_energy_loss_weight,
+                    label_thermo.internal_energy,
+                    label_grid,
+                ),
+            ):
+                if target is not None:
+                    loss = loss + weight * self._label_loss(name, target, predicted, scale, theta)
 
         return CloudDebyeOutput(
             loss=loss,

@@ -208,7 +208,7 @@ def test_debye_outputs_are_per_formula_unit_for_every_cell_of_a_crystal(tmp_path
     torch.manual_seed(3)
     folder = tmp_path / "debye_v2"
     CloudDebyeModel(
-        CloudConfig(**TINY, scope_version="v2", vocab_size=640, head_num_layers=2)
+        CloudConfig(**{**TINY, "scope_version": "v2", "vocab_size": 640}, head_num_layers=2)
     ).save_pretrained(folder)
     v2 = CloudTokenizerFast.from_scope_version("v2")
     v2.save_pretrained(folder)
