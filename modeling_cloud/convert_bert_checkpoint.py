@@ -86,6 +86,7 @@ def locate_checkpoint(
 
     The top level is used when it holds `config.json`; otherwise the one folder one level below that holds one
     (the authors' `ChangwenXu/CLOUD` keeps its checkpoint in `ckpt/`). A given `subfolder` is checked, not searched.
+    With `HF_HUB_OFFLINE=1`, a Hub repository is looked up in the local cache.
 
     Args:
         location: a local folder or a Hub repo id.
@@ -125,6 +126,10 @@ def locate_checkpoint(
         found = [child.name for child in path.iterdir() if (child / CONFIG_NAME).is_file()]
         return CheckpointLocation(location, _pick_subfolder(location, found, "the folder"), None, True)
     files = _hub_repo_files(location, revision)
+    if files is None:  # offline: the files of the cached snapshot
+        snapshot = _cached_snapshot(location, revision)
+        found = locate_checkpoint(snapshot, subfolder or None)
+        return CheckpointLocation(location, found.subfolder, revision, False)
     if subfolder:
         if f"{subfolder}/{CONFIG_NAME}" not in files:
             raise CheckpointLocationError(
@@ -140,7 +145,20 @@ def locate_checkpoint(
     return CheckpointLocation(location, _pick_subfolder(location, found, "the repository"), revision, False)
 
 
-def _hub_repo_files(repo_id: str, revision: str | None) -> list[str]:
+def _cached_snapshot(repo_id: str, revision: str | None) -> str:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(repo_id, revision=revision, local_files_only=True)
+    except (LocalEntryNotFoundError, OSError, ValueError) as error:
+        raise CheckpointLocationError(
+            f"{repo_id}: no such folder, and the Hub is offline (HF_HUB_OFFLINE) with no cached copy of it"
+        ) from error
+
+
+def _hub_repo_files(repo_id: str, revision: str | None) -> list[str] | None:
+    """The repository's file names, or `None` when the Hub is offline (HF_HUB_OFFLINE)."""
     from huggingface_hub import list_repo_files
     from huggingface_hub.errors import (
         HfHubHTTPError,
@@ -164,10 +182,8 @@ def _hub_repo_files(repo_id: str, revision: str | None) -> list[str]:
         raise CheckpointLocationError(
             f"{repo_id}: the Hub repository has no revision {revision!r}"
         ) from error
-    except OfflineModeIsEnabled as error:
-        raise CheckpointLocationError(
-            f"{repo_id}: no such folder, and the Hub cannot be listed offline; download the checkpoint to a folder"
-        ) from error
+    except OfflineModeIsEnabled:
+        return None
     except (HfHubHTTPError, OSError) as error:
         raise CheckpointLocationError(
             f"{repo_id}: no such folder, and the Hub could not be reached ({error})"

@@ -17,6 +17,8 @@ import torch
 
 from tokenization.scope_tables import V1_ADDED_TOKENS, V1_WORDPIECE_VOCAB
 
+pytestmark = pytest.mark.filterwarnings("ignore:Use .content=<...>. to upload raw bytes:DeprecationWarning")
+
 AUTHORS_REPO = "ChangwenXu/CLOUD"
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
 EXAMPLES = Path(__file__).resolve().parents[1] / "dataset_builders" / "data" / "examples"
@@ -227,3 +229,35 @@ def test_pretrain_and_train_debye_start_from_the_hub_id(authors_repo, command, t
         {"pretrain": "CloudForMaskedLM", "train-debye": "CloudDebyeModel"}[command]
     ]
     assert config["scope_version"] == "v1" and config["hidden_size"] == 32
+
+
+def test_offline_the_cached_snapshot_is_used(authors_repo, tmp_path):
+    """With HF_HUB_OFFLINE=1 the repository cannot be listed; its cached snapshot is searched instead."""
+    import os
+    import subprocess
+    import sys
+
+    from huggingface_hub import snapshot_download
+
+    home = tmp_path / "hf-home"
+    env = {**os.environ, "HF_HOME": str(home)}
+    env.pop("HF_HUB_CACHE", None)
+    snapshot_download(AUTHORS_REPO, cache_dir=home / "hub")
+    code = (
+        "from modeling_cloud.convert_bert_checkpoint import locate_checkpoint, CheckpointLocationError\n"
+        f"print(locate_checkpoint({AUTHORS_REPO!r}).subfolder)\n"
+        "try:\n"
+        "    locate_checkpoint('ChangwenXu/never-downloaded')\n"
+        "except CheckpointLocationError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    found, error = result.stdout.strip().splitlines()
+    assert found == "ckpt" and "offline (HF_HUB_OFFLINE) with no cached copy" in error

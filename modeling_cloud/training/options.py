@@ -389,6 +389,7 @@ def command_parser(command: str, **parser_kwargs):
 
     spec = _spec(command)
     parser_kwargs.setdefault("formatter_class", _HelpFormatter)
+    parser_kwargs.setdefault("allow_abbrev", False)  # ~130 flags: a prefix must not silently pick one
     parser_kwargs.setdefault("description", spec.help.replace("%", "%%"))
     parser_kwargs.setdefault("epilog", f"example:\n  {spec.example}\n\n{BUNDLED_HELP}")
     parser = HfArgumentParser((spec.model_arguments, spec.data_arguments, TrainingArguments), **parser_kwargs)
@@ -443,7 +444,7 @@ class RunSettings:
         training = {
             name: value
             for name, value in self.training.to_dict().items()
-            if name in chosen and _json_safe(value)
+            if name in chosen and not name.endswith("_token") and _json_safe(value)
         }
         settings = {
             "command": self.command,
