@@ -231,33 +231,23 @@ def test_pretrain_and_train_debye_start_from_the_hub_id(authors_repo, command, t
     assert config["scope_version"] == "v1" and config["hidden_size"] == 32
 
 
-def test_offline_the_cached_snapshot_is_used(authors_repo, tmp_path):
-    """With HF_HUB_OFFLINE=1 the repository cannot be listed; its cached snapshot is searched instead."""
-    import os
-    import subprocess
-    import sys
+def test_offline_the_cached_snapshot_is_used(authors_repo, tmp_path, monkeypatch):
+    """Offline (HF_HUB_OFFLINE=1) the repository cannot be listed; its cached snapshot is searched instead."""
+    import huggingface_hub
+    from huggingface_hub.errors import OfflineModeIsEnabled
 
-    from huggingface_hub import snapshot_download
+    from modeling_cloud.convert_bert_checkpoint import CheckpointLocationError, locate_checkpoint
 
-    home = tmp_path / "hf-home"
-    env = {**os.environ, "HF_HOME": str(home)}
-    env.pop("HF_HUB_CACHE", None)
-    snapshot_download(AUTHORS_REPO, cache_dir=home / "hub")
-    code = (
-        "from modeling_cloud.convert_bert_checkpoint import locate_checkpoint, CheckpointLocationError\n"
-        f"print(locate_checkpoint({AUTHORS_REPO!r}).subfolder)\n"
-        "try:\n"
-        "    locate_checkpoint('ChangwenXu/never-downloaded')\n"
-        "except CheckpointLocationError as error:\n"
-        "    print(error)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**env, "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    found, error = result.stdout.strip().splitlines()
-    assert found == "ckpt" and "offline (HF_HUB_OFFLINE) with no cached copy" in error
+    cache = tmp_path / "hub-cache"
+    huggingface_hub.snapshot_download(AUTHORS_REPO, cache_dir=cache)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+
+    def offline(*args, **kwargs):
+        raise OfflineModeIsEnabled("offline")
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", offline)
+    found = locate_checkpoint(AUTHORS_REPO)
+    assert (found.location, found.subfolder, found.is_folder) == (AUTHORS_REPO, "ckpt", False)
+    with pytest.raises(CheckpointLocationError, match="offline .HF_HUB_OFFLINE. with no cached copy"):
+        locate_checkpoint("ChangwenXu/never-downloaded")

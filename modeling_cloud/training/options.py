@@ -313,7 +313,7 @@ COMMANDS: dict[str, CommandSpec] = {
             "per_device_train_batch_size": 128,
             "learning_rate": 1e-4,
             "weight_decay": 0.0,
-        },  # fmt: skip
+        },
         "Pretrain a CLOUD encoder by masked-language modelling (15 %, 80/10/10) on SCOPE strings and/or crystal "
         "structures; saves a base checkpoint in Hub layout.",
         "cloud-crystal pretrain --train bundled:cloud-pretrain bundled:materials-project --scope-version v1 "
@@ -330,7 +330,7 @@ COMMANDS: dict[str, CommandSpec] = {
             "num_train_epochs": 200.0,
             "per_device_train_batch_size": 64,
             "learning_rate": 5e-5,
-        },  # fmt: skip
+        },
         "Fine-tune CLOUD on crystal properties (regression on z-scored targets, best checkpoint by validation MAE, "
         "early stopping); with --cv-folds K, K-fold cross-validation.",
         "cloud-crystal finetune --train train.csv --validation val.csv --target band_gap --target-unit eV "
@@ -349,7 +349,7 @@ COMMANDS: dict[str, CommandSpec] = {
             "per_device_train_batch_size": 128,
             "learning_rate": 1e-4,
             "max_grad_norm": 5.0,
-        },  # fmt: skip
+        },
         "Train CLOUD-DEBYE: a Debye temperature fitted to heat capacities through the Debye model (then predicts "
         "Cv, U, S and F at any temperature).",
         "cloud-crystal train-debye --train bundled:cloud-cv --scope-version v1 --temperature 300 "
