@@ -24,12 +24,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import spglib
 from pymatgen.core import Structure
 
-from .scope_errors import ScopeError, SymmetrySearchError, UnsupportedScopeVersionError
+from .scope_errors import ScopeError, UnsupportedScopeVersionError
 from .scope_tables import GENERATOR_STRINGS, WYCKOFF_MULTIPLICITIES
 from .structure_io import DEFAULT_OVERLAP_TOLERANCE, describe_source, load_structure
+from .symmetry_search import search_symmetry
 
 SCOPE_VERSIONS = ("v1", "v2")
 DEFAULT_SYMPREC = 0.01
@@ -54,28 +54,22 @@ def symmetry_dataset(
     angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
     source: str | None = None,
 ):
-    """spglib's symmetry dataset for ``structure``, or a ``SymmetrySearchError`` naming the input."""
-    if not (np.isfinite(symprec) and symprec > 0) or not np.isfinite(angle_tolerance):
-        # spglib crashes the interpreter (segfault) on a negative symprec, so refuse it here.
-        raise ValueError(
-            "symprec must be a positive number of Angstrom and angle_tolerance finite, "
-            f"got symprec={symprec!r}, angle_tolerance={angle_tolerance!r}"
-        )
-    try:
-        dataset = spglib.get_symmetry_dataset(
-            spglib_cell(structure), symprec=symprec, angle_tolerance=angle_tolerance
-        )
-    except (spglib.SpglibError, ValueError, RuntimeError) as exc:
-        raise SymmetrySearchError(
-            f"spglib found no space group (symprec={symprec}, angle_tolerance={angle_tolerance}): {exc}",
-            source or describe_source(structure),
-        ) from exc
-    if dataset is None:
-        raise SymmetrySearchError(
-            f"spglib found no space group (symprec={symprec}, angle_tolerance={angle_tolerance})",
-            source or describe_source(structure),
-        )
-    return dataset
+    """spglib's symmetry dataset for ``structure`` on the cell of :func:`spglib_cell`.
+
+    Args:
+        structure: an ordered pymatgen ``Structure``.
+        symprec: distance tolerance in Å (default 0.01, pymatgen's).
+        angle_tolerance: angle tolerance in degrees (default 5, pymatgen's). If spglib finds nothing at it, the
+            search is repeated once with spglib's automatic angle tolerance (``-1``), as spglib recommends.
+        source: name of the input for error messages.
+
+    Raises:
+        ValueError: ``symprec`` is not a positive number or ``angle_tolerance`` is not finite.
+        SymmetrySearchError: spglib found no space group at either angle tolerance (the message names both).
+    """
+    return search_symmetry(
+        spglib_cell(structure), symprec, angle_tolerance, source or describe_source(structure)
+    ).dataset
 
 
 def format_fraction(x: float) -> str:

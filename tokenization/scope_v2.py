@@ -33,18 +33,15 @@ Examples:
     True
 
 This module is remote code (copied into checkpoints): it imports only numpy, spglib and pymatgen, plus its sibling
-modules ``scope_v2_tables`` and ``scope_errors``.
+modules ``scope_v2_tables``, ``scope_errors`` and ``symmetry_search``.
 """
 
 from __future__ import annotations
 
-import warnings
 from functools import cache
 
 import numpy as np
-import spglib
 from pymatgen.optimization.neighbors import find_points_in_spheres
-from spglib import SpglibError
 
 from .scope_errors import (
     DisorderedStructureError,
@@ -54,6 +51,7 @@ from .scope_errors import (
     UnknownSpeciesError,
 )
 from .scope_v2_tables import ELEMENT_ORDER, WYCKOFF_LETTERS, WYCKOFF_MULTIPLICITIES, WYCKOFF_RELABELINGS
+from .symmetry_search import search_symmetry
 
 __all__ = ["V2_TOKENS", "count_v2_tokens", "encode_v2", "parse_v2"]
 
@@ -170,27 +168,18 @@ def _spglib_site_order(structure, atomic_numbers: np.ndarray) -> np.ndarray:
 def _symmetry_dataset(
     structure, order: np.ndarray, symprec: float, angle_tolerance: float, source: str | None
 ):
+    """spglib's dataset of the sites in ``order``, through the shared wrapper (with its angle-tolerance retry)."""
     cell = (
         structure.lattice.matrix,
         structure.frac_coords[order],
         np.asarray(structure.atomic_numbers)[order],
     )
-    with warnings.catch_warnings():
-        # spglib 2.7+ warns on every call while its legacy error handling is on; failures are handled below.
-        warnings.filterwarnings("ignore", message="Set OLD_ERROR_HANDLING", category=DeprecationWarning)
-        try:
-            dataset = spglib.get_symmetry_dataset(cell, symprec=symprec, angle_tolerance=angle_tolerance)
-        except SpglibError as exc:
-            raise SymmetrySearchError(
-                f"spglib found no space group (symprec={symprec} Å, angle_tolerance={angle_tolerance}°): {exc}",
-                source or _describe(structure),
-            ) from exc
-    if dataset is None:
-        raise SymmetrySearchError(
-            f"spglib found no space group (symprec={symprec} Å, angle_tolerance={angle_tolerance}°)",
-            source or _describe(structure),
-        )
-    return dataset
+    try:
+        return search_symmetry(cell, symprec, angle_tolerance, source).dataset
+    except SymmetrySearchError as exc:
+        if source is None:  # described only on failure
+            raise SymmetrySearchError(exc.message, _describe(structure)) from None
+        raise
 
 
 def encode_v2(
@@ -211,7 +200,8 @@ def encode_v2(
         The v2 string, tokens separated by single spaces.
 
     Raises:
-        SymmetrySearchError: spglib finds no space group at this tolerance.
+        SymmetrySearchError: spglib finds no space group at this tolerance, nor with spglib's automatic angle
+            tolerance (``angle_tolerance=-1``), which is tried next.
         DisorderedStructureError, UnknownSpeciesError, EmptyStructureError: the structure is not an ordered
             crystal of elements H-Og.
         ValueError: ``symprec`` is not a positive number or ``angle_tolerance`` is not finite.
