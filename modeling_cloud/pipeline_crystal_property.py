@@ -359,7 +359,11 @@ class CrystalPropertyPipeline(Pipeline):
                 if len(crystals) > 1:
                     features["crystals"] = crystals
                     raise _SeveralCrystals()
-            structure = self.tokenizer.load_structure(item)
+                (_, structure), *_ = crystals
+                if isinstance(structure, Exception):
+                    raise structure
+            else:
+                structure = self.tokenizer.load_structure(item)
             n_atoms = len(structure)
             composition = structure.composition
             scope = self.tokenizer.scope_from_structure(structure)

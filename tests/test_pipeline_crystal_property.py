@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -464,3 +465,13 @@ def test_plain_save_pretrained_checkpoint_runs_the_pipeline_in_a_fresh_process(t
         assert payload["pipeline"].startswith("transformers_modules.") and not payload["project_imported"]
         assert payload["out"] == json.loads(json.dumps(expected))
     assert payload["out"][1]["error"]["reason"] == "parse_error"
+
+
+def test_a_file_with_several_crystals_gives_one_result_per_crystal(checkpoints):
+    predictor = pipeline("crystal-property", model=str(checkpoints["regression"]), device="cpu")
+    two_blocks = Path(__file__).parent / "fixtures" / "realworld" / "16b-two-crystal-blocks.cif"
+    results = predictor([str(two_blocks), str(two_blocks) + "#KCl"])
+    assert isinstance(results[0], list) and len(results[0]) == 2  # NaCl and KCl, in file order
+    nacl, kcl = results[0]
+    assert nacl["properties"][0]["value"] != kcl["properties"][0]["value"]
+    assert results[1]["properties"] == kcl["properties"]  # the block named alone gives the same prediction

@@ -34,7 +34,7 @@ from .scope_defaults import (
 from .scope_encoding import SCOPE_VERSIONS, _encoder_for, structure_to_scope
 from .scope_errors import ScopeError, ScopeTooLongError, UnsupportedScopeVersionError
 from .scope_tables import V1_ADDED_TOKENS, V1_WORDPIECE_VOCAB
-from .structure_io import describe_source, load_structure
+from .structure_io import describe_source, load_structure, load_structures
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,11 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
     def load_structure(self, structure: Any, source: str | None = None):
         """Parse and validate a structure input (see :func:`load_structure`)."""
         return load_structure(structure, source=source)
+
+    def load_structures(self, structure: Any, source: str | None = None) -> list:
+        """Every crystal of an input, validated, failures in place (see :func:`structure_io.load_structures`):
+        ``[(source, Structure or ScopeError)]``, one per CIF data block or extxyz frame."""
+        return load_structures(structure, source=source)
 
     def encode_structure(self, structure: Any, source: str | None = None) -> str:
         """The SCOPE string of ``structure`` with this tokenizer's version and tolerances."""
