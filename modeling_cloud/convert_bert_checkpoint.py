@@ -161,7 +161,6 @@ def _hub_repo_files(repo_id: str, revision: str | None) -> list[str] | None:
     """The repository's file names, or `None` when the Hub is offline (HF_HUB_OFFLINE)."""
     from huggingface_hub import list_repo_files
     from huggingface_hub.errors import (
-        HfHubHTTPError,
         HFValidationError,
         OfflineModeIsEnabled,
         RepositoryNotFoundError,
@@ -184,9 +183,9 @@ def _hub_repo_files(repo_id: str, revision: str | None) -> list[str] | None:
         ) from error
     except OfflineModeIsEnabled:
         return None
-    except (HfHubHTTPError, OSError) as error:
+    except Exception as error:  # HfHubHTTPError, or the HTTP client's connection errors (no network, no DNS)
         raise CheckpointLocationError(
-            f"{repo_id}: no such folder, and the Hub could not be reached ({error})"
+            f"{repo_id}: no such folder, and the Hub could not be reached ({type(error).__name__}: {error})"
         ) from error
 
 

@@ -251,3 +251,18 @@ def test_offline_the_cached_snapshot_is_used(authors_repo, tmp_path, monkeypatch
     assert (found.location, found.subfolder, found.is_folder) == (AUTHORS_REPO, "ckpt", False)
     with pytest.raises(CheckpointLocationError, match="offline .HF_HUB_OFFLINE. with no cached copy"):
         locate_checkpoint("ChangwenXu/never-downloaded")
+
+
+def test_an_unreachable_hub_is_a_named_error(monkeypatch):
+    import huggingface_hub
+
+    from modeling_cloud.convert_bert_checkpoint import CheckpointLocationError, locate_checkpoint
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", unreachable)
+    with pytest.raises(
+        CheckpointLocationError, match=r"ChangwenXu/CLOUD: .* could not be reached \(ConnectionError"
+    ):
+        locate_checkpoint(AUTHORS_REPO)

@@ -231,8 +231,8 @@ def run_finetune(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
     if settings.data.cv_folds:
         return run_cross_validation(settings, callbacks)
     resume = resolve_resume_checkpoint(settings, output_dir)
+    pretrained = pretrained_source(settings)  # a wrong checkpoint fails before any data is read
     tables = read_run_tables(settings)
-    pretrained = pretrained_source(settings)
     tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
     data = load_finetune_data(settings, tokenizer, tables)
     metrics = train_one_model(settings, output_dir, tokenizer, pretrained, data, resume, callbacks=callbacks)
@@ -243,8 +243,8 @@ def run_cross_validation(settings: RunSettings, callbacks: Sequence[TrainerCallb
     """K-fold cross-validation over the training data: per fold, a model trained on the other folds (with a seeded
     validation hold-out for model selection) is evaluated on the held-out fold."""
     output_dir = Path(settings.output_dir)
+    pretrained = pretrained_source(settings)  # a wrong checkpoint fails before any data is read
     tables = read_run_tables(settings)
-    pretrained = pretrained_source(settings)
     tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
     data = load_finetune_data(settings, tokenizer, tables)
     targets = _targets(settings)

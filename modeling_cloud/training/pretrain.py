@@ -104,8 +104,8 @@ def run_pretrain(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
     output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resume = resolve_resume_checkpoint(settings, output_dir)
+    pretrained = pretrained_source(settings)  # a wrong checkpoint fails before any data is read
     tables = read_run_tables(settings)
-    pretrained = pretrained_source(settings)
     tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
     data = load_pretrain_data(settings, tokenizer, tables)
     mlm_probability = settings.model.mlm_probability

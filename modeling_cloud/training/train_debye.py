@@ -95,8 +95,8 @@ def run_train_debye(settings: RunSettings, callbacks: Sequence[TrainerCallback] 
     output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resume = resolve_resume_checkpoint(settings, output_dir)
+    pretrained = pretrained_source(settings)  # a wrong checkpoint fails before any data is read
     tables = read_run_tables(settings)
-    pretrained = pretrained_source(settings)
     tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
     data = load_debye_data(settings, tokenizer, tables)
     data_args, model_settings = settings.data, settings.model
