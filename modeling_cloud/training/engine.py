@@ -35,7 +35,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from .options import RunSettings, TrainingConfigError
+from .options import RunSettings, TrainingConfigError, distributed_without_gpu
 
 logger = logging.getLogger("modeling_cloud.training")
 
@@ -110,7 +110,7 @@ def trainer_arguments(
         "output_dir": str(output_dir),
         "push_to_hub": False,
         "data_seed": training.seed if training.data_seed is None else training.data_seed,
-        "use_cpu": training.use_cpu or _distributed_without_gpu(),
+        "use_cpu": training.use_cpu or distributed_without_gpu(),
         "dataloader_pin_memory": training.dataloader_pin_memory
         and torch.cuda.is_available()
         and not training.use_cpu,
@@ -120,12 +120,6 @@ def trainer_arguments(
         if "greater_is_better" not in settings.explicit:
             changes["greater_is_better"] = greater_is_better
     return dataclasses.replace(training, **changes)
-
-
-def _distributed_without_gpu() -> bool:
-    # Several processes (torchrun / accelerate launch) on a machine without CUDA: Accelerate forms the gloo process
-    # group only when told to use the CPU; otherwise each process would silently train alone.
-    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 # -- trainer -------------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -546,6 +547,15 @@ class RunSettings:
             raise TrainingConfigError(f"--temperature must be > 0 K, got {self.data.temperature}")
 
 
+def distributed_without_gpu() -> bool:
+    """Whether this is one of several processes (`WORLD_SIZE` > 1) on a machine without CUDA."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
+
+
 def _check_required(values: dict[str, Any], output_dir: str | None) -> None:
     if not values.get("train"):
         raise TrainingConfigError("--train is required (in the command line or the --config file)")
@@ -735,6 +745,10 @@ def _build_settings(command: str, values: dict[str, Any], explicit: frozenset[st
     for dtype in (spec.model_arguments, spec.data_arguments):
         names = {f.name for f in dataclasses.fields(dtype) if f.init}
         parts.append(dtype(**{name: values.pop(name) for name in names if name in values}))
+    if distributed_without_gpu():
+        # Several processes (torchrun / accelerate launch) and no CUDA: Accelerate forms the gloo process group only
+        # when told to use the CPU, and the first TrainingArguments built sets the process group up.
+        values["use_cpu"] = True
     try:
         training = TrainingArguments(**values)
     except (TypeError, ValueError) as error:
