@@ -9,10 +9,12 @@ Commands (each also runs as `python -m modeling_cloud.training.<module>`, so und
 * `train-debye` (`train_debye.py`): CLOUD-DEBYE on heat capacities;
 * `push` (`push.py`): upload a saved checkpoint folder.
 
-`commands.add_training_commands(subparsers, add_command)` registers them on the `cloud-crystal` parser. Settings come
-from a YAML/JSON `--config` file plus command-line overrides (`options.py`); data handling is in `data.py`, the
-Trainer set-up, checkpoints and resuming in `engine.py`, model loading in `model_setup.py`, Hub layout and upload
-in `hub.py`. Ready-made `accelerate` configurations (multi-GPU DDP, FSDP, multi-node) are in `accelerate_configs/`.
+`commands.add_training_commands(subparsers, add_command)` registers them on the `cloud-crystal` parser (cheaply: a
+command's flags are built when it is chosen). Settings are parsed by `transformers.HfArgumentParser` over CLOUD's
+model and data dataclasses and `TrainingArguments` (`options.py`), from a YAML/JSON `--config` file and then the
+command line; `launch.py` runs a command and maps failures to exit codes. Data handling is in `data.py`, the Trainer
+set-up, checkpoints and resuming in `engine.py`, model loading (folders, Hub ids, the authors' `ChangwenXu/CLOUD`) in
+`model_setup.py`, Hub layout and upload in `hub.py`. Ready-made `accelerate` configurations (multi-GPU DDP, FSDP, multi-node) are in `accelerate_configs/`.
 """
 
 from .commands import add_training_commands
