@@ -114,3 +114,27 @@ class NonPeriodicStructureError(ScopeError):
     """
 
     reason = "non_periodic"
+
+
+class SiteAssembliesError(ScopeError):
+    """An OPTIMADE entry lists ``assemblies``: alternative groups of sites with probabilities (a disordered or
+    partially occupied structure written as overlapping site groups). SCOPE needs one ordered cell, and picking a
+    group would invent an ordering."""
+
+    reason = "site_assemblies"
+
+
+class AttachedAtomsError(ScopeError):
+    """An OPTIMADE species carries ``attached`` atoms (e.g. the hydrogens of a methyl group given with one site):
+    the sites do not list every atom, so the composition and the Wyckoff positions would be wrong."""
+
+    reason = "attached_atoms"
+
+
+class VacancySiteError(UnknownSpeciesError):
+    """A site holds only a vacancy (OPTIMADE ``"vacancy"`` with concentration 1): an empty site, not an atom.
+
+    A site that mixes an element with a vacancy is a partial occupancy and follows the disorder policy instead.
+    """
+
+    reason = "vacancy_site"

@@ -1,0 +1,196 @@
+"""OPTIMADE structure entries -> pymatgen ``Structure``, refusing what SCOPE cannot describe with a typed error.
+
+An OPTIMADE ``structures`` entry (the JSON:API resource ``{"id", "type", "attributes": {...}}`` that a provider
+serves) describes a cell with ``lattice_vectors`` (Å, one row per vector), ``cartesian_site_positions`` (Å),
+``species_at_sites`` (one species *name* per site) and ``species`` (what each name holds: ``chemical_symbols`` with
+their ``concentration``). The spec also allows things a 3D ordered crystal has not, and each of those is a typed,
+counted failure here, never a silent change:
+
+| OPTIMADE feature | result |
+|---|---|
+| ``dimension_types`` not ``[1, 1, 1]`` (slabs, wires, molecules) | `NonPeriodicStructureError` |
+| ``assemblies`` (alternative site groups) | `SiteAssembliesError` |
+| a species with ``attached`` atoms | `AttachedAtomsError` |
+| the unknown atom ``"X"`` | `UnknownSpeciesError` |
+| a site that is only a ``"vacancy"`` | `VacancySiteError` |
+| an element mixed with ``"vacancy"`` or with another element | a partially occupied site: the package's disorder policy (``validate_structure``) decides |
+| missing or malformed fields | `StructureParseError` / `InvalidGeometryError` |
+
+The result is *not* validated: pass it to ``tokenization.structure_to_scope`` (or ``load_structure``), which applies
+the package's one validation, so the disorder policy follows whatever ``tokenization`` decides.
+
+Why not the ``optimade`` package's own ``get_pymatgen``: it builds a validated pydantic model first (slow at the
+corpus scale), and it drops ``assemblies`` and ``attached`` atoms without a word, which would give wrong crystals.
+For every ordered entry the two give the same structure (``tests/test_corpus_optimade.py`` checks it).
+
+Example:
+    >>> entry = {"id": "nacl", "type": "structures", "attributes": {
+    ...     "lattice_vectors": [[0, 2.82, 2.82], [2.82, 0, 2.82], [2.82, 2.82, 0]],
+    ...     "cartesian_site_positions": [[0, 0, 0], [2.82, 2.82, 2.82]],
+    ...     "species_at_sites": ["Na", "Cl"], "dimension_types": [1, 1, 1],
+    ...     "species": [{"name": "Na", "chemical_symbols": ["Na"], "concentration": [1.0]},
+    ...                 {"name": "Cl", "chemical_symbols": ["Cl"], "concentration": [1.0]}]}}
+    >>> optimade_to_structure(entry, "example:nacl").composition.reduced_formula
+    'NaCl'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenization.scope_errors import (
+    AttachedAtomsError,
+    InvalidGeometryError,
+    NonPeriodicStructureError,
+    SiteAssembliesError,
+    StructureParseError,
+    UnknownSpeciesError,
+    VacancySiteError,
+)
+
+#: OPTIMADE's symbols for "an unknown atom" and "an empty site".
+UNKNOWN_SYMBOL = "X"
+VACANCY_SYMBOL = "vacancy"
+
+#: The fields the adapter reads: ask providers for these only (``response_fields``), which cuts the transfer.
+RESPONSE_FIELDS = (
+    "lattice_vectors",
+    "cartesian_site_positions",
+    "species",
+    "species_at_sites",
+    "dimension_types",
+    "nperiodic_dimensions",
+    "assemblies",
+    "nsites",
+)
+
+__all__ = ["RESPONSE_FIELDS", "optimade_to_structure"]
+
+
+def _required(attributes: dict, name: str, source: str) -> Any:
+    value = attributes.get(name)
+    if value is None:
+        raise StructureParseError(f"the OPTIMADE entry has no {name!r}", source)
+    return value
+
+
+def _check_periodicity(attributes: dict, source: str) -> None:
+    dimension_types = attributes.get("dimension_types")
+    if dimension_types is not None:
+        if list(dimension_types) != [1, 1, 1]:
+            raise NonPeriodicStructureError(
+                f"dimension_types {list(dimension_types)}: periodic in {sum(bool(d) for d in dimension_types)} of "
+                "3 directions; SCOPE describes 3D crystals",
+                source,
+            )
+        return
+    periodic = attributes.get("nperiodic_dimensions")
+    if periodic is not None and periodic != 3:
+        raise NonPeriodicStructureError(
+            f"nperiodic_dimensions {periodic}: SCOPE describes 3D crystals", source
+        )
+
+
+def _site_species(attributes: dict, source: str) -> dict[str, str | dict[str, float]]:
+    """Species name -> what pymatgen takes for a site: an element symbol, or ``{symbol: occupancy}``."""
+    from pymatgen.core import Element
+
+    species = attributes.get("species")
+    if species is None:  # the spec: without `species`, the names in species_at_sites are chemical symbols
+        species = [
+            {"name": name, "chemical_symbols": [name], "concentration": [1.0]}
+            for name in dict.fromkeys(_required(attributes, "species_at_sites", source))
+        ]
+    table: dict[str, str | dict[str, float]] = {}
+    for item in species:
+        if not isinstance(item, dict) or "name" not in item:
+            raise StructureParseError(f"malformed species {item!r}", source)
+        name = item["name"]
+        if item.get("attached") or item.get("nattached"):
+            raise AttachedAtomsError(
+                f"species {name!r} has attached atoms {item.get('attached')} x {item.get('nattached')}, which "
+                "are not listed as sites",
+                source,
+            )
+        symbols = list(item.get("chemical_symbols") or [])
+        concentration = list(item.get("concentration") or [])
+        if not symbols or len(symbols) != len(concentration):
+            raise StructureParseError(
+                f"species {name!r}: {len(symbols)} chemical_symbols for {len(concentration)} concentrations",
+                source,
+            )
+        if UNKNOWN_SYMBOL in symbols:
+            raise UnknownSpeciesError(
+                f"species {name!r} holds {UNKNOWN_SYMBOL!r}, OPTIMADE's unknown atom", source
+            )
+        unknown = [s for s in symbols if s != VACANCY_SYMBOL and not Element.is_valid_symbol(s)]
+        if unknown:
+            raise UnknownSpeciesError(f"species {name!r} holds {unknown}, not chemical elements H-Og", source)
+        occupancy = {
+            symbol: float(value)
+            for symbol, value in zip(symbols, concentration, strict=True)
+            if symbol != VACANCY_SYMBOL
+        }
+        if not occupancy:
+            raise VacancySiteError(f"species {name!r} is only a vacancy ({VACANCY_SYMBOL!r})", source)
+        ((symbol, value),) = occupancy.items() if len(occupancy) == 1 else ((None, None),)
+        # An ordered site is handed over as its symbol; anything else keeps its occupancies for the validation.
+        table[name] = symbol if symbol is not None and value == 1.0 else occupancy
+    return table
+
+
+def optimade_to_structure(entry: dict, source: str | None = None):
+    """One OPTIMADE ``structures`` entry as an unvalidated pymatgen ``Structure``.
+
+    Args:
+        entry (`dict`):
+            The JSON:API resource (``{"id", "type", "attributes"}``) or its ``attributes`` alone.
+        source (`str`, *optional*):
+            The entry's name in errors (the corpus uses ``"<base url>:<id>"``); defaults to its ``id``.
+
+    Returns:
+        `pymatgen.core.Structure`: the cell in Å, sites in the entry's order; a partially occupied site keeps its
+        occupancies (``validate_structure`` applies the disorder policy).
+
+    Raises:
+        NonPeriodicStructureError, SiteAssembliesError, AttachedAtomsError, UnknownSpeciesError, VacancySiteError,
+        StructureParseError, InvalidGeometryError: see the table in the module docstring; each names ``source``.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    attributes = entry.get("attributes", entry) if isinstance(entry, dict) else None
+    source = (
+        source if source is not None else str(entry.get("id", "<OPTIMADE entry>") if attributes else entry)
+    )
+    if not isinstance(attributes, dict):
+        raise StructureParseError(f"not an OPTIMADE structure entry ({type(entry).__name__})", source)
+    _check_periodicity(attributes, source)
+    assemblies = attributes.get("assemblies")
+    if assemblies:
+        raise SiteAssembliesError(
+            f"{len(assemblies)} site assemblies (alternative groups of sites); SCOPE needs one ordered cell",
+            source,
+        )
+    lattice = _required(attributes, "lattice_vectors", source)
+    positions = _required(attributes, "cartesian_site_positions", source)
+    names = _required(attributes, "species_at_sites", source)
+    if len(lattice) != 3 or any(v is None or len(v) != 3 or None in v for v in lattice):
+        raise InvalidGeometryError(f"lattice_vectors {lattice} is not three 3-vectors", source)
+    nsites = attributes.get("nsites")
+    if len(names) != len(positions) or (nsites is not None and nsites != len(names)):
+        raise StructureParseError(
+            f"{len(names)} species_at_sites, {len(positions)} cartesian_site_positions, nsites {nsites}",
+            source,
+        )
+    table = _site_species(attributes, source)
+    missing = sorted(set(names) - set(table))
+    if missing:
+        raise StructureParseError(f"species_at_sites names {missing} that `species` does not define", source)
+    try:
+        return Structure(
+            Lattice(lattice), [table[name] for name in names], positions, coords_are_cartesian=True
+        )
+    except (ValueError, KeyError, TypeError) as error:
+        raise StructureParseError(
+            f"cannot build a structure ({type(error).__name__}: {error})", source
+        ) from error
