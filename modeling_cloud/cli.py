@@ -348,6 +348,84 @@ def _add_demo(subparsers) -> None:
     )
 
 
+# -- corpus -------------------------------------------------------------------------------------------------------
+def run_corpus(args: argparse.Namespace) -> int:
+    from dataset_builders.corpus import CorpusFetchError, build_corpus
+
+    try:
+        summary = build_corpus(
+            optimade=args.optimade,
+            files=args.dump,
+            output_dir=args.output_dir,
+            filter=args.filter,
+            page_size=args.page_size,
+            scope_version=args.scope_version,
+            num_proc=args.num_proc,
+            shard_size=args.shard_size,
+            limit=args.limit,
+            symprec=args.symprec,
+            angle_tolerance=args.angle_tolerance,
+            push_to_hub=args.push_to_hub,
+            private=args.private,
+        )
+    except CorpusFetchError as error:
+        print(f"{error}\nthe state is saved: run the same command again to resume", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    except (ValueError, FileNotFoundError) as error:
+        print(f"cloud-crystal corpus: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(json.dumps(summary.to_dict(), indent=2))
+    return EXIT_OK
+
+
+def _add_corpus(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "corpus",
+        run_corpus,
+        "Build a pretraining corpus: structures from OPTIMADE providers (base URLs or provider ids such as mp, "
+        "alexandria) and/or bulk dumps (Materials Project / Alexandria JSON, .json[l][.gz|.bz2|.xz], or any file "
+        "'encode' reads) -> SCOPE strings deduplicated by canonical v2 string, with merged sources and counts -> "
+        "Parquet shards, failures.jsonl (one failure record per skipped entry) and a dataset card. Running it again "
+        "with the same --output-dir resumes. Exit 0 when the run completed (counted failures included), 1 when a "
+        "provider failed (run again to resume), 2 on a usage error.",
+        "cloud-crystal corpus --optimade https://optimade.materialsproject.org --filter 'nelements<=3' "
+        "--num-proc 8 --output-dir mp-corpus --push-to-hub my-org/mp-scope",
+    )
+    parser.add_argument("--optimade", nargs="+", default=[], metavar="URL_OR_ID", help="OPTIMADE providers")
+    parser.add_argument(
+        "--dump", nargs="+", default=[], metavar="PATH", help="dump files, structure files, folders"
+    )
+    parser.add_argument(
+        "--filter", default=None, help="OPTIMADE filter, e.g. 'elements HAS \"O\" AND nsites<=40'"
+    )
+    parser.add_argument(
+        "--page-size", type=int, default=100, help="entries per OPTIMADE request (and per page of a file)"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="at most this many entries per source")
+    parser.add_argument(
+        "--output-dir", required=True, help="folder of shards, failures.jsonl, README.md and state"
+    )
+    parser.add_argument(
+        "--scope-version",
+        choices=("v1", "v2"),
+        default="v2",
+        help="version of the 'scope' column (deduplication always uses the canonical v2 string)",
+    )
+    parser.add_argument("--num-proc", type=int, default=1, help="encoding processes")
+    parser.add_argument("--shard-size", type=int, default=100_000, help="rows per Parquet shard")
+    parser.add_argument(
+        "--symprec", type=float, default=DEFAULT_SYMPREC, help="symmetry tolerance in Angstrom"
+    )
+    parser.add_argument(
+        "--angle-tolerance", type=float, default=DEFAULT_ANGLE_TOLERANCE, help="angle tolerance in degrees"
+    )
+    parser.add_argument(
+        "--push-to-hub", metavar="ORG/NAME", default=None, help="upload to this Hub dataset repo"
+    )
+    parser.add_argument("--private", action="store_true", help="create the Hub repository private")
+
+
 # -- entry point --------------------------------------------------------------------------------------------------
 def _add_training(subparsers) -> None:
     from .training.commands import add_training_commands
@@ -355,7 +433,14 @@ def _add_training(subparsers) -> None:
     add_training_commands(subparsers, _add_command)
 
 
-_COMMAND_BUILDERS: list[Callable] = [_add_encode, _add_training, _add_predict, _add_evaluate, _add_demo]
+_COMMAND_BUILDERS: list[Callable] = [
+    _add_encode,
+    _add_corpus,
+    _add_training,
+    _add_predict,
+    _add_evaluate,
+    _add_demo,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

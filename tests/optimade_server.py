@@ -155,6 +155,11 @@ class OptimadeTestServer:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> OptimadeTestServer:
+        """Launch the child process and wait until ``/v1/info`` answers."""
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> OptimadeTestServer:
+        """Launch the child process without waiting (start several servers at once, then ``wait_ready``)."""
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         self.process = subprocess.Popen(
             [sys.executable, __file__, str(self.directory / "settings.json")],
@@ -162,6 +167,9 @@ class OptimadeTestServer:
             stdout=subprocess.DEVNULL,
             stderr=open(self.directory / "server.log", "wb"),  # noqa: SIM115  (kept open for the child)
         )
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> OptimadeTestServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
