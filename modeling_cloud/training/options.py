@@ -220,6 +220,11 @@ class CloudDataArguments:
 @dataclass
 class PretrainDataArguments(CloudDataArguments):
     validation_fraction: float = _arg(0.05, "fraction of the training rows held out for validation")
+    streaming: bool = _arg(
+        False,
+        "stream --train hub:ORG/NAME (e.g. a `cloud-crystal corpus` dataset) instead of reading it whole: each "
+        "rank reads its own Parquet files (split_dataset_by_node); needs --max-steps",
+    )
 
 
 @dataclass

@@ -101,6 +101,10 @@ def run_pretrain(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
 
     `--pretrained` continues pretraining from a checkpoint (CLOUD's, or the authors' BERT layout such as
     `ChangwenXu/CLOUD`)."""
+    if getattr(settings.data, "streaming", False):
+        from .streaming import run_streaming_pretrain
+
+        return run_streaming_pretrain(settings, callbacks)
     output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     resume = resolve_resume_checkpoint(settings, output_dir)
