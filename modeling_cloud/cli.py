@@ -79,7 +79,7 @@ def run_encode(args: argparse.Namespace) -> int:
     from tokenization.structure_files import iter_structure_inputs
 
     tokenizer = CloudTokenizerFast.from_scope_version(
-        args.scope_version, symprec=args.symprec, angle_tolerance=args.angle_tolerance
+        args.scope_version, symprec=args.symprec, angle_tolerance=args.angle_tolerance, disorder=args.disorder
     )
     items = list(iter_structure_inputs(args.inputs))
     failures = 0
@@ -94,7 +94,7 @@ def run_encode(args: argparse.Namespace) -> int:
             if isinstance(item, dict) and "scope" in item:
                 scope = item["scope"]  # a table row that already holds a SCOPE string
             else:
-                structure = load_structure(item, source=source)
+                structure = load_structure(item, source=source, disorder=args.disorder)
                 scope = tokenizer.scope_from_structure(structure)
                 notes = _reader_notes(structure)
             input_ids = tokenizer(scope, truncation=False, max_length=args.max_length)["input_ids"]
@@ -108,6 +108,15 @@ def run_encode(args: argparse.Namespace) -> int:
     if failures:
         print(f"{failures} of {len(items)} inputs failed to encode", file=sys.stderr)
     return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+def _add_disorder_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--disorder",
+        choices=("encode", "raise"),
+        default="encode",
+        help="partially occupied or mixed sites: encode them (default; SCOPE v2's disorder section) or refuse them",
+    )
 
 
 def _add_encode(subparsers) -> None:
@@ -132,6 +141,7 @@ def _add_encode(subparsers) -> None:
     parser.add_argument(
         "--max-length", type=int, default=DEFAULT_MAX_LENGTH, help="maximum tokens; longer strings are errors"
     )
+    _add_disorder_option(parser)
     parser.add_argument(
         "--jsonl",
         action="store_true",
@@ -205,7 +215,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     predictor = load_property_pipeline(args.model, trust_remote_code=args.trust_remote_code)
     items = list(iter_structure_inputs(args.inputs))
-    call_options = {"errors": "return", "batch_size": args.batch_size}
+    call_options = {"errors": "return", "batch_size": args.batch_size, "disorder": args.disorder}
     if args.temperatures:
         call_options["temperatures"] = args.temperatures
     if predictor.is_debye:
@@ -254,6 +264,7 @@ def _add_predict(subparsers) -> None:
     parser.add_argument(
         "--chunk-size", type=int, default=256, help="structures handed to the pipeline at once"
     )
+    _add_disorder_option(parser)
     parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
     parser.add_argument(
         "--jsonl",

@@ -28,11 +28,11 @@ class CloudConfig(PreTrainedConfig):
     The encoder arguments are those of BERT, so the authors' `BertForMaskedLM` checkpoint (12 layers, hidden 768,
     64 positions, `type_vocab_size` 1, `vocab_size` 30522 and `pad_token_id` 0) loads with the same names. The
     defaults describe a fresh CLOUD model that fits a bare `CloudTokenizerFast()`: SCOPE v2
-    (`scope_defaults.DEFAULT_SCOPE_VERSION`), its 640 token ids, 64 positions and `[PAD]` id 1.
+    (`scope_defaults.DEFAULT_SCOPE_VERSION`), its 642 token ids, 64 positions and `[PAD]` id 1.
 
     Args:
-        vocab_size (`int`, defaults to 640):
-            Number of token ids: 640 for SCOPE v2, 564 for v1. The authors' checkpoint keeps BERT's 30522 although
+        vocab_size (`int`, defaults to 642):
+            Number of token ids: 642 for SCOPE v2, 564 for v1. The authors' checkpoint keeps BERT's 30522 although
             only 564 ids are used.
         hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, hidden_act, hidden_dropout_prob,
         attention_probs_dropout_prob, max_position_embeddings, type_vocab_size, initializer_range, layer_norm_eps:
@@ -86,6 +86,9 @@ class CloudConfig(PreTrainedConfig):
             Weight of the internal-energy term; its error is divided by T so that it is in J/(K mol) like Cv.
         scope_version (`str`, defaults to `"v2"`):
             SCOPE encoding the model was trained on; the pipeline checks it against the tokenizer.
+        trained_with_disorder (`bool`, defaults to `False`):
+            Whether the training data held disordered crystals (SCOPE v2 strings with a disorder section). The
+            pipeline warns, without refusing, when a model trained on ordered crystals only gets a disordered one.
         custom_pipelines (`dict`, *optional*):
             Written by property heads' `save_pretrained` (the "crystal-property" pipeline and its code file), for
             loading without this package. The installed class drops it on load: the task that the package
@@ -150,6 +153,7 @@ class CloudConfig(PreTrainedConfig):
     debye_internal_energy_loss_weight: float | int = 1.0
 
     scope_version: str = DEFAULT_SCOPE_VERSION
+    trained_with_disorder: bool = False
 
     def __post_init__(self, **kwargs):
         # A BERT config.json loaded into this class (the authors' checkpoint) carries model_type "bert"; the class

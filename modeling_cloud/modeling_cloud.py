@@ -356,7 +356,7 @@ class CloudForMaskedLM(CloudPreTrainedModel):
     >>> labels[0, 2] = 10
     >>> out = model(input_ids, labels=labels)
     >>> tuple(out.logits.shape), bool(out.loss > 0)
-    ((1, 7, 640), True)
+    ((1, 7, 642), True)
     >>> model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
     True
 

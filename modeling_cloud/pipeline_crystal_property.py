@@ -239,7 +239,14 @@ class CrystalPropertyPipeline(Pipeline):
 
     # -- Pipeline API ------------------------------------------------------------------------------------------
     def _sanitize_parameters(
-        self, temperatures=None, n_atoms=None, basis=None, return_embeddings=None, errors=None, **unused
+        self,
+        temperatures=None,
+        n_atoms=None,
+        basis=None,
+        return_embeddings=None,
+        errors=None,
+        disorder=None,
+        **unused,
     ) -> tuple[dict, dict, dict]:
         if unused:
             raise TypeError(f"crystal-property got unknown options: {sorted(unused)}")
@@ -258,6 +265,10 @@ class CrystalPropertyPipeline(Pipeline):
             if basis not in BASES:
                 raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
             preprocess_params["basis"] = basis
+        if disorder is not None:
+            if disorder not in ("encode", "raise"):
+                raise ValueError(f"disorder must be 'encode' or 'raise', got {disorder!r}")
+            preprocess_params["disorder"] = disorder
         if temperatures is not None:
             forward_params["temperatures"] = temperatures
         if return_embeddings is not None:
@@ -291,7 +302,7 @@ class CrystalPropertyPipeline(Pipeline):
         return super().run_single(inputs, preprocess_params, forward_params, postprocess_params)
 
     def preprocess(
-        self, item: Any, n_atoms: int | None = None, basis: str = "formula_unit"
+        self, item: Any, n_atoms: int | None = None, basis: str = "formula_unit", disorder: str | None = None
     ) -> dict[str, Any]:
         """Read one input and return its token ids and what the output needs.
 
@@ -314,7 +325,7 @@ class CrystalPropertyPipeline(Pipeline):
         }
         units = 1.0
         try:
-            units = self._read(item, n_atoms, basis, features)
+            units = self._read(item, n_atoms, basis, features, disorder)
             input_ids = self.tokenizer(features["scope"])["input_ids"]
             unknown = self.tokenizer.unk_token_id
             if unknown is not None and unknown in input_ids:
@@ -334,7 +345,26 @@ class CrystalPropertyPipeline(Pipeline):
             **features,
         }
 
-    def _read(self, item: Any, n_atoms: int | None, basis: str, features: dict[str, Any]) -> float:
+    def _warn_if_disorder_is_new(self, ordered: bool) -> None:
+        """A disordered crystal given to a model trained on ordered crystals only: allowed, but said once."""
+        if ordered or getattr(self.model.config, "trained_with_disorder", False) or self._warned_disorder:
+            return
+        self._warned_disorder = True
+        logger.warning(
+            "a disordered crystal was given to a model trained on ordered crystals only "
+            "(config.trained_with_disorder is False); its prediction is an extrapolation"
+        )
+
+    _warned_disorder = False
+
+    def _read(
+        self,
+        item: Any,
+        n_atoms: int | None,
+        basis: str,
+        features: dict[str, Any],
+        disorder: str | None = None,
+    ) -> float:
         """Fill `features` (scope, n_atoms, formula, basis, notes) for `item`; return atoms per basis unit."""
         if isinstance(item, Exception):  # an input that a reader already refused (e.g. one crystal of a file)
             raise item
@@ -355,7 +385,10 @@ class CrystalPropertyPipeline(Pipeline):
         else:
             load_all = getattr(self.tokenizer, "load_structures", None)
             if load_all is not None and (isinstance(item, str) or hasattr(item, "__fspath__")):
-                crystals = load_all(item, source=features["description"])
+                policy = (
+                    {"disorder": disorder} if disorder is not None else {}
+                )  # old remote tokenizers lack it
+                crystals = load_all(item, source=features["description"], **policy)
                 if len(crystals) > 1:
                     features["crystals"] = crystals
                     raise _SeveralCrystals()
@@ -363,8 +396,12 @@ class CrystalPropertyPipeline(Pipeline):
                 if isinstance(structure, Exception):
                     raise structure
             else:
-                structure = self.tokenizer.load_structure(item)
-            n_atoms = len(structure)
+                structure = self.tokenizer.load_structure(
+                    item, **({"disorder": disorder} if disorder is not None else {})
+                )
+            # Atoms per cell: occupancies summed, so a disordered site counts its occupied share.
+            n_atoms = float(structure.composition.num_atoms)
+            self._warn_if_disorder_is_new(structure.is_ordered)
             composition = structure.composition
             scope = self.tokenizer.scope_from_structure(structure)
             features["notes"] = list((getattr(structure, "properties", None) or {}).get("reader_notes", []))

@@ -64,8 +64,8 @@ def tiny_config(**overrides):
 
 def test_config_defaults_and_validation(tmp_path):
     config = CloudConfig()
-    # Bare defaults fit a bare CloudTokenizerFast(): SCOPE v2, its 640 ids, the same [PAD] id (1 in v1 and v2).
-    assert (config.model_type, config.vocab_size, config.pad_token_id) == ("cloud", 640, PAD_V1)
+    # Bare defaults fit a bare CloudTokenizerFast(): SCOPE v2, its 642 ids, the same [PAD] id (1 in v1 and v2).
+    assert (config.model_type, config.vocab_size, config.pad_token_id) == ("cloud", 642, PAD_V1)
     assert config.scope_version == "v2"
     assert (config.max_position_embeddings, config.type_vocab_size, config.tie_word_embeddings) == (
         64,

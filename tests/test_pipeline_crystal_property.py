@@ -209,7 +209,7 @@ def test_debye_outputs_are_per_formula_unit_for_every_cell_of_a_crystal(tmp_path
     torch.manual_seed(3)
     folder = tmp_path / "debye_v2"
     CloudDebyeModel(
-        CloudConfig(**{**TINY, "scope_version": "v2", "vocab_size": 640}, head_num_layers=2)
+        CloudConfig(**{**TINY, "scope_version": "v2", "vocab_size": 642}, head_num_layers=2)
     ).save_pretrained(folder)
     v2 = CloudTokenizerFast.from_scope_version("v2")
     v2.save_pretrained(folder)
@@ -273,7 +273,7 @@ def test_bad_items_are_named_or_returned_in_place(checkpoints, records):
     assert caught.value.index == 1 and caught.value.error_type == "StructureParseError"
     assert isinstance(caught.value.__cause__, ValueError)
 
-    results = predictor(items, errors="return", batch_size=2)
+    results = predictor(items, errors="return", batch_size=2, disorder="raise")
     assert len(results) == 5
     assert results[0]["scope"] == good and results[4]["scope"] == records[1]["scope_v1_cif"]
     assert all(set(r["error"]) == {"source", "reason", "type", "message"} for r in results[1:4])
@@ -288,6 +288,10 @@ def test_bad_items_are_named_or_returned_in_place(checkpoints, records):
         and results[2]["error"]["reason"] == "disordered_structure"
     )
     assert results[3]["error"]["source"].startswith("input 3 ") and "Xq" in results[3]["error"]["message"]
+    # The default policy encodes the disordered crystal (pymatgen's atom types in v1), with a warning that this
+    # model was trained on ordered crystals only.
+    encoded = predictor(disordered)
+    assert encoded["scope"].endswith("| 1a | Fe 0.5 Co 0.5") and encoded["properties"]
 
     # v1 WordPiece would split unknown words silently ("Xq" -> "X ##q"); element symbols it splits are legitimate.
     with pytest.raises(CrystalInputError, match=r"outside the SCOPE v1 vocabulary: \['9z', '0.333'\]"):

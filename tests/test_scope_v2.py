@@ -451,7 +451,9 @@ def test_relabelings_contain_the_bilbao_wyckoff_sets_listed_by_pyxtal():
 
 def test_bad_input_raises_typed_errors():
     with pytest.raises(DisorderedStructureError):
-        encode_v2(Structure(Lattice.cubic(3), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]]))
+        encode_v2(Structure(Lattice.cubic(3), [{"Fe": 0.5, "Co": 0.5}], [[0, 0, 0]]), disorder="raise")
+    with pytest.raises(UnknownSpeciesError):
+        encode_v2(Structure(Lattice.cubic(3), [{"Fe": 0.5, DummySpecies("X"): 0.5}], [[0, 0, 0]]))
     with pytest.raises(UnknownSpeciesError):
         encode_v2(Structure(Lattice.cubic(3), [DummySpecies("X")], [[0, 0, 0]]))
     with pytest.raises(EmptyStructureError):

@@ -59,10 +59,10 @@ def test_partial_occupancy_is_refused_not_guessed():
     with pytest.raises(
         DisorderedStructureError, match=r"site 0 is partially occupied or mixed \(Fe:0.5, Ni:0.5\)"
     ):
-        structure_to_scope(disordered)
+        structure_to_scope(disordered, disorder="raise")
     vacancy = Structure(Lattice(CUBIC), [{"Fe": 0.9}], [[0, 0, 0]])
     with pytest.raises(DisorderedStructureError):
-        structure_to_scope(vacancy)
+        structure_to_scope(vacancy, disorder="raise")
 
 
 def test_disordered_cif_is_refused():
@@ -85,7 +85,7 @@ Fe1 Fe 0 0 0 0.5
 Ni1 Ni 0 0 0 0.5
 """
     with pytest.raises(DisorderedStructureError):
-        structure_to_scope(cif)
+        structure_to_scope(cif, disorder="raise")
 
 
 def test_unknown_species():

@@ -42,8 +42,10 @@ RUTILE_V2 = "SG136 Ti 0.33 2a O 0.67 4f"
 FCC_PRIMITIVE = "  0.0 0.5 0.5\n  0.5 0.0 0.5\n  0.5 0.5 0.0\n"
 
 
-def v2(obj) -> str:
-    return structure_to_scope(obj, version="v2")
+def v2(obj, disorder: str = "raise") -> str:
+    # The validation table and the ASE tests check the refusal policy; disorder="encode" is tested in
+    # test_scope_v2_disorder.py.
+    return structure_to_scope(obj, version="v2", disorder=disorder)
 
 
 # --- POSCAR: the real-world cases ----------------------------------------------------------------------------
@@ -233,7 +235,8 @@ def test_disorder_read_by_ase_gets_the_same_answer_as_the_file():
     assert {str(sp): occ for sp, occ in structure[0].species.items()} == {"Fe": 0.5, "Si": 0.5}
     assert structure.composition.num_atoms == pytest.approx(16)
     with pytest.raises(DisorderedStructureError, match="13 via ASE: site 0 is partially occupied or mixed"):
-        structure_to_scope(atoms, version="v2", source="13 via ASE")
+        structure_to_scope(atoms, version="v2", source="13 via ASE", disorder="raise")
+    assert v2(atoms, disorder="encode") == v2(path, disorder="encode")  # encoded, the same string both ways
 
 
 def _rocksalt_atoms():
@@ -502,7 +505,7 @@ def test_every_input_path_gives_the_same_error(tmp_path, case_name, path_name, e
     case, _ = BAD[case_name]
     obj = PATHS[path_name](case, tmp_path)
     with pytest.raises(error) as info:
-        structure_to_scope(obj, version="v2")
+        structure_to_scope(obj, version="v2", disorder="raise")
     assert type(info.value) is error
     if path_name.endswith(("_path", "_path_str")):
         assert str(obj) in str(info.value)  # the message names the file

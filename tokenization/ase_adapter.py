@@ -91,6 +91,8 @@ def _site_species(atoms: Any, occupancy: Any, source: str) -> list[dict[str, flo
         for name, value in entry.items():
             if not isinstance(name, str) or not Element.is_valid_symbol(name):
                 raise UnknownSpeciesError(f"site {i}: {name!s} is not a chemical element H-Og", source)
+            if isinstance(value, str) and value.strip() in ("?", "."):
+                value = 1.0  # CIF's unknown / inapplicable occupancy: full, as the CIF reader reads it
             try:
                 value = float(value)
             except (TypeError, ValueError) as exc:
@@ -158,6 +160,20 @@ def atoms_to_structure(atoms: Any, source: str) -> Structure:
         raise InvalidGeometryError("coordinates contain NaN or infinity", source)
     occupancy = atoms.info.get("occupancy") if isinstance(getattr(atoms, "info", None), Mapping) else None
     species: list[Any] = numbers if occupancy is None else _site_species(atoms, occupancy, source)
+    per_atom = getattr(atoms, "arrays", {}).get("occupancy")
+    if per_atom is not None and occupancy is None:
+        # A per-atom occupancy column (extended XYZ 'occupancy:R:1'): each atom holds its element at that share.
+        shares = np.asarray(per_atom, dtype=float).reshape(len(atoms))
+        if not np.all(np.isfinite(shares)) or np.any(shares <= 0) or np.any(shares > 1 + OCCUPANCY_TOLERANCE):
+            raise StructureParseError(
+                f"the per-atom occupancy column holds values outside (0, 1]: {sorted(set(shares.tolist()))[:5]}",
+                source,
+            )
+        symbols = atoms.get_chemical_symbols()
+        species = [
+            z if abs(share - 1.0) <= OCCUPANCY_TOLERANCE else {symbols[i]: float(share)}
+            for i, (z, share) in enumerate(zip(numbers, shares, strict=True))
+        ]
     try:
         return Structure(Lattice(cell), species, positions, coords_are_cartesian=True)
     except (ValueError, KeyError, TypeError) as exc:

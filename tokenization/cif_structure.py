@@ -63,8 +63,11 @@ from .cif_symmetry import (
     hall_number_for_symbol,
     hall_numbers_for_it_number,
     hall_numbers_for_name,
+    hall_symbol,
     is_rhombohedral_axes,
+    it_number_is_unambiguous,
     operations_of_hall_number,
+    setting_choice,
     space_group_label,
     space_group_type_of_operations,
 )
@@ -84,6 +87,13 @@ __all__ = ["IMAGE_MERGE_DISTANCE", "OCCUPANCY_TOLERANCE", "cif_crystal_blocks", 
 OCCUPANCY_TOLERANCE = 0.005
 #: Symmetry images (or rows) closer than this, in Å, are one site.
 IMAGE_MERGE_DISTANCE = 0.1
+#: Coordinates with fewer decimals than this are taken as exact (hand-written 0.1, 0.25, 0.3): only files written
+#: at 3 or more decimals tell their precision. The uncertainty is capped at IMAGE_MERGE_DISTANCE.
+MIN_DECIMALS_FOR_UNCERTAINTY = 3
+#: Coordinate uncertainties (Å) above this are worth a note: they exceed the default symprec (0.01 Å).
+COORDINATE_UNCERTAINTY_NOTE = 0.01
+#: Operation translations within this of a multiple of 1/24 are that multiple (0.667 -> 2/3).
+_TRANSLATION_SNAP = 2e-3
 #: A cell thinner than this (Å) along any lattice direction cannot hold atoms.
 MIN_CELL_THICKNESS = 0.1
 
@@ -118,7 +128,12 @@ _CELL_KEYS = (
 _TYPE_SYMBOL_REST = re.compile(r"\d*[+-]?\d*")
 # A label: an element, then anything that does not start with a letter ('Fe1', 'O2a', 'Si_3', "O1'").
 _LABEL_REST = re.compile(r"(?![A-Za-z]).*")
+# An atom-site coordinate column, in CIF 1.1 or DDLm (dotted) spelling.
+_SITE_COLUMN = re.compile(r"_atom_site[._](fract|cartn)_x", re.IGNORECASE)
 _HYDROGEN_ISOTOPES = {"D": "deuterium", "T": "tritium"}
+#: Elements above californium (Z = 98) are not read from CIF symbols: no crystal structure of them is known, and
+#: their symbols are what case-folding makes of molecular pseudo-atoms ('NH4+' -> Nh, 'CN-' -> Cn, 'NO3' -> No).
+_HEAVIEST_READ_ELEMENT = 98
 
 
 def _normalize_keys(data: dict) -> dict:
@@ -127,11 +142,15 @@ def _normalize_keys(data: dict) -> dict:
 
 
 def _split_blocks(text: str) -> list[tuple[str, str]]:
-    """``[(block name, block text)]`` for every ``data_`` block, in file order."""
+    """``[(block name, block text)]`` for every ``data_`` block, in file order (a ``data_`` line inside a
+    ``;``-delimited text field is text, not a new block)."""
     blocks: list[tuple[str, list[str]]] = []
+    in_text_field = False
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line.startswith(";"):
+            in_text_field = not in_text_field
         stripped = line.lstrip()
-        if stripped[:5].lower() == "data_":
+        if not in_text_field and stripped[:5].lower() == "data_":
             blocks.append((stripped[5:].split()[0] if stripped[5:].split() else "", [stripped]))
         elif blocks:
             blocks[-1][1].append(line)
@@ -229,7 +248,9 @@ def _orthogonalization(parameters: tuple[float, ...]) -> np.ndarray:
 # Symmetry operations
 
 
-def _parse_operations(texts: list[str], source: str, magnetic: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _parse_operations(
+    texts: list[str], source: str, notes: list[str], magnetic: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     rotations, translations = [], []
     for text in texts:
         operation = text
@@ -242,23 +263,31 @@ def _parse_operations(texts: list[str], source: str, magnetic: bool = False) -> 
             raise StructureParseError(f"symmetry operation {text!r} cannot be read", source)
         rotations.append(parsed[0])
         translations.append(parsed[1])
-    return np.array(rotations, dtype=float), np.array(translations, dtype=float)
+    translations = np.array(translations, dtype=float)
+    # Translations written with few decimals (x+0.667) are the nearest multiple of 1/24 (every translation of
+    # the International Tables settings is one), so that operations compose into a closed group.
+    snapped = np.round(translations * 24) / 24
+    close = np.abs(translations - snapped) < _TRANSLATION_SNAP
+    if np.any(np.abs(translations[close] - snapped[close]) > 1e-9):
+        notes.append("operation translations written with few decimals were read as multiples of 1/24")
+    translations[close] = snapped[close]
+    return np.array(rotations, dtype=float), translations
 
 
 def _listed_operations(data: dict, source: str, notes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
     texts = _first(data, _OPERATION_KEYS)
     if texts is not None:
-        return _parse_operations([texts] if isinstance(texts, str) else list(texts), source)
+        return _parse_operations([texts] if isinstance(texts, str) else list(texts), source, notes)
     magnetic = _first(data, _MAGNETIC_OPERATION_KEYS)
     if magnetic is None:
         return None
     rotations, translations = _parse_operations(
-        [magnetic] if isinstance(magnetic, str) else list(magnetic), source, magnetic=True
+        [magnetic] if isinstance(magnetic, str) else list(magnetic), source, notes, magnetic=True
     )
     centrings = _first(data, _MAGNETIC_CENTRING_KEYS)
     if centrings is not None:
         c_rot, c_trans = _parse_operations(
-            [centrings] if isinstance(centrings, str) else list(centrings), source, magnetic=True
+            [centrings] if isinstance(centrings, str) else list(centrings), source, notes, magnetic=True
         )
         rotations = np.concatenate([c_r @ rotations for c_r in c_rot])
         translations = np.concatenate(
@@ -305,6 +334,35 @@ def _declared_settings(
     return resolved, unreadable
 
 
+def _check_declared_settings(
+    declared: list[tuple[str, list[int]]], parameters: tuple[float, ...], source: str
+) -> None:
+    """Refuse declarations that name different settings of one group, or axes that the cell contradicts."""
+    rhombohedral = is_rhombohedral_axes(parameters)
+    for what, candidates in declared:
+        choices = {setting_choice(h) for h in candidates}
+        if choices == {"R"} and not rhombohedral:
+            raise StructureParseError(
+                f"the file contradicts itself: its {what} names rhombohedral axes, but the cell "
+                f"(a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}) is not rhombohedral",
+                source,
+            )
+        if choices == {"H"} and rhombohedral:
+            raise StructureParseError(
+                f"the file contradicts itself: its {what} names hexagonal axes, but the cell "
+                f"(a = b = c, alpha = beta = gamma = {parameters[3]:g}) is rhombohedral",
+                source,
+            )
+    settings = [(what, set(candidates)) for what, candidates in declared if not what.startswith("IT number")]
+    for (what_a, a), (what_b, b) in zip(settings, settings[1:], strict=False):
+        if not (a & b):
+            raise StructureParseError(
+                f"the file contradicts itself: its {what_a} and its {what_b} name different settings of "
+                f"{space_group_label(min(a))} (Hall {hall_symbol(min(a))!r} vs {hall_symbol(min(b))!r})",
+                source,
+            )
+
+
 def _it_number(hall_number: int) -> int:
     from .cif_symmetry import _spacegroup_type
 
@@ -331,6 +389,7 @@ def _symmetry(
     if len(numbers) > 1:
         described = " but ".join(f"{what} means {space_group_label(c[0])}" for what, c in declared)
         raise StructureParseError(f"the file contradicts itself: {described}", source)
+    _check_declared_settings(declared, parameters, source)
     listed = _listed_operations(data, source, notes)
     if listed is not None:
         closed = close_operations(*listed)
@@ -354,11 +413,19 @@ def _symmetry(
             notes.append(f"{item} names no space group; the listed operations were used")
         texts = _first(data, _OPERATION_KEYS)
         listed_texts = None
-        if texts is not None and len(closed[0]) == len(listed[0]):
+        snapped = any("multiples of 1/24" in note for note in notes)
+        if texts is not None and len(closed[0]) == len(listed[0]) and not snapped:
             listed_texts = [texts] if isinstance(texts, str) else list(texts)
         return [closed], listed_texts
     if declared:
-        _, candidates = declared[0]
+        what, candidates = min(declared, key=lambda item: len(item[1]))  # the most specific declaration
+        if what.startswith("IT number") and not it_number_is_unambiguous(
+            _it_number(candidates[0]), is_rhombohedral_axes(parameters)
+        ):
+            # The number alone leaves the setting open: every setting is tried, and the sites must decide.
+            candidates = hall_numbers_for_it_number(
+                _it_number(candidates[0]), is_rhombohedral_axes(parameters), every_setting=True
+            )
         return [operations_of_hall_number(h) for h in candidates], None
     if unreadable:
         raise StructureParseError(
@@ -389,7 +456,11 @@ def _element(symbol: str, is_label: bool, row_label: str, source: str, notes: li
         if candidate in _HYDROGEN_ISOTOPES and rest_pattern.fullmatch(rest):
             notes.append(f"site {row_label}: {_HYDROGEN_ISOTOPES[candidate]} {symbol!r} read as hydrogen")
             return Element("H")
-        if Element.is_valid_symbol(candidate) and rest_pattern.fullmatch(rest):
+        if (
+            Element.is_valid_symbol(candidate)
+            and Element(candidate).Z <= _HEAVIEST_READ_ELEMENT
+            and rest_pattern.fullmatch(rest)
+        ):
             return Element(candidate)
     what = "label" if is_label else "type symbol"
     raise UnknownSpeciesError(
@@ -423,6 +494,21 @@ def _column(data: dict, key: str, n_rows: int, source: str) -> list[str] | None:
     return values
 
 
+def _written_decimals(text: str) -> int | None:
+    """How many decimals a coordinate is written with, or None when it is exact whatever its decimals (an integer,
+    or a multiple of 1/24 to all the decimals written: 0.5, 0.25, 0.125, 0.375)."""
+    head = text.split("(", 1)[0]
+    if "." not in head:
+        return None
+    digits = head.split(".", 1)[1]
+    if not digits.isdigit():
+        return None
+    value = _number(head)
+    if value is None or abs(value * 24 - round(value * 24)) < 10 ** -(len(digits) + 1):
+        return None
+    return len(digits)
+
+
 class _Rows:
     """The atom-site loop: labels, elements, occupancies and fractional coordinates (n, 3)."""
 
@@ -449,6 +535,7 @@ class _Rows:
             cartesian = True
         if any(column is None for column in columns):
             raise StructureParseError("atom sites need all three coordinates", source)
+        decimals: list[int | None] = []
         self.labels: list[str] = []
         self.partial: list[str] = []  # rows with partial occupancy or several elements
         self.unknown: list[UnknownSpeciesError] = []  # rows whose element cannot be read
@@ -469,6 +556,7 @@ class _Rows:
             point = []
             for axis, column in zip("xyz", columns, strict=True):
                 text = column[i].strip()
+                decimals.append(_written_decimals(text))
                 value = 0.0 if text == "." else _number(text)  # '.' for zero, as in some ICSD exports
                 if value is None:
                     raise StructureParseError(
@@ -542,6 +630,10 @@ class _Rows:
         for ideal in _IDEAL_FRACTIONS:  # pymatgen's snapping of 0.33333 to 1/3 (relative 1e-4)
             coords[np.abs(coords / ideal - 1) <= FRAC_TOLERANCE] = ideal
         self.coords = coords
+        # The precision the coordinates are written with: the most decimals any of them has (writers drop trailing
+        # zeros, so '0.2' beside '0.3333' is 0.2000), ignoring values that are exact fractions.
+        written = [d for d in decimals if d is not None]
+        self.decimals = max(written) if written else None
 
 
 def _cartesian_transform(data: dict, parameters: tuple[float, ...]) -> np.ndarray:
@@ -675,8 +767,10 @@ def _fast_structure(rows: _Rows, lattice: Lattice, listed_texts: list[str] | Non
     return _build_structure(lattice, species, rows.coords, images, rows.labels)
 
 
-def _choose_origin(candidates: list[Structure], data: dict, source: str, notes: list[str]) -> Structure:
-    """A name without its origin choice: keep the origin whose sites do not collide and match the multiplicities."""
+def _choose_setting(candidates: list[Structure], data: dict, source: str, notes: list[str]) -> Structure:
+    """A declaration that leaves the setting open (an H-M name without its origin choice, an IT number alone):
+    keep the settings whose sites do not collide and match the listed multiplicities; when several remain they
+    must describe the same crystal (one SCOPE v2 string), else the file is ambiguous and refused."""
     multiplicities = data.get("_atom_site_symmetry_multiplicity")
     plausible = []
     for structure in candidates:
@@ -690,15 +784,29 @@ def _choose_origin(candidates: list[Structure], data: dict, source: str, notes: 
         if _shortest_distance(structure) >= 0.5:
             plausible.append(structure)
     if len(plausible) == 1:
-        notes.append("origin choice not declared: the only one whose sites are consistent was used")
+        notes.append("setting not declared: the only one whose sites are consistent was used")
         return plausible[0]
-    if len(plausible) == 2 and len(plausible[0]) == len(plausible[1]):
-        notes.append("origin choice not declared: both give the same sites count; origin choice 1 was used")
-        return plausible[0]
+    if len(plausible) > 1:
+        from .scope_v2 import encode_v2
+
+        try:
+            strings = {encode_v2(structure, source=source) for structure in plausible}
+        except ScopeError:
+            strings = set()
+        if len(strings) == 1:
+            notes.append(
+                f"setting not declared: all {len(plausible)} plausible settings give the same crystal"
+            )
+            return plausible[0]
     raise StructureParseError(
-        "the space group has two origin choices and the file says neither (add ':1' or ':2' to the H-M "
-        "symbol, or list the operations); "
-        + ("both give a plausible, different crystal" if plausible else "neither gives a plausible crystal"),
+        "the declared space group has several settings (origin, axes or cell choices) and the file says "
+        "neither which one nor lists its operations (add ':1'/':2' or the setting to the H-M symbol, give the "
+        "Hall symbol, or list the operations); "
+        + (
+            f"{len(plausible)} settings give plausible but different crystals"
+            if plausible
+            else "no setting gives a plausible crystal"
+        ),
         source,
     )
 
@@ -765,15 +873,31 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
     rows = _Rows(data, lattice, parameters, source, notes)
     if any("_atom_site_moment" in key for key in data) and not any("magnetic" in n for n in notes):
         notes.append("magnetic moments ignored (SCOPE encodes the nuclear structure)")
-    structures = []
-    for operations in operation_sets:
-        structure = _fast_structure(rows, lattice, listed_texts) if len(operation_sets) == 1 else None
+    if len(operation_sets) == 1:
+        structure = _fast_structure(rows, lattice, listed_texts)
         if structure is None:
-            structure = _general_structure(rows, lattice, operations, source, notes)
-        structures.append(structure)
-    structure = structures[0] if len(structures) == 1 else _choose_origin(structures, data, source, notes)
+            structure = _general_structure(rows, lattice, operation_sets[0], source, notes)
+    else:
+        structures = []
+        for operations in operation_sets:
+            try:  # a wrong setting may pile rows onto one position: that setting is not plausible
+                structures.append(_general_structure(rows, lattice, operations, source, []))
+            except ScopeError:
+                continue
+        structure = _choose_setting(structures, data, source, notes)
     for what, candidates, n_listed, listed_hall in pending:
         _check_declared_group(structure, what, candidates, n_listed, listed_hall, source, notes)
+    if rows.decimals is not None and rows.decimals >= MIN_DECIMALS_FOR_UNCERTAINTY:
+        # Rounding to d decimals moves a site by up to 0.5e-d of each cell length; two sites then disagree by up to
+        # 1e-d * (a + b + c). The symmetry search must tolerate that much (SCOPE_V2.md, "Coordinate precision").
+        a, b, c = parameters[:3]
+        uncertainty = min(10.0**-rows.decimals * (a + b + c), IMAGE_MERGE_DISTANCE)
+        structure.properties["coordinate_uncertainty"] = uncertainty
+        if uncertainty > COORDINATE_UNCERTAINTY_NOTE:
+            notes.append(
+                f"coordinates are written with {rows.decimals} decimals: sites are known to ±{uncertainty:.3g} Å, "
+                "so symmetry is searched with at least that tolerance"
+            )
     if notes:
         structure.properties["reader_notes"] = list(dict.fromkeys(notes))
     return structure
@@ -787,12 +911,14 @@ def cif_crystal_blocks(text: str, source: str) -> list[tuple[str, str]]:
     (Pauling-file reduced cells) are not crystals.
     """
     blocks = _split_blocks(text)
+    names = [name for name, _ in blocks]
     candidates = []
     for index, (name, block_text) in enumerate(blocks):
-        lowered = block_text.lower()
-        if "_atom_site_fract_x" not in lowered and "_atom_site_cartn_x" not in lowered:
+        if not _SITE_COLUMN.search(block_text):
             continue  # bibliography, symmetry-only or powder-pattern blocks are not crystals
-        candidates.append((f"{source}#{name or index}", block_text))
+        # A block named like another one is named by its position instead, so that every name selects one block.
+        label = name if name and names.count(name) == 1 else str(index)
+        candidates.append((f"{source}#{label}", block_text))
     if len(candidates) > 1:
         kept = []
         for block_source, block_text in candidates:
@@ -852,6 +978,7 @@ def read_cif_structures(
         >>> [(name, structure.composition.formula) for name, structure in read_cif_structures(text, "Po.cif")]
         [('Po.cif', 'Po1')]
     """
+    text = text.lstrip("\ufeff")  # a UTF-8 byte-order mark is not part of the CIF
     if text.lstrip().startswith("#\\#CIF_2.0") and ('"""' in text or "'''" in text):
         raise StructureParseError(
             "CIF 2.0 syntax (triple-quoted strings or lists) that this reader does not read; "

@@ -30,6 +30,9 @@ import spglib
 
 __all__ = [
     "DeclaredSpaceGroup",
+    "hall_symbol",
+    "it_number_is_unambiguous",
+    "setting_choice",
     "close_operations",
     "hall_numbers_for_name",
     "hall_number_for_symbol",
@@ -96,6 +99,30 @@ def _monoclinic_short(setting: str) -> str | None:
     return None
 
 
+def _short_from_full(name: str) -> str:
+    """The short H-M symbol of a full one: every ``rotation/plane`` pair becomes its plane, except the principal
+    4- or 6-fold axis of a tetragonal or hexagonal group (``P 4/n 21/m 2/m`` -> ``P 4/n m m``, ``P 21/n 21/m 21/a``
+    -> ``P n m a``, ``F 4/m -3 2/m`` -> ``F m -3 m``)."""
+    tokens = name.split()
+    if len(tokens) < 2:
+        return name
+    cubic = len(tokens) > 2 and tokens[2].lstrip("-") == "3"
+    out = [tokens[0]]
+    for position, token in enumerate(tokens[1:]):
+        if "/" not in token:
+            out.append(token)
+            continue
+        rotation, plane = token.split("/", 1)
+        principal = position == 0 and not cubic and rotation.lstrip("-")[:1] in ("4", "6")
+        out.append(token if principal else plane)
+    return " ".join(out)
+
+
+# Centrosymmetric cubic groups were written without the bar before 3 in older tables and databases (Fm3m, Pm3,
+# Ia3d): numbers 200-206 (m-3) and 221-230 (m-3m).
+_BARLESS_CUBIC = tuple(range(200, 207)) + tuple(range(221, 231))
+
+
 @cache
 def _name_index() -> dict[str, tuple[int, ...]]:
     """Normalized H-M spellings -> the Hall numbers they name, in spglib's order (the ITA standard setting first)."""
@@ -107,6 +134,8 @@ def _name_index() -> dict[str, tuple[int, ...]]:
             short = _monoclinic_short(setting.strip())
             if short:
                 names.add(short)
+        if kind.number in _BARLESS_CUBIC:
+            names |= {name.replace("-3", "3") for name in names}
         for name in names:
             key = _normalize_name(name)
             if key and hall_number not in index.setdefault(key, []):
@@ -181,6 +210,9 @@ def _hall_numbers_for_name(name: str, rhombohedral_axes: bool) -> tuple[int, ...
     base, choice = _split_setting(name)
     candidates = list(_name_index().get(_normalize_name(base), ()))
     if not candidates:
+        # A full International Tables symbol ('P 4/n 21/m 2/m') read as its short symbol ('P 4/n m m').
+        candidates = list(_name_index().get(_normalize_name(_short_from_full(base)), ()))
+    if not candidates:
         return ()
     if choice is not None:
         choice_key = choice.lower() if choice not in ("H", "R", "h", "r") else choice.upper()
@@ -212,16 +244,39 @@ def _settings_of_number(number: int) -> tuple[int, ...]:
     return tuple(h for h in range(1, 531) if _spacegroup_type(h).number == number)
 
 
-def hall_numbers_for_it_number(number: int, rhombohedral_axes: bool = False) -> list[int]:
+def hall_numbers_for_it_number(
+    number: int, rhombohedral_axes: bool = False, every_setting: bool = False
+) -> list[int]:
     """The settings of IT number ``number`` a file that gives only the number can mean: the ITA standard setting
-    (both origins for groups that have two; the axes chosen from the cell for R groups)."""
+    (both origins for groups that have two; the axes chosen from the cell for R groups), or with
+    ``every_setting`` all of spglib's settings of that number."""
     if not 1 <= number <= 230:
         return []
     candidates = list(_settings_of_number(number))
     candidates = _pick_axes(candidates, rhombohedral_axes)
+    if every_setting:
+        return candidates
     if {_spacegroup_type(h).choice for h in candidates[:2]} == {"1", "2"}:
         return candidates[:2]
     return candidates[:1]
+
+
+def it_number_is_unambiguous(number: int, rhombohedral_axes: bool = False) -> bool:
+    """Whether an IT number alone fixes the setting: the group has one Hall setting (the axes of an R group are
+    taken from the cell). Monoclinic and orthorhombic groups, and groups with two origins, have several."""
+    if not 1 <= number <= 230:
+        return False
+    return len(_pick_axes(list(_settings_of_number(number)), rhombohedral_axes)) == 1
+
+
+def setting_choice(hall_number: int) -> str:
+    """spglib's setting code of a Hall setting: ``''``, ``'1'``/``'2'`` (origin), ``'H'``/``'R'`` (axes),
+    ``'b1'``... (monoclinic unique axis and cell choice), ``'ba-c'``... (orthorhombic axes)."""
+    return _spacegroup_type(hall_number).choice
+
+
+def hall_symbol(hall_number: int) -> str:
+    return _spacegroup_type(hall_number).hall_symbol
 
 
 def operations_of_hall_number(hall_number: int) -> tuple[np.ndarray, np.ndarray]:

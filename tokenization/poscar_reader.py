@@ -284,6 +284,15 @@ def read_poscar(text: str, source: str) -> Structure:
             ):
                 raise fail(i, f"position {k + 1} of {n_sites} with three selective-dynamics flags (T/F)")
         coords[k] = row[:3]
+    after = first_position + n_sites
+    if after < len(lines) and lines[after].strip() and len(_leading_numbers(lines[after])) >= 3:
+        # Velocity and predictor blocks follow a blank line; a position line right after the last counted one
+        # means the counts line does not count every atom (reading on would drop atoms silently).
+        raise StructureParseError(
+            f"not a readable POSCAR: the counts line asks for {n_sites} positions, but line {after + 1} "
+            f"({lines[after].strip()!r}) is one more position; the counts do not match the atoms",
+            source,
+        )
 
     if not np.all(np.isfinite(raw_lattice)):
         raise InvalidGeometryError("the lattice contains NaN or infinity", source)

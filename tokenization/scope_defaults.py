@@ -10,7 +10,7 @@ Example:
 ```python
 >>> from tokenization.scope_defaults import DEFAULT_SCOPE_VERSION, VOCAB_SIZES
 >>> DEFAULT_SCOPE_VERSION, VOCAB_SIZES[DEFAULT_SCOPE_VERSION]
-('v2', 640)
+('v2', 642)
 
 ```
 """
@@ -25,13 +25,19 @@ DEFAULT_ANGLE_TOLERANCE = 5.0
 #: `max_position_embeddings` (the authors' setting).
 DEFAULT_MAX_LENGTH = 64
 #: Token ids of each SCOPE version's vocabulary: v1 is the authors' 564 (463 WordPiece entries and 101 fractions),
-#: v2 is 5 special tokens and the 635 grammar tokens.
-VOCAB_SIZES = {"v1": 564, "v2": 640}
+#: v2 is 5 special tokens, the 635 grammar tokens of ordered crystals and the 2 disorder tokens (`|`, `Vac`).
+VOCAB_SIZES = {"v1": 564, "v2": 642}
+#: What SCOPE does with partially occupied or mixed sites: "encode" them (v2's disorder section, v1 as the
+#: authors' code through pymatgen's atom types) or "raise" `DisorderedStructureError`.
+DEFAULT_DISORDER = "encode"
+DISORDER_POLICIES = ("encode", "raise")
 
 __all__ = [
     "DEFAULT_ANGLE_TOLERANCE",
+    "DEFAULT_DISORDER",
     "DEFAULT_MAX_LENGTH",
     "DEFAULT_SCOPE_VERSION",
     "DEFAULT_SYMPREC",
+    "DISORDER_POLICIES",
     "VOCAB_SIZES",
 ]

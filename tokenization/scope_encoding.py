@@ -26,14 +26,13 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
+from .scope_defaults import DEFAULT_ANGLE_TOLERANCE, DEFAULT_DISORDER, DEFAULT_SYMPREC
 from .scope_errors import ScopeError, UnsupportedScopeVersionError
 from .scope_tables import GENERATOR_STRINGS, WYCKOFF_MULTIPLICITIES
 from .structure_io import DEFAULT_OVERLAP_TOLERANCE, describe_source, load_structure
 from .symmetry_search import search_symmetry
 
 SCOPE_VERSIONS = ("v1", "v2")
-DEFAULT_SYMPREC = 0.01
-DEFAULT_ANGLE_TOLERANCE = 5.0
 PART_SEPARATOR = " | "
 
 
@@ -44,7 +43,9 @@ def spglib_cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, list[int]
     matters to spglib, so this gives the same symmetry as atomic numbers would.
     """
     type_of: dict[Any, int] = {}
-    types = [type_of.setdefault(site.specie, len(type_of) + 1) for site in structure]
+    # site.species (a Composition) rather than site.specie: a mixed or partially occupied site is its own type,
+    # one per distinct mixture, as in pymatgen's SpacegroupAnalyzer.
+    types = [type_of.setdefault(site.species, len(type_of) + 1) for site in structure]
     return structure.lattice.matrix, structure.frac_coords, types
 
 
@@ -83,7 +84,14 @@ def encode_v1(
     angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
     source: str | None = None,
 ) -> str:
-    """The authors' SCOPE string of a validated, ordered ``structure`` (site order matters, as in their code)."""
+    """The authors' SCOPE string of a validated ``structure`` (site order matters, as in their code).
+
+    A structure read from a file whose coordinates are coarser than ``symprec`` is searched at its coordinate
+    uncertainty instead (``scope_v2.searched_tolerance``).
+    """
+    from .scope_v2 import searched_tolerance
+
+    symprec = searched_tolerance(structure, symprec)
     dataset = symmetry_dataset(structure, symprec, angle_tolerance, source)
     number = int(dataset.number)
     multiplicities = WYCKOFF_MULTIPLICITIES[number]
@@ -116,6 +124,7 @@ def structure_to_scope(
     angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
     source: str | None = None,
     overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE,
+    disorder: str = DEFAULT_DISORDER,
 ) -> str:
     """Encode one crystal as a SCOPE string.
 
@@ -127,6 +136,8 @@ def structure_to_scope(
         angle_tolerance: angle tolerance in degrees (default 5).
         source: a name for the input used in error messages.
         overlap_tolerance: minimum distance (A) between two sites.
+        disorder: ``"encode"`` (default) encodes partially occupied and mixed sites (v2: the disorder section of
+            ``SCOPE_V2.md``; v1: pymatgen's atom types, as the authors' code); ``"raise"`` refuses them.
 
     Raises:
         ScopeError: a typed subclass naming the input and the reason (parse, empty, disorder, species,
@@ -143,7 +154,9 @@ def structure_to_scope(
     """
     encoder = _encoder_for(version)
     source = source if source is not None else describe_source(structure)
-    validated = load_structure(structure, source=source, overlap_tolerance=overlap_tolerance)
+    validated = load_structure(
+        structure, source=source, overlap_tolerance=overlap_tolerance, disorder=disorder
+    )
     return encoder(validated, symprec=symprec, angle_tolerance=angle_tolerance, source=source)
 
 
@@ -154,6 +167,7 @@ def structures_to_scope(
     angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
     errors: str = "raise",
     sources: Sequence[str] | None = None,
+    disorder: str = DEFAULT_DISORDER,
 ) -> list[str | ScopeError]:
     """Encode many crystals.
 
@@ -168,7 +182,7 @@ def structures_to_scope(
     for index, item in enumerate(structures):
         name = sources[index] if sources is not None else f"item {index} ({describe_source(item)})"
         try:
-            structure = load_structure(item, source=name)
+            structure = load_structure(item, source=name, disorder=disorder)
             out.append(encoder(structure, symprec=symprec, angle_tolerance=angle_tolerance, source=name))
         except ScopeError as exc:
             if errors == "raise":

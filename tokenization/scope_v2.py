@@ -53,7 +53,7 @@ from .scope_errors import (
 from .scope_v2_tables import ELEMENT_ORDER, WYCKOFF_LETTERS, WYCKOFF_MULTIPLICITIES, WYCKOFF_RELABELINGS
 from .symmetry_search import search_symmetry
 
-__all__ = ["V2_TOKENS", "count_v2_tokens", "encode_v2", "parse_v2"]
+__all__ = ["V2_TOKENS", "count_v2_tokens", "encode_v2", "parse_v2", "parse_v2_disorder", "site_types"]
 
 SPACE_GROUP_PREFIX = "SG"
 
@@ -77,8 +77,21 @@ def _wyckoff_tokens() -> tuple[str, ...]:
 SPACE_GROUP_TOKENS: tuple[str, ...] = tuple(f"{SPACE_GROUP_PREFIX}{n}" for n in range(1, 231))
 WYCKOFF_TOKENS: tuple[str, ...] = _wyckoff_tokens()
 
-#: The closed v2 vocabulary (no special tokens): space groups, elements, fractions, Wyckoff symbols.
-V2_TOKENS: tuple[str, ...] = SPACE_GROUP_TOKENS + ELEMENT_ORDER + FRACTION_TOKENS + WYCKOFF_TOKENS
+#: Starts the section of disordered orbits (mixed or partially occupied sites); absent for ordered crystals.
+DISORDER_SEPARATOR = "|"
+#: The vacant share of a partially occupied orbit.
+VACANCY_TOKEN = "Vac"
+#: Tokens of the disorder extension, appended after the ordered grammar so that ordered ids never move.
+DISORDER_TOKENS: tuple[str, ...] = (DISORDER_SEPARATOR, VACANCY_TOKEN)
+
+#: The closed v2 vocabulary (no special tokens): space groups, elements, fractions, Wyckoff symbols, then the two
+#: disorder tokens.
+V2_TOKENS: tuple[str, ...] = (
+    SPACE_GROUP_TOKENS + ELEMENT_ORDER + FRACTION_TOKENS + WYCKOFF_TOKENS + DISORDER_TOKENS
+)
+
+#: Site types above this are mixtures (``site_types``); at or below it they are atomic numbers.
+MAX_ATOMIC_NUMBER = 118
 
 _ELEMENT_RANK: dict[str, int] = {symbol: rank for rank, symbol in enumerate(ELEMENT_ORDER)}
 
@@ -172,7 +185,7 @@ def _symmetry_dataset(
     cell = (
         structure.lattice.matrix,
         structure.frac_coords[order],
-        np.asarray(structure.atomic_numbers)[order],
+        site_types(structure)[0][order],
     )
     try:
         return search_symmetry(cell, symprec, angle_tolerance, source).dataset
@@ -187,14 +200,18 @@ def encode_v2(
     symprec: float = 0.01,
     angle_tolerance: float = 5.0,
     source: str | None = None,
+    disorder: str = "encode",
 ) -> str:
-    """Encode an ordered pymatgen ``Structure`` as a canonical SCOPE v2 string.
+    """Encode a pymatgen ``Structure`` as a canonical SCOPE v2 string.
 
     Args:
         structure: an ordered ``pymatgen.core.Structure`` (validate untrusted input with ``load_structure`` first).
         symprec: spglib distance tolerance in Å (v1 and pymatgen default: 0.01).
         angle_tolerance: spglib angle tolerance in degrees (v1 and pymatgen default: 5).
         source: name of the input for error messages (file name, row id); defaults to the reduced formula.
+        disorder: ``"encode"`` writes partially occupied and mixed sites in the disorder section (``SCOPE_V2.md``);
+            ``"raise"`` refuses them with ``DisorderedStructureError``. Ordered crystals give the same string either
+            way.
 
     Returns:
         The v2 string, tokens separated by single spaces.
@@ -202,8 +219,8 @@ def encode_v2(
     Raises:
         SymmetrySearchError: spglib finds no space group at this tolerance, nor with spglib's automatic angle
             tolerance (``angle_tolerance=-1``), which is tried next.
-        DisorderedStructureError, UnknownSpeciesError, EmptyStructureError: the structure is not an ordered
-            crystal of elements H-Og.
+        DisorderedStructureError: a site is disordered and ``disorder="raise"``.
+        UnknownSpeciesError, EmptyStructureError: the structure is not a crystal of elements H-Og.
         ValueError: ``symprec`` is not a positive number or ``angle_tolerance`` is not finite.
 
     Example:
@@ -223,17 +240,26 @@ def encode_v2(
         raise EmptyStructureError(
             "the structure has no sites", source or f"{type(structure).__name__} object"
         )
-    if not structure.is_ordered:
+    if disorder not in ("encode", "raise"):
+        raise ValueError(f"disorder must be 'encode' or 'raise', got {disorder!r}")
+    symprec = searched_tolerance(structure, symprec)
+    if disorder == "raise" and not structure.is_ordered:
         raise DisorderedStructureError(
-            "SCOPE v2 encodes ordered structures only (a site is disordered)", source or _describe(structure)
+            "a site is partially occupied or mixed; refused with disorder='raise'",
+            source or _describe(structure),
         )
-    atomic_numbers = np.asarray(structure.atomic_numbers, dtype=np.int64)
-    if atomic_numbers.min() < 1 or atomic_numbers.max() > 118:
-        raise UnknownSpeciesError("every site must hold an element H-Og", source or _describe(structure))
+    # Site types: atomic numbers, and one type per distinct mixture of a disordered site (above 118).
+    atomic_numbers, mixtures = site_types(structure, source or _describe(structure))
+    element_fractions = None
+    if mixtures:
+        composition = structure.composition.fractional_composition  # occupancies summed, vacancies excluded
+        element_fractions = {element.symbol: float(amount) for element, amount in composition.items()}
     order = _spglib_site_order(structure, atomic_numbers)
     dataset = _symmetry_dataset(structure, order, symprec, angle_tolerance, source)
     number = int(dataset.number)
-    unknown = set(dataset.wyckoffs) - set(WYCKOFF_LETTERS[number])
+    wyckoffs, orbits = dataset.wyckoffs, dataset.crystallographic_orbits
+    atomic_numbers = atomic_numbers[order]
+    unknown = set(wyckoffs) - set(WYCKOFF_LETTERS[number])
     if unknown:
         raise SymmetrySearchError(
             f"spglib returned Wyckoff letters {sorted(unknown)} unknown in space group {number}",
@@ -241,11 +267,84 @@ def encode_v2(
         )
     return _scope_from_symmetry(
         number,
-        dataset.wyckoffs,
-        dataset.crystallographic_orbits,
-        atomic_numbers[order],
+        wyckoffs,
+        orbits,
+        atomic_numbers,
         _relabeling_array(number),
+        mixtures=mixtures,
+        element_fractions=element_fractions,
     )
+
+
+def searched_tolerance(structure, symprec: float) -> float:
+    """``symprec``, or the structure's coordinate uncertainty (Å) when the file wrote its coordinates too coarsely
+    for it (``structure.properties["coordinate_uncertainty"]``, set by the CIF reader): symmetry finer than the
+    data cannot be told from noise, and a smaller tolerance reports a superstructure of the written crystal."""
+    properties = getattr(structure, "properties", None) or {}
+    uncertainty = properties.get("coordinate_uncertainty")
+    return max(symprec, float(uncertainty)) if uncertainty else symprec
+
+
+def occupancy_token(occupancy: float) -> str:
+    """The two-decimal token of an occupancy or fraction: ``str(round(x, 2))`` (``0.33``, ``0.5``, ``1.0``)."""
+    return str(round(float(occupancy), 2))
+
+
+def site_types(
+    structure, source: str | None = None
+) -> tuple[np.ndarray, dict[int, tuple[tuple[str, str], ...]]]:
+    """Atom types for the symmetry search, and the mixture behind each type above ``MAX_ATOMIC_NUMBER``.
+
+    An ordered site's type is its atomic number. A disordered site (several elements, or an occupancy below 1) is
+    described by its mixture: its elements in ``ELEMENT_ORDER`` with their occupancies as two-decimal tokens, then
+    ``("Vac", share)`` when the rounded vacant share is above zero. Sites with the same mixture are one type (as in
+    pymatgen's ``SpacegroupAnalyzer``, at SCOPE's resolution); a site whose mixture rounds to one element at 1.0 is
+    ordered. Mixture types are numbered ``MAX_ATOMIC_NUMBER + 1, ...`` in the order of their tokens, so the numbering
+    depends on the crystal, not on the site order.
+
+    Returns:
+        ``(types (n_sites,) int64, {type: ((element or "Vac", occupancy token), ...)})``.
+
+    Raises:
+        UnknownSpeciesError: a site holds something that is not an element (a dummy species).
+    """
+    if structure.is_ordered:
+        atomic_numbers = np.asarray(structure.atomic_numbers, dtype=np.int64)
+        if atomic_numbers.min() < 1 or atomic_numbers.max() > MAX_ATOMIC_NUMBER:
+            raise UnknownSpeciesError("every site must hold an element H-Og", source or _describe(structure))
+        return atomic_numbers, {}
+    keys: list = []
+    for index, site in enumerate(structure):
+        species = site.species
+        if any(getattr(specie, "symbol", None) not in _ELEMENT_RANK for specie in species):
+            raise UnknownSpeciesError(
+                f"site {index} holds {site.species}, not only elements H-Og", source or _describe(structure)
+            )
+        if len(species) == 1:
+            ((specie, occupancy),) = species.items()
+            if occupancy_token(occupancy) == "1.0":
+                keys.append(int(specie.Z))
+                continue
+        entries = sorted(
+            (
+                (_ELEMENT_RANK[specie.symbol], occupancy_token(occupancy))
+                for specie, occupancy in species.items()
+            ),
+        )
+        mixture = tuple((ELEMENT_ORDER[rank], token) for rank, token in entries)
+        vacancy = occupancy_token(max(0.0, 1.0 - sum(species.values())))
+        if vacancy != "0.0":
+            mixture += ((VACANCY_TOKEN, vacancy),)
+        keys.append(mixture)
+    mixtures = sorted({key for key in keys if isinstance(key, tuple)}, key=_mixture_order)
+    type_of = {mixture: MAX_ATOMIC_NUMBER + 1 + k for k, mixture in enumerate(mixtures)}
+    types = np.array([key if isinstance(key, int) else type_of[key] for key in keys], dtype=np.int64)
+    return types, {type_id: mixture for mixture, type_id in type_of.items()}
+
+
+def _mixture_order(mixture: tuple[tuple[str, str], ...]) -> tuple:
+    """Mixtures sort by their elements (``ELEMENT_ORDER``, vacancy last), then by decreasing occupancy."""
+    return tuple((_ELEMENT_RANK.get(name, len(ELEMENT_ORDER)), -float(token)) for name, token in mixture)
 
 
 def _scope_from_symmetry(
@@ -254,40 +353,71 @@ def _scope_from_symmetry(
     orbits: np.ndarray,
     atomic_numbers: np.ndarray,
     relabelings: np.ndarray,
+    mixtures: dict[int, tuple[tuple[str, str], ...]] | None = None,
+    element_fractions: dict[str, float] | None = None,
 ) -> str:
     """Build the v2 string from spglib's per-site Wyckoff letters and orbit ids.
 
-    ``relabelings`` is ``_relabeling_array(number)``; passing only its first row (the identity) gives spglib's raw
-    labelling, which ``benchmarks/report_scope_v2.py`` uses to show what canonicalisation changes.
+    ``atomic_numbers`` are the site types of :func:`site_types`: atomic numbers, and for a disordered crystal mixture
+    types described by ``mixtures``, whose element fractions (occupancies summed, vacancies excluded) are
+    ``element_fractions``. ``relabelings`` is ``_relabeling_array(number)``; passing only its first row (the
+    identity) gives spglib's raw labelling, which ``benchmarks/report_scope_v2.py`` uses to show what
+    canonicalisation changes.
     """
+    mixtures = mixtures or {}
     letter_index = _letter_index(number)
     symbols = _symbols_by_atomic_number()
-    # One entry per crystallographic orbit: (element rank, Wyckoff letter index).
+    n_elements = len(ELEMENT_ORDER)
+    # One entry per crystallographic orbit: (rank, Wyckoff letter index). Elements rank in ELEMENT_ORDER; mixtures
+    # rank after every element, in their canonical order (their type numbering).
     representatives = np.unique(np.asarray(orbits))
     orbit_letters = np.array([letter_index[wyckoffs[i]] for i in representatives], dtype=np.int64)
     orbit_ranks = np.array(
-        [_ELEMENT_RANK[symbols[atomic_numbers[i]]] for i in representatives], dtype=np.int64
+        [
+            _ELEMENT_RANK[symbols[t]] if t <= MAX_ATOMIC_NUMBER else n_elements + t - MAX_ATOMIC_NUMBER - 1
+            for t in (int(atomic_numbers[i]) for i in representatives)
+        ],
+        dtype=np.int64,
     )
 
-    # Canonical labelling: apply every normalizer relabeling, sort each candidate by (element rank, letter), and keep
-    # the lexicographically smallest. Ranks dominate the key, so sorting keeps element blocks in ELEMENT_ORDER.
+    # Canonical labelling: apply every normalizer relabeling, sort each candidate by (rank, letter), and keep the
+    # lexicographically smallest. Ranks dominate the key, so sorting keeps element blocks in ELEMENT_ORDER.
     keys = np.sort(orbit_ranks[None, :] * 64 + relabelings[:, orbit_letters], axis=1)
     best = keys[np.lexsort(keys.T[::-1])[0]] if len(keys) > 1 else keys[0]
 
     letters = WYCKOFF_LETTERS[number]
     multiplicities = WYCKOFF_MULTIPLICITIES[number]
-    counts = np.bincount(atomic_numbers, minlength=119)
-    n_sites = len(atomic_numbers)
     tokens = [f"{SPACE_GROUP_PREFIX}{number}"]
-    previous_rank = -1
+    if not mixtures:
+        counts = np.bincount(atomic_numbers, minlength=MAX_ATOMIC_NUMBER + 1)
+        n_sites = len(atomic_numbers)
+        previous_rank = -1
+        for key in best.tolist():
+            rank, letter = divmod(key, 64)
+            if rank != previous_rank:
+                element = ELEMENT_ORDER[rank]
+                tokens += [element, str(round(int(counts[_atomic_number(element)]) / n_sites, 2))]
+                previous_rank = rank
+            tokens.append(f"{multiplicities[letter]}{letters[letter]}")
+        return " ".join(tokens)
+
+    # Disordered crystal: every element's block (its fraction, then its fully occupied orbits, possibly none), then
+    # the separator and each disordered orbit followed by its mixture.
+    ordered_orbits: dict[str, list[str]] = {}
+    disordered_orbits: list[str] = []
+    mixture_of_rank = {n_elements + t - MAX_ATOMIC_NUMBER - 1: mixture for t, mixture in mixtures.items()}
     for key in best.tolist():
         rank, letter = divmod(key, 64)
-        if rank != previous_rank:
-            element = ELEMENT_ORDER[rank]
-            tokens += [element, str(round(int(counts[_atomic_number(element)]) / n_sites, 2))]
-            previous_rank = rank
-        tokens.append(f"{multiplicities[letter]}{letters[letter]}")
-    return " ".join(tokens)
+        symbol = f"{multiplicities[letter]}{letters[letter]}"
+        if rank < n_elements:
+            ordered_orbits.setdefault(ELEMENT_ORDER[rank], []).append(symbol)
+        else:
+            disordered_orbits.append(symbol)
+            for name, token in mixture_of_rank[rank]:
+                disordered_orbits += [name, token]
+    for element in sorted(element_fractions or {}, key=_ELEMENT_RANK.__getitem__):
+        tokens += [element, occupancy_token(element_fractions[element]), *ordered_orbits.get(element, [])]
+    return " ".join([*tokens, DISORDER_SEPARATOR, *disordered_orbits])
 
 
 def count_v2_tokens(scope: str) -> int:
@@ -303,26 +433,45 @@ def parse_v2(scope: str) -> tuple[int, list[tuple[str, str, list[str]]]]:
     """Split a v2 string into ``(space_group_number, [(element, fraction, [wyckoff, ...]), ...])``.
 
     Checks the grammar and that every Wyckoff symbol exists in that space group; raises ``ScopeError`` otherwise.
+    The disordered orbits after ``|`` are checked too; :func:`parse_v2_disorder` returns them.
 
     >>> parse_v2("SG225 Na 0.5 4a Cl 0.5 4b")
     (225, [('Na', '0.5', ['4a']), ('Cl', '0.5', ['4b'])])
     """
+    number, blocks, _ = _parse_v2(scope)
+    return number, blocks
+
+
+def parse_v2_disorder(scope: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The disordered orbits of a v2 string: ``[(wyckoff, [(element or "Vac", occupancy), ...]), ...]``.
+
+    >>> parse_v2_disorder("SG225 Au 0.5 Cu 0.5 | 4a Cu 0.5 Au 0.5")
+    [('4a', [('Cu', '0.5'), ('Au', '0.5')])]
+    >>> parse_v2_disorder("SG225 Na 0.5 4a Cl 0.5 4b")
+    []
+    """
+    return _parse_v2(scope)[2]
+
+
+def _parse_v2(scope: str):
     tokens = scope.split()
     head = tokens[0] if tokens else ""
     if not (head.startswith(SPACE_GROUP_PREFIX) and head[2:].isdigit() and 1 <= int(head[2:]) <= 230):
         raise ScopeError(f"a SCOPE v2 string starts with SG1..SG230, not {head!r}", source=repr(scope))
     number = int(head[2:])
     valid = {f"{m}{c}" for m, c in zip(WYCKOFF_MULTIPLICITIES[number], WYCKOFF_LETTERS[number], strict=True)}
+    disordered = DISORDER_SEPARATOR in tokens
+    end = tokens.index(DISORDER_SEPARATOR) if disordered else len(tokens)
     blocks: list[tuple[str, str, list[str]]] = []
     position = 1
-    while position < len(tokens):
+    while position < end:
         element = tokens[position]
-        fraction = tokens[position + 1] if position + 1 < len(tokens) else ""
+        fraction = tokens[position + 1] if position + 1 < end else ""
         if element not in _ELEMENT_RANK or fraction not in FRACTION_TOKENS:
             raise ScopeError(f"expected '<element> <fraction>' at token {position}", source=repr(scope))
         position += 2
         wyckoffs = []
-        while position < len(tokens) and tokens[position] not in _ELEMENT_RANK:
+        while position < end and tokens[position] not in _ELEMENT_RANK:
             if tokens[position] not in valid:
                 raise ScopeError(
                     f"{tokens[position]!r} is not a Wyckoff position of space group {number}",
@@ -330,9 +479,31 @@ def parse_v2(scope: str) -> tuple[int, list[tuple[str, str, list[str]]]]:
                 )
             wyckoffs.append(tokens[position])
             position += 1
-        if not wyckoffs:
+        if not wyckoffs and not disordered:
             raise ScopeError(f"element {element} has no Wyckoff position", source=repr(scope))
         blocks.append((element, fraction, wyckoffs))
     if not blocks:
         raise ScopeError("a SCOPE v2 string needs at least one element block", source=repr(scope))
-    return number, blocks
+    orbits: list[tuple[str, list[tuple[str, str]]]] = []
+    position = end + 1
+    while disordered and position < len(tokens):
+        wyckoff = tokens[position]
+        if wyckoff not in valid:
+            raise ScopeError(
+                f"{wyckoff!r} after '|' is not a Wyckoff position of space group {number}", source=repr(scope)
+            )
+        position += 1
+        mixture = []
+        while position + 1 < len(tokens) + 1 and position < len(tokens) and tokens[position] not in valid:
+            name = tokens[position]
+            share = tokens[position + 1] if position + 1 < len(tokens) else ""
+            if (name not in _ELEMENT_RANK and name != VACANCY_TOKEN) or share not in FRACTION_TOKENS:
+                raise ScopeError(f"expected '<element> <occupancy>' at token {position}", source=repr(scope))
+            mixture.append((name, share))
+            position += 2
+        if not mixture:
+            raise ScopeError(f"disordered orbit {wyckoff} has no occupants", source=repr(scope))
+        orbits.append((wyckoff, mixture))
+    if disordered and not orbits:
+        raise ScopeError("'|' must be followed by at least one disordered orbit", source=repr(scope))
+    return number, blocks, orbits

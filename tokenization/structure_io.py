@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
-from .cif_structure import cif_crystal_blocks, read_cif_structures
+from .cif_structure import OCCUPANCY_TOLERANCE, cif_crystal_blocks, read_cif_structures
+from .scope_defaults import DEFAULT_DISORDER, DISORDER_POLICIES
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
@@ -126,7 +127,7 @@ def _read_text(path: Path, source: str) -> str:
     if b"\x00" in data[:4096]:
         raise StructureParseError("unreadable file (binary data, not a text structure format)", source)
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark is not part of the text
     except UnicodeDecodeError:
         # CIFs from ICSD and older programs are Latin-1 in their text fields (author names, Å); the numbers that
         # matter are ASCII either way.
@@ -326,9 +327,26 @@ def _surely_no_overlap(structure: Structure, tolerance: float) -> bool | None:
 
 
 def validate_structure(
-    structure: Structure, source: str, overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE
+    structure: Structure,
+    source: str,
+    overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE,
+    disorder: str = DEFAULT_DISORDER,
 ) -> Structure:
-    """Check that ``structure`` is something SCOPE can encode; return it with plain elements on every site."""
+    """Check that ``structure`` is something SCOPE can encode; return it with plain elements on every site.
+
+    Args:
+        structure: the structure to check.
+        source: the input's name for messages.
+        overlap_tolerance: minimum distance (Å) between two sites.
+        disorder: ``"encode"`` accepts partially occupied and mixed sites (each site's occupancies must sum to at
+            most 1 + ``OCCUPANCY_TOLERANCE``); ``"raise"`` refuses them with ``DisorderedStructureError``.
+
+    Raises:
+        NonPeriodicStructureError, EmptyStructureError, InvalidGeometryError, DisorderedStructureError,
+        UnknownSpeciesError, OverlappingSitesError: each names ``source`` and the reason.
+    """
+    if disorder not in DISORDER_POLICIES:
+        raise ValueError(f"disorder must be one of {DISORDER_POLICIES}, got {disorder!r}")
     pbc = tuple(bool(p) for p in getattr(structure.lattice, "pbc", (True, True, True)))
     if not all(pbc):
         raise NonPeriodicStructureError(
@@ -346,21 +364,33 @@ def validate_structure(
         )
     if not np.all(np.isfinite(structure.frac_coords)):
         raise InvalidGeometryError("coordinates contain NaN or infinity", source)
+    plain_elements = True
     for i, site in enumerate(structure):
         species = site.species
-        if len(species) != 1 or abs(sum(species.values()) - 1.0) > 1e-6:
+        total = sum(species.values())
+        label = getattr(site, "label", None)
+        # pymatgen's default label is the species string; only a label from the file says more
+        name = f"site {i}" + (f" ({label})" if label and label != site.species_string else "")
+        if len(species) != 1 or abs(total - 1.0) > 1e-6:
             occupancy = ", ".join(f"{sp}:{occ:g}" for sp, occ in species.items())
-            raise DisorderedStructureError(
-                f"site {i} is partially occupied or mixed ({occupancy}); SCOPE needs an ordered structure. "
-                "Order it first, e.g. with pymatgen's OrderDisorderedStructureTransformation",
-                source,
-            )
-        (sp,) = species.keys()
-        symbol = getattr(sp, "symbol", None)
-        if not isinstance(sp, Element) and (
-            symbol is None or not Element.is_valid_symbol(symbol) or not hasattr(sp, "oxi_state")
-        ):
-            raise UnknownSpeciesError(f"site {i}: {sp!s} is not a chemical element H-Og", source)
+            if disorder == "raise":
+                raise DisorderedStructureError(
+                    f"{name} is partially occupied or mixed ({occupancy}); refused with disorder='raise'. "
+                    "Encode it with disorder='encode', or order it first (e.g. pymatgen's "
+                    "OrderDisorderedStructureTransformation)",
+                    source,
+                )
+            if total > 1.0 + OCCUPANCY_TOLERANCE or min(species.values()) <= 0:
+                raise OverlappingSitesError(
+                    f"{name} holds occupancies {occupancy} (sum {total:.4g}); a site holds at most one atom",
+                    source,
+                )
+        for sp in species:
+            symbol = getattr(sp, "symbol", None)
+            if not isinstance(sp, Element):
+                plain_elements = False
+                if symbol is None or not Element.is_valid_symbol(symbol) or not hasattr(sp, "oxi_state"):
+                    raise UnknownSpeciesError(f"{name}: {sp!s} is not a chemical element H-Og", source)
     if (
         overlap_tolerance > 0
         and len(structure) > 1
@@ -374,7 +404,7 @@ def validate_structure(
                 f"(below the overlap tolerance {overlap_tolerance} A)",
                 source,
             )
-    if any(not isinstance(site.specie, Element) for site in structure):
+    if not plain_elements:
         # Oxidation-state decorations (Fe2+) would leak into the composition part as 'Fe2+'.
         structure = structure.copy()
         structure.remove_oxidation_states()
@@ -382,9 +412,12 @@ def validate_structure(
 
 
 def load_structure(
-    obj: Any, source: str | None = None, overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE
+    obj: Any,
+    source: str | None = None,
+    overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE,
+    disorder: str = DEFAULT_DISORDER,
 ) -> Structure:
-    """Turn any supported structure input into a validated, ordered pymatgen ``Structure``.
+    """Turn any supported structure input into a validated pymatgen ``Structure``.
 
     Args:
         obj: a pymatgen ``Structure``; an ASE ``Atoms``; CIF or POSCAR text; a path (``str`` or ``PathLike``) to a
@@ -392,6 +425,8 @@ def load_structure(
             text; or a tuple ``(lattice 3x3, frac_coords Nx3, species N)``.
         source: a name for the input used in error messages (defaults to a description of ``obj``).
         overlap_tolerance: minimum distance (A) between two sites; closer pairs raise ``OverlappingSitesError``.
+        disorder: ``"encode"`` (default) keeps partially occupied and mixed sites as pymatgen disordered sites;
+            ``"raise"`` refuses them with ``DisorderedStructureError``.
 
     Raises:
         StructureParseError, EmptyStructureError, DisorderedStructureError, UnknownSpeciesError,
@@ -406,11 +441,14 @@ def load_structure(
     """
     source = source if source is not None else describe_source(obj)
     structure = _to_structure(obj, source)
-    return validate_structure(structure, source, overlap_tolerance=overlap_tolerance)
+    return validate_structure(structure, source, overlap_tolerance=overlap_tolerance, disorder=disorder)
 
 
 def load_structures(
-    obj: Any, source: str | None = None, overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE
+    obj: Any,
+    source: str | None = None,
+    overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE,
+    disorder: str = DEFAULT_DISORDER,
 ) -> list[tuple[str, Structure | ScopeError]]:
     """Every crystal an input holds, each validated like :func:`load_structure`, failures in place.
 
@@ -422,6 +460,7 @@ def load_structures(
         obj: anything :func:`load_structure` accepts.
         source: a name for the input used in error messages (defaults to a description of ``obj``).
         overlap_tolerance: minimum distance (Å) between two sites.
+        disorder: ``"encode"`` or ``"raise"``, as in :func:`load_structure`.
 
     Returns:
         ``[(source, Structure or ScopeError)]`` in file order: a crystal that cannot be read or validated gives
@@ -449,7 +488,9 @@ def load_structures(
     for name, result in crystals:
         if not isinstance(result, ScopeError):
             try:
-                result = validate_structure(result, name, overlap_tolerance=overlap_tolerance)
+                result = validate_structure(
+                    result, name, overlap_tolerance=overlap_tolerance, disorder=disorder
+                )
             except ScopeError as exc:
                 result = exc
         validated.append((name, result))

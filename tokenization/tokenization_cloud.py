@@ -27,9 +27,11 @@ from transformers import PreTrainedTokenizerFast
 
 from .scope_defaults import (
     DEFAULT_ANGLE_TOLERANCE,
+    DEFAULT_DISORDER,
     DEFAULT_MAX_LENGTH,
     DEFAULT_SCOPE_VERSION,
     DEFAULT_SYMPREC,
+    DISORDER_POLICIES,
 )
 from .scope_encoding import SCOPE_VERSIONS, _encoder_for, structure_to_scope
 from .scope_errors import ScopeError, ScopeTooLongError, UnsupportedScopeVersionError
@@ -97,7 +99,8 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
 
     Inputs may be SCOPE strings or anything :func:`load_structure` reads (pymatgen ``Structure``, ASE ``Atoms``,
     CIF/POSCAR text, a file path, a pymatgen dict, ``(lattice, frac_coords, species)``). Structures are encoded with
-    the tokenizer's ``scope_version``, ``symprec`` and ``angle_tolerance``, which are saved with it.
+    the tokenizer's ``scope_version``, ``symprec``, ``angle_tolerance`` and ``disorder`` policy (``"encode"``
+    partially occupied and mixed sites, the default, or ``"raise"``), which are saved with it.
 
     Inputs longer than ``model_max_length`` are never cut silently: with ``overlength="error"`` (default) they raise
     :class:`ScopeTooLongError` naming the item; with ``"warn"`` they are truncated with a logged warning.
@@ -123,6 +126,7 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
         symprec: float = DEFAULT_SYMPREC,
         angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
         overlength: str = "error",
+        disorder: str = DEFAULT_DISORDER,
         **kwargs,
     ):
         if scope_version not in SCOPE_VERSIONS:
@@ -142,12 +146,16 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
         self.symprec = float(symprec)
         self.angle_tolerance = float(angle_tolerance)
         self.overlength = overlength
+        if disorder not in DISORDER_POLICIES:
+            raise ValueError(f"disorder must be one of {DISORDER_POLICIES}, got {disorder!r}")
+        self.disorder = disorder
         super().__init__(
             *args,
             scope_version=scope_version,
             symprec=self.symprec,
             angle_tolerance=self.angle_tolerance,
             overlength=overlength,
+            disorder=disorder,
             **kwargs,
         )
 
@@ -157,14 +165,15 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
         return cls(scope_version=version, **kwargs)
 
     # -- structures -> SCOPE ---------------------------------------------------------------------------------
-    def load_structure(self, structure: Any, source: str | None = None):
-        """Parse and validate a structure input (see :func:`load_structure`)."""
-        return load_structure(structure, source=source)
+    def load_structure(self, structure: Any, source: str | None = None, disorder: str | None = None):
+        """Parse and validate a structure input (see :func:`load_structure`) with this tokenizer's (or the given)
+        disorder policy."""
+        return load_structure(structure, source=source, disorder=disorder or self.disorder)
 
-    def load_structures(self, structure: Any, source: str | None = None) -> list:
+    def load_structures(self, structure: Any, source: str | None = None, disorder: str | None = None) -> list:
         """Every crystal of an input, validated, failures in place (see :func:`structure_io.load_structures`):
         ``[(source, Structure or ScopeError)]``, one per CIF data block or extxyz frame."""
-        return load_structures(structure, source=source)
+        return load_structures(structure, source=source, disorder=disorder or self.disorder)
 
     def encode_structure(self, structure: Any, source: str | None = None) -> str:
         """The SCOPE string of ``structure`` with this tokenizer's version and tolerances."""
@@ -174,6 +183,7 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
             symprec=self.symprec,
             angle_tolerance=self.angle_tolerance,
             source=source,
+            disorder=self.disorder,
         )
 
     def scope_from_structure(self, structure) -> str:

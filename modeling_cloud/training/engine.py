@@ -152,6 +152,20 @@ class CloudTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self.prediction_output = prediction_output
         self.ignored_output_keys = [name for name in output_fields if name != prediction_output]
+        self._record_disorder()
+
+    def _record_disorder(self) -> None:
+        """Set `config.trained_with_disorder` when a SCOPE v2 training row has a disorder section (`|`)."""
+        tokenizer = self.processing_class
+        dataset = self.train_dataset
+        columns = getattr(dataset, "column_names", None) or []
+        if getattr(tokenizer, "scope_version", None) != "v2" or "input_ids" not in columns:
+            return  # v1 strings do not mark disorder; streamed datasets are not scanned
+        separator = tokenizer.convert_tokens_to_ids("|")
+        if separator is None or separator == tokenizer.unk_token_id:
+            return
+        if any(separator in ids for ids in dataset["input_ids"]):
+            self.model.config.trained_with_disorder = True
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
