@@ -91,8 +91,8 @@ def fetch_only(base_url: str) -> tuple[list[dict], float]:
 
 def stage_profile(entries: list[dict]) -> dict:
     """One process, each stage timed on its own over every entry."""
-    from dataset_builders.optimade_adapter import optimade_to_structure
     from tokenization import ScopeError
+    from tokenization.optimade_structure import optimade_to_structure
     from tokenization.scope_encoding import spglib_cell
     from tokenization.scope_v2 import encode_v2
     from tokenization.structure_io import validate_structure

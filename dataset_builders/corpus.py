@@ -5,7 +5,7 @@
 1. **Fetch**: pages of entries from OPTIMADE providers (the official ``optimade`` client, one page per request,
    ``--filter``, ``--page-size``) and from files (Materials Project / Alexandria JSON dumps, CIF, POSCAR, tables).
    The next page is fetched while the current one is encoded.
-2. **Convert**: each entry becomes a pymatgen ``Structure`` (:mod:`dataset_builders.optimade_adapter` for OPTIMADE
+2. **Convert**: each entry becomes a pymatgen ``Structure`` (:mod:`tokenization.optimade_structure` for OPTIMADE
    entries; ``tokenization.load_structure`` for files). Odd entries become typed failures.
 3. **Encode**: ``tokenization.structure_to_scope`` gives the canonical SCOPE v2 string (plus v1 when asked for),
    in ``num_proc`` worker processes. Its validation is the package's, so the disorder policy is ``tokenization``'s.
@@ -137,8 +137,8 @@ def encode_entry(
     Times are in seconds. ``scope`` is the requested version; ``scope_v2`` the canonical key.
     """
     from tokenization import ScopeError, load_structure, structure_to_scope
+    from tokenization.optimade_structure import optimade_to_structure
 
-    from .optimade_adapter import optimade_to_structure
     from .reporting import FailedRow
 
     start = time.perf_counter()

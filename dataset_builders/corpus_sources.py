@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from tokenization.optimade_structure import RESPONSE_FIELDS
 from tokenization.scope_errors import StructureParseError
-
-from .optimade_adapter import RESPONSE_FIELDS
 
 #: The OPTIMADE API major version the client speaks (``{base_url}/v1/structures``).
 OPTIMADE_VERSION_PREFIX = "v1"

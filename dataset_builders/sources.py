@@ -35,6 +35,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from tokenization import StructureParseError, load_structure
+from tokenization.scope_defaults import DEFAULT_DISORDER
 from tokenization.structure_files import iter_structure_inputs
 
 from .reporting import FailureReport, MissingLabelError, handle_failure
@@ -65,11 +66,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _row(source: str, structure_input: Any, labels: Mapping[str, Any]) -> dict:
+def _row(
+    source: str, structure_input: Any, labels: Mapping[str, Any], disorder: str = DEFAULT_DISORDER
+) -> dict:
     """Validate one structure input; return the output row (raises a ScopeError naming ``source``)."""
     if isinstance(structure_input, Exception):
         raise structure_input
-    structure = load_structure(structure_input, source=source)
+    structure = load_structure(structure_input, source=source, disorder=disorder)
     row = {STRUCTURE_COLUMN: structure_json(structure), SOURCE_COLUMN: source}
     for key, value in labels.items():
         row[key] = _plain(value)
@@ -77,13 +80,15 @@ def _row(source: str, structure_input: Any, labels: Mapping[str, Any]) -> dict:
 
 
 def _collect(
-    records: Iterable[tuple[str, Any, Mapping[str, Any]]], report: FailureReport | None
+    records: Iterable[tuple[str, Any, Mapping[str, Any]]],
+    report: FailureReport | None,
+    disorder: str = DEFAULT_DISORDER,
 ) -> Iterator[dict]:
     for source, structure_input, labels in records:
         if report is not None:
             report.rows_seen += 1
         try:
-            yield _row(source, structure_input, labels)
+            yield _row(source, structure_input, labels, disorder)
         except (ValueError, KeyError, TypeError, OSError) as error:
             # ScopeError is a ValueError; the others come from malformed records in third-party readers.
             handle_failure(report, source, error)
@@ -94,12 +99,13 @@ def _build(
     report: FailureReport | None,
     streaming: bool,
     label_columns: list[str] | None,
+    disorder: str = DEFAULT_DISORDER,
 ) -> datasets.Dataset | datasets.IterableDataset:
     if streaming:
         columns = None if label_columns is None else [STRUCTURE_COLUMN, SOURCE_COLUMN, *label_columns]
 
         def generate():
-            for row in _collect(make_records(), report):
+            for row in _collect(make_records(), report, disorder):
                 if columns is not None:
                     extra = set(row) - set(columns)
                     if extra:
@@ -110,7 +116,7 @@ def _build(
                 yield row
 
         return datasets.IterableDataset.from_generator(generate)
-    rows = list(_collect(make_records(), report))
+    rows = list(_collect(make_records(), report, disorder))
     names = [STRUCTURE_COLUMN, SOURCE_COLUMN]
     for row in rows:
         names.extend(name for name in row if name not in names)
@@ -161,6 +167,7 @@ def dataset_from_files(
     report: FailureReport | None = None,
     streaming: bool = False,
     label_columns: list[str] | None = None,
+    disorder: str = DEFAULT_DISORDER,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """Crystals from CIF / POSCAR / CONTCAR / ``.vasp`` / pymatgen JSON / JSONL files and directories of them.
 
@@ -172,6 +179,8 @@ def dataset_from_files(
         id_column: the id column of a CSV/DataFrame label table.
         report: collect failures here instead of raising on the first one.
         streaming: return a lazy :class:`datasets.IterableDataset`.
+        disorder: ``"encode"`` (default) keeps partially occupied and mixed sites; ``"raise"`` reports such
+            crystals as ``disordered_structure`` failures.
         label_columns: the label columns to expect (required to pin the schema of a stream whose first rows
             lack some labels).
 
@@ -196,7 +205,7 @@ def dataset_from_files(
             else:
                 yield source, item, lookup[key]
 
-    return _build(records, report, streaming, label_columns)
+    return _build(records, report, streaming, label_columns, disorder)
 
 
 def _record_parts(record: Mapping[str, Any], structure_column: str, source: str) -> tuple[Any, dict]:
@@ -218,6 +227,7 @@ def dataset_from_records(
     report: FailureReport | None = None,
     streaming: bool = False,
     label_columns: list[str] | None = None,
+    disorder: str = DEFAULT_DISORDER,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """Crystals from a JSON list, a JSONL file or a Parquet file of records.
 
@@ -267,7 +277,7 @@ def dataset_from_records(
                 structure_input, labels = _record_parts(record, structure_column, source)
                 yield source, structure_input, labels
 
-    return _build(records, report, streaming, label_columns)
+    return _build(records, report, streaming, label_columns, disorder)
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
@@ -288,6 +298,7 @@ def dataset_from_ase(
     streaming: bool = False,
     label_columns: list[str] | None = None,
     index: str = ":",
+    disorder: str = DEFAULT_DISORDER,
 ) -> datasets.Dataset | datasets.IterableDataset:
     """Crystals from an ASE database (``.db``) or an extended XYZ file (``.xyz`` / ``.extxyz``).
 
@@ -325,4 +336,4 @@ def dataset_from_ase(
                 labels.setdefault("energy", float(atoms.calc.results["energy"]))
             yield source, atoms, labels
 
-    return _build(records, report, streaming, label_columns)
+    return _build(records, report, streaming, label_columns, disorder)

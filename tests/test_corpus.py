@@ -144,8 +144,8 @@ def test_counts_failures_and_deduplication(servers, built, mp_structures):
     # Disorder: the corpus does what the package's policy does with the same structure.
     from optimade_server import ALIASES  # noqa: F401  (the documents are in the database layout)
 
-    from dataset_builders.optimade_adapter import optimade_to_structure
     from tokenization import ScopeError
+    from tokenization.optimade_structure import optimade_to_structure
 
     rows = _rows(folder)
     all_sources = {source: row for row in rows for source in row["sources"]}
@@ -216,7 +216,7 @@ def test_adapter_agrees_with_the_optimade_package_on_ordered_entries(servers):
     from optimade.client import OptimadeClient
     from optimade.models import StructureResource
 
-    from dataset_builders.optimade_adapter import optimade_to_structure
+    from tokenization.optimade_structure import optimade_to_structure
 
     base = servers["b"].base_url
     client = OptimadeClient(base_urls=[base], use_async=False, silent=True, max_results_per_provider=0)

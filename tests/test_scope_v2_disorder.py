@@ -160,3 +160,41 @@ def test_encode_command_takes_the_disorder_policy(capsys):
     assert main(["encode", path, "--scope-version", "v2", "--jsonl", "--disorder", "raise"]) == 1
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["error"]["reason"] == "disordered_structure"
+
+
+def test_dataset_builders_follow_the_disorder_policy(tmp_path):
+    from dataset_builders import FailureReport, dataset_from_files, dataset_from_records
+
+    encoded = dataset_from_files([FIXTURES / "disordered"])
+    assert len(encoded) == len(DISORDERED)
+    report = FailureReport()
+    refused = dataset_from_files([FIXTURES / "disordered"], report=report, disorder="raise")
+    assert len(refused) == 0
+    assert {failure.reason for failure in report.failures} == {"disordered_structure"}
+    assert len(report.failures) == len(DISORDERED)
+
+    # OPTIMADE-style species with concentrations (and a vacancy) as JSON in a record table
+    entry = {
+        "id": "feco-o",
+        "attributes": {
+            "lattice_vectors": [[4.26, 0, 0], [0, 4.26, 0], [0, 0, 4.26]],
+            "cartesian_site_positions": [[0, 0, 0], [2.13, 2.13, 2.13]],
+            "species_at_sites": ["M", "O"],
+            "species": [
+                {
+                    "name": "M",
+                    "chemical_symbols": ["Fe", "Co", "vacancy"],
+                    "concentration": [0.45, 0.45, 0.1],
+                },
+                {"name": "O", "chemical_symbols": ["O"], "concentration": [1.0]},
+            ],
+            "dimension_types": [1, 1, 1],
+        },
+    }
+    table = tmp_path / "optimade.jsonl"
+    table.write_text(json.dumps({"structure": json.dumps(entry), "label": 1.5}) + "\n")
+    (row,) = dataset_from_records(table)
+    assert (
+        structure_to_scope(row["structure"], version="v2")
+        == "SG221 Fe 0.24 Co 0.24 O 0.53 1a | 1b Fe 0.45 Co 0.45 Vac 0.1"
+    )

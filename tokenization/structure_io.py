@@ -91,7 +91,19 @@ def _parse_poscar_text(text: str, source: str) -> Structure:
     return read_poscar(text, source)
 
 
+def _is_optimade(data: dict) -> bool:
+    attributes = data.get("attributes", data)
+    return (
+        isinstance(attributes, dict) and "species_at_sites" in attributes and "lattice_vectors" in attributes
+    )
+
+
 def _from_dict(data: dict, source: str) -> Structure:
+    if _is_optimade(data):
+        # An OPTIMADE structures entry (or its attributes): species with concentrations, vacancies, assemblies.
+        from .optimade_structure import optimade_to_structure
+
+        return optimade_to_structure(data, source)
     if data.get("sites") == [] and isinstance(data.get("lattice"), dict):
         raise EmptyStructureError("the structure has no sites", source)
     try:

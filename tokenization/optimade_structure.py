@@ -32,13 +32,18 @@ Example:
     ...                 {"name": "Cl", "chemical_symbols": ["Cl"], "concentration": [1.0]}]}}
     >>> optimade_to_structure(entry, "example:nacl").composition.reduced_formula
     'NaCl'
+
+Structure inputs of every path accept such an entry as a dict (or JSON text), so a table of OPTIMADE JSON reads
+like any other structure column (``structure_io.load_structure``).
+
+This module is remote code (copied flat into checkpoints): it imports only pymatgen and its siblings.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tokenization.scope_errors import (
+from .scope_errors import (
     AttachedAtomsError,
     InvalidGeometryError,
     NonPeriodicStructureError,
