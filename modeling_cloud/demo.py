@@ -343,7 +343,8 @@ def run_demo(output_dir: str | Path = "cloud-demo", size: str = "full", seed: in
     lap("baselines")
 
     # 5. reload in a fresh process and predict well-known crystals --------------------------------------------
-    crystals = ["Si", "NaCl", "MgO", "SrTiO3", "GaAs", "Al2O3", "ZnO", "Cu"]
+    # The last two are disordered (mixed transition metals; oxygen vacancies): SCOPE v2's disorder section.
+    crystals = ["Si", "NaCl", "MgO", "SrTiO3", "GaAs", "Al2O3", "ZnO", "Cu", "NMC111", "YSZ"]
     cifs = [str(EXAMPLES_DIR / f"{name}.cif") for name in crystals]
     reloaded = _predict_in_fresh_process({"formation_energy": fe_dir, "debye": debye_dir}, cifs)
     lap("reload_and_predict")
