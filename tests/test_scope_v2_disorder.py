@@ -198,3 +198,16 @@ def test_dataset_builders_follow_the_disorder_policy(tmp_path):
         structure_to_scope(row["structure"], version="v2")
         == "SG221 Fe 0.24 Co 0.24 O 0.53 1a | 1b Fe 0.45 Co 0.45 Vac 0.1"
     )
+
+
+def test_ordered_strings_are_those_from_before_disorder_support(v1_fixture_records):
+    """The 400 fixture crystals keep the v2 strings of the last commit before disorder support (all 6,317 bundled
+    ones: benchmarks/report_disorder.py)."""
+    import gzip
+
+    with gzip.open(FIXTURES / "scope_v2" / "ordered_v2_strings.json.gz", "rt") as handle:
+        golden = json.load(handle)["strings"]
+    assert len(golden) == len(v1_fixture_records) == 400
+    for record in v1_fixture_records:
+        structure = Structure.from_dict(record["structure"])
+        assert encode_v2(structure) == golden[record["material_id"]], record["material_id"]
