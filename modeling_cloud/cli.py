@@ -67,15 +67,10 @@ def failure_row(source: str, error: dict) -> dict:
     return {"source": source, "error": {**error, "source": source}}
 
 
-def _reader_notes(structure) -> list[str]:
-    return list((getattr(structure, "properties", None) or {}).get("reader_notes", []))
-
-
-# -- encode -------------------------------------------------------------------------------------------------------
 def run_encode(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from tokenization import CloudTokenizerFast, ScopeError, load_structure
+    from tokenization import CloudTokenizerFast, ScopeError
     from tokenization.structure_files import iter_structure_inputs
 
     tokenizer = CloudTokenizerFast.from_scope_version(
@@ -94,9 +89,9 @@ def run_encode(args: argparse.Namespace) -> int:
             if isinstance(item, dict) and "scope" in item:
                 scope = item["scope"]  # a table row that already holds a SCOPE string
             else:
-                structure = load_structure(item, source=source, disorder=args.disorder)
-                scope = tokenizer.scope_from_structure(structure)
-                notes = _reader_notes(structure)
+                analyzer = tokenizer.analyze(item, source=source)  # read and validated once
+                scope = analyzer.get_scope(args.scope_version)
+                notes = analyzer.reader_notes
             input_ids = tokenizer(scope, truncation=False, max_length=args.max_length)["input_ids"]
             row = {"source": source, "scope": scope, "input_ids": input_ids}
             if notes:

@@ -384,10 +384,10 @@ class CrystalPropertyPipeline(Pipeline):
             composition = composition or _v2_formula(scope)
         else:
             load_all = getattr(self.tokenizer, "load_structures", None)
+            analyze = getattr(self.tokenizer, "analyze", None)  # tokenizers older than the analyser lack it
+            policy = {"disorder": disorder} if disorder is not None else {}
+            analyzer = None
             if load_all is not None and (isinstance(item, str) or hasattr(item, "__fspath__")):
-                policy = (
-                    {"disorder": disorder} if disorder is not None else {}
-                )  # old remote tokenizers lack it
                 crystals = load_all(item, source=features["description"], **policy)
                 if len(crystals) > 1:
                     features["crystals"] = crystals
@@ -395,15 +395,21 @@ class CrystalPropertyPipeline(Pipeline):
                 (_, structure), *_ = crystals
                 if isinstance(structure, Exception):
                     raise structure
+                if analyze is not None:
+                    analyzer = analyze(structure, source=features["description"], validated=True, **policy)
+            elif analyze is not None:
+                analyzer = analyze(item, source=features["description"], **policy)  # read and validated once
+                structure = analyzer.structure
             else:
-                structure = self.tokenizer.load_structure(
-                    item, **({"disorder": disorder} if disorder is not None else {})
-                )
+                structure = self.tokenizer.load_structure(item, **policy)
             # Atoms per cell: occupancies summed, so a disordered site counts its occupied share.
             n_atoms = float(structure.composition.num_atoms)
             self._warn_if_disorder_is_new(structure.is_ordered)
             composition = structure.composition
-            scope = self.tokenizer.scope_from_structure(structure)
+            if analyzer is not None:
+                scope = analyzer.get_scope(self.tokenizer.scope_version)
+            else:
+                scope = self.tokenizer.scope_from_structure(structure)
             features["notes"] = list((getattr(structure, "properties", None) or {}).get("reader_notes", []))
         if n_atoms is not None and not (isinstance(n_atoms, (int, float)) and n_atoms > 0):
             raise ValueError(f"n_atoms must be a positive number, got {n_atoms!r}")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from .scope_defaults import DEFAULT_ANGLE_TOLERANCE, DEFAULT_DISORDER, DEFAULT_SYMPREC
+from .scope_defaults import DEFAULT_ANGLE_TOLERANCE, DEFAULT_DISORDER, DEFAULT_SCOPE_VERSION, DEFAULT_SYMPREC
 from .scope_errors import ScopeError, UnsupportedScopeVersionError
 from .scope_tables import GENERATOR_STRINGS, WYCKOFF_MULTIPLICITIES
 from .structure_io import DEFAULT_OVERLAP_TOLERANCE, describe_source, load_structure
@@ -117,6 +117,95 @@ def _encoder_for(version: str):
     )
 
 
+class ScopeAnalyzer:
+    """One crystal, validated once, and its SCOPE views, each computed on first use and cached.
+
+    In the manner of pymatgen's `SpacegroupAnalyzer`: the input is read and validated once (`load_structure`); the
+    symmetry search runs once per site ordering a view needs (v1 searches the sites in input order, as the authors'
+    code does; v2 in its canonical order) and is kept. The tokenizer, the pipeline, the command line and the
+    dataset builders all encode through this object.
+
+    Args:
+        structure: anything `load_structure` accepts, or an already validated pymatgen `Structure` with
+            `validated=True`.
+        source: the input's name in errors (defaults to `describe_source(structure)`).
+        symprec: symmetry tolerance in Å (0.01, pymatgen's and the authors' default).
+        angle_tolerance: angle tolerance in degrees (5).
+        disorder: `"encode"` (default) or `"raise"` for partially occupied and mixed sites.
+        overlap_tolerance: minimum distance between sites, Å (0.5).
+        validated: skip reading and validation (`structure` is a `Structure` that `load_structure` returned).
+
+    Raises:
+        ScopeError: a typed subclass naming `source`, from reading and validation (at construction) or from the
+            symmetry search (when a view first needs it).
+
+    Example:
+
+    ```python
+    >>> from tokenization import ScopeAnalyzer
+    >>> analyzer = ScopeAnalyzer("dataset_builders/data/examples/NaCl.cif")
+    >>> analyzer.get_scope("v2"), analyzer.get_space_group_number(), analyzer.n_atoms
+    ('SG225 Na 0.5 4a Cl 0.5 4b', 225, 8.0)
+
+    ```
+    """
+
+    def __init__(
+        self,
+        structure: Any,
+        source: str | None = None,
+        symprec: float = DEFAULT_SYMPREC,
+        angle_tolerance: float = DEFAULT_ANGLE_TOLERANCE,
+        disorder: str = DEFAULT_DISORDER,
+        overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE,
+        validated: bool = False,
+    ):
+        self.source = source if source is not None else describe_source(structure)
+        self.symprec = symprec
+        self.angle_tolerance = angle_tolerance
+        self.disorder = disorder
+        self.structure: Structure = (
+            structure
+            if validated
+            else load_structure(
+                structure, source=self.source, overlap_tolerance=overlap_tolerance, disorder=disorder
+            )
+        )
+        self._scopes: dict[str, str] = {}
+
+    def get_scope(self, version: str = DEFAULT_SCOPE_VERSION) -> str:
+        """The SCOPE string of this crystal in `version` (`"v1"`, the authors', or `"v2"`, canonical)."""
+        if version not in self._scopes:
+            encoder = _encoder_for(version)
+            options = {"disorder": self.disorder} if version == "v2" else {}
+            self._scopes[version] = encoder(
+                self.structure,
+                symprec=self.symprec,
+                angle_tolerance=self.angle_tolerance,
+                source=self.source,
+                **options,
+            )
+        return self._scopes[version]
+
+    def get_space_group_number(self) -> int:
+        """The International Tables number of the space group, as SCOPE v2 finds it (canonical site order)."""
+        return int(self.get_scope("v2").split(maxsplit=1)[0][2:])
+
+    @property
+    def n_atoms(self) -> float:
+        """Atoms per cell: occupancies summed (a disordered site counts its occupied share)."""
+        return float(self.structure.composition.num_atoms)
+
+    @property
+    def reader_notes(self) -> list[str]:
+        """What the file reader did that the user should know (occupancies counted as full, merged images...)."""
+        return list((getattr(self.structure, "properties", None) or {}).get("reader_notes", []))
+
+    @property
+    def is_ordered(self) -> bool:
+        return bool(self.structure.is_ordered)
+
+
 def structure_to_scope(
     structure: Any,
     version: str = "v1",
@@ -152,12 +241,16 @@ def structure_to_scope(
         >>> structure_to_scope(cell, version="v1")
         '1 6 a O D D a D O D b O O O c O O O d O O O e O O O 0 | 4a 4b | Na 0.5 Cl 0.5'
     """
-    encoder = _encoder_for(version)
-    source = source if source is not None else describe_source(structure)
-    validated = load_structure(
-        structure, source=source, overlap_tolerance=overlap_tolerance, disorder=disorder
+    _encoder_for(version)  # an unknown version is refused before any reading
+    analyzer = ScopeAnalyzer(
+        structure,
+        source=source,
+        symprec=symprec,
+        angle_tolerance=angle_tolerance,
+        disorder=disorder,
+        overlap_tolerance=overlap_tolerance,
     )
-    return encoder(validated, symprec=symprec, angle_tolerance=angle_tolerance, source=source)
+    return analyzer.get_scope(version)
 
 
 def structures_to_scope(
@@ -177,13 +270,15 @@ def structures_to_scope(
     """
     if errors not in ("raise", "return"):
         raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
-    encoder = _encoder_for(version)
+    _encoder_for(version)  # an unknown version is refused before any reading
     out: list[str | ScopeError] = []
     for index, item in enumerate(structures):
         name = sources[index] if sources is not None else f"item {index} ({describe_source(item)})"
         try:
-            structure = load_structure(item, source=name, disorder=disorder)
-            out.append(encoder(structure, symprec=symprec, angle_tolerance=angle_tolerance, source=name))
+            analyzer = ScopeAnalyzer(
+                item, source=name, symprec=symprec, angle_tolerance=angle_tolerance, disorder=disorder
+            )
+            out.append(analyzer.get_scope(version))
         except ScopeError as exc:
             if errors == "raise":
                 raise

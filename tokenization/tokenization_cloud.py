@@ -33,7 +33,7 @@ from .scope_defaults import (
     DEFAULT_SYMPREC,
     DISORDER_POLICIES,
 )
-from .scope_encoding import SCOPE_VERSIONS, _encoder_for, structure_to_scope
+from .scope_encoding import SCOPE_VERSIONS, ScopeAnalyzer
 from .scope_errors import ScopeError, ScopeTooLongError, UnsupportedScopeVersionError
 from .scope_tables import V1_ADDED_TOKENS, V1_WORDPIECE_VOCAB
 from .structure_io import describe_source, load_structure, load_structures
@@ -175,21 +175,28 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
         ``[(source, Structure or ScopeError)]``, one per CIF data block or extxyz frame."""
         return load_structures(structure, source=source, disorder=disorder or self.disorder)
 
-    def encode_structure(self, structure: Any, source: str | None = None) -> str:
-        """The SCOPE string of ``structure`` with this tokenizer's version and tolerances."""
-        return structure_to_scope(
+    def analyze(
+        self, structure: Any, source: str | None = None, validated: bool = False, disorder: str | None = None
+    ) -> ScopeAnalyzer:
+        """A :class:`ScopeAnalyzer` of ``structure`` with this tokenizer's tolerances and disorder policy (or the
+        given one): the input is read and validated once; its SCOPE strings, space group and atom count are views
+        of it."""
+        return ScopeAnalyzer(
             structure,
-            version=self.scope_version,
+            source=source,
             symprec=self.symprec,
             angle_tolerance=self.angle_tolerance,
-            source=source,
-            disorder=self.disorder,
+            disorder=disorder or self.disorder,
+            validated=validated,
         )
+
+    def encode_structure(self, structure: Any, source: str | None = None) -> str:
+        """The SCOPE string of ``structure`` with this tokenizer's version and tolerances."""
+        return self.analyze(structure, source=source).get_scope(self.scope_version)
 
     def scope_from_structure(self, structure) -> str:
         """The SCOPE string of an already validated pymatgen ``Structure`` (skips parsing and validation)."""
-        encoder = _encoder_for(self.scope_version)
-        return encoder(structure, symprec=self.symprec, angle_tolerance=self.angle_tolerance)
+        return self.analyze(structure, validated=True).get_scope(self.scope_version)
 
     def as_scope(self, item: Any, index: int | None = None) -> str:
         """``item`` itself if it is a SCOPE string, else its SCOPE encoding. Errors name the item and its index."""
