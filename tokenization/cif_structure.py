@@ -48,6 +48,7 @@ import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
 from .cif_reader import (
+    _CELL_KEYS,
     _IDEAL_FRACTIONS,
     FRAC_TOLERANCE,
     SITE_TOLERANCE,
@@ -116,14 +117,6 @@ _HM_KEYS = (
     "_space_group_name_h-m_full",
 )
 _NUMBER_KEYS = ("_space_group_it_number", "_symmetry_int_tables_number", "_space_group_number")
-_CELL_KEYS = (
-    "_cell_length_a",
-    "_cell_length_b",
-    "_cell_length_c",
-    "_cell_angle_alpha",
-    "_cell_angle_beta",
-    "_cell_angle_gamma",
-)
 # A type symbol: an element, then optionally digits and a charge sign ('Fe', 'Fe3+', 'O2-', 'Ca2').
 _TYPE_SYMBOL_REST = re.compile(r"\d*[+-]?\d*")
 # A label: an element, then anything that does not start with a letter ('Fe1', 'O2a', 'Si_3', "O1'").
