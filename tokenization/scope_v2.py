@@ -51,6 +51,7 @@ from .scope_errors import (
     UnknownSpeciesError,
 )
 from .scope_v2_tables import ELEMENT_ORDER, WYCKOFF_LETTERS, WYCKOFF_MULTIPLICITIES, WYCKOFF_RELABELINGS
+from .symmetry_idealisation import canonical_symmetry
 from .symmetry_search import search_symmetry
 
 __all__ = ["V2_TOKENS", "count_v2_tokens", "encode_v2", "parse_v2", "parse_v2_disorder", "site_types"]
@@ -254,11 +255,15 @@ def encode_v2(
     if mixtures:
         composition = structure.composition.fractional_composition  # occupancies summed, vacancies excluded
         element_fractions = {element.symbol: float(amount) for element, amount in composition.items()}
-    order = _spglib_site_order(structure, atomic_numbers)
-    dataset = _symmetry_dataset(structure, order, symprec, angle_tolerance, source)
-    number = int(dataset.number)
-    wyckoffs, orbits = dataset.wyckoffs, dataset.crystallographic_orbits
-    atomic_numbers = atomic_numbers[order]
+    # Detect, symmetrise to the group found and detect again until stable (symmetry_idealisation.py).
+    try:
+        number, wyckoffs, orbits = canonical_symmetry(
+            structure.lattice.matrix, structure.frac_coords, atomic_numbers, symprec, angle_tolerance, source
+        )
+    except SymmetrySearchError as exc:
+        if source is None:  # described only on failure
+            raise SymmetrySearchError(exc.message, _describe(structure)) from None
+        raise
     unknown = set(wyckoffs) - set(WYCKOFF_LETTERS[number])
     if unknown:
         raise SymmetrySearchError(

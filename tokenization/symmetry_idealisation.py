@@ -1,0 +1,491 @@
+"""The space group of a crystal at the symmetry-tolerance edge: detect, symmetrise, detect again until stable.
+
+A crystal can lie within ``symprec`` of a group higher than the one spglib first finds. pymatgen's idealised
+standard cells of it (``SpacegroupAnalyzer.get_conventional_standard_structure()``) are symmetrised to that first
+group, and spglib can then see the higher one. :func:`canonical_symmetry` gives the crystal and its idealised cells
+one answer, the group that is stable under symmetrisation:
+
+1. detect the group G with a canonically chosen reference atom first (:func:`reference_first_order`);
+2. a quick numpy test (:func:`_may_gain_symmetry`) asks whether any larger group is within reach from any
+   reference atom; if not (all but about 1 % of real crystals), G is the answer;
+3. otherwise search from one atom of every orbit of the rarest types and keep the largest group;
+4. symmetrise to it in its primitive cell without reference to the site order (:func:`symmetrise`): the metric
+   tensor is averaged over the rotations of the group, and each atom over the images that the operations bring
+   onto it;
+5. search again from every orbit on the symmetrised cell, and repeat until the group no longer changes,
+   symmetrising no longer moves anything, or after ``MAX_ROUNDS`` rounds.
+
+The Wyckoff letters and orbits are those of the last search, reported for the input sites (symmetrising moves
+atoms but keeps their identity). ``SCOPE_V2.md`` gives the measured effect on the 6,317 matminer structures.
+
+This module is remote code (copied flat into checkpoints): it imports only numpy, spglib, pymatgen and its
+siblings ``symmetry_search`` and ``scope_errors``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from functools import cache
+
+import numpy as np
+import spglib
+from pymatgen.optimization.neighbors import find_points_in_spheres
+
+from .scope_errors import SymmetrySearchError
+from .symmetry_search import search_symmetry
+
+__all__ = ["MAX_ROUNDS", "canonical_symmetry", "reference_first_order", "symmetrise"]
+
+#: Most symmetrise-and-search rounds. Each round that does not stop has found a group different from the one before.
+MAX_ROUNDS = 3
+
+#: Symmetrising that moves no atom and no cell length by more than this fraction of ``symprec`` leaves the crystal
+#: as it was: detecting again would see the same cell, so the group is stable.
+STILL_FRACTION = 1e-3
+
+#: Images farther than this multiple of ``symprec`` from every atom of their type are not matched. spglib accepts an
+#: operation when every image lies within ``symprec`` of an atom, measured from its reference atom; from any other
+#: atom the same operation is within twice that.
+MATCH_FRACTION = 4.0
+
+#: Slack of the quick test for a larger group (:func:`_may_gain_symmetry`), as a multiple of ``symprec``. spglib
+#: accepts an operation when every image lies within ``symprec`` of an atom measured from its reference atom;
+#: measured from any other atom the same operation is within twice that.
+SLACK = 2.5
+
+
+def _periodic_neighbours(lattice: np.ndarray, frac: np.ndarray, centres: np.ndarray, radius: float):
+    """``(centre index, point index, distance)`` for every atom within ``radius`` Å of each centre (periodic).
+
+    Both sets are wrapped into the cell first: ``find_points_in_spheres`` can miss neighbours of points outside it.
+    """
+    lattice = np.ascontiguousarray(lattice, dtype=float)
+    centre, point, _, distance = find_points_in_spheres(
+        np.ascontiguousarray((frac % 1.0) @ lattice, dtype=float),
+        np.ascontiguousarray((centres % 1.0) @ lattice, dtype=float),
+        float(radius),
+        np.ones(3, dtype=np.int64),
+        lattice,
+        1e-8,
+    )
+    return centre, point, distance
+
+
+def reference_first_order(lattice: np.ndarray, frac: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """The order in which to hand the sites to spglib: a canonically chosen reference atom first.
+
+    spglib searches translations relative to the first atom of the least frequent type. For a crystal within about
+    symprec of a higher symmetry, which atom that is can decide the space group (on the matminer set, 13 of 6,317
+    structures change group under a random site permutation). Choosing it from the geometry instead of the input
+    order makes the result a property of the crystal: among the atoms of the least frequent type (the lowest type
+    number on a tie), take the one whose sorted distances to its neighbours are lexicographically smallest.
+
+    Args:
+        lattice: lattice vectors as rows (Å).
+        frac: fractional coordinates, one row per site.
+        types: positive integer type of each site (any labelling: atomic numbers, or ids of mixed sites).
+
+    Returns:
+        A permutation of ``range(n)``: the reference site first, the others in input order (it swaps two sites).
+    """
+    types = np.asarray(types, dtype=np.int64)
+    counts = np.bincount(types)[types]
+    candidates = np.flatnonzero(counts == counts.min())
+    candidates = candidates[types[candidates] == types[candidates].min()]
+    reference = _by_neighbour_key(lattice, frac, candidates)[0]
+    order = np.arange(len(types))
+    order[[0, reference]] = order[[reference, 0]]
+    return order
+
+
+def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """``candidates`` (site indices) sorted by their sorted distances to their neighbours (ties: by index)."""
+    if len(candidates) < 2:
+        return candidates
+    # Neighbours within about 2.5 mean atomic spacings (dozens of them), over all periodic images, so the key is
+    # intrinsic to the crystal and does not depend on the cell the input happens to use.
+    volume = abs(float(np.linalg.det(lattice)))
+    radius = max(3.0, 2.5 * (volume / len(frac)) ** (1 / 3))
+    centre, _, distances = _periodic_neighbours(lattice, frac, frac[candidates], radius)
+    keep = distances > 1e-6  # the atom itself
+    centre, distances = centre[keep], distances[keep]
+    # Sort by (centre, distance); every candidate then owns a contiguous run of increasing distances.
+    by_centre = np.lexsort((distances, centre))
+    centre, distances = centre[by_centre], distances[by_centre]
+    neighbour_counts = np.bincount(centre, minlength=len(candidates))
+    n_common = int(neighbour_counts.min())
+    if n_common == 0:  # no neighbour within reach (a gas-like cell): nothing tells atoms apart
+        return candidates
+    starts = np.concatenate(([0], np.cumsum(neighbour_counts)[:-1]))
+    # Rounded to 1e-6 Å so that floating-point noise (1e-14) cannot break ties between equivalent atoms.
+    keys = np.round(distances[starts[:, None] + np.arange(n_common)[None, :]], 6)
+    return candidates[np.lexsort(keys.T[::-1])]
+
+
+def _site_permutations(
+    lattice: np.ndarray,
+    frac: np.ndarray,
+    types: np.ndarray,
+    rotations: np.ndarray,
+    translations: np.ndarray,
+    radius: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """For each operation, the atom each image lands on and the fractional offset from it.
+
+    Returns ``(target, delta)``: operation ``g`` sends atom ``i`` to ``x = target[g, i]`` plus ``delta[g, i]``
+    (nearest periodic image), or ``None`` when some image has no atom of its type within ``radius`` Å or an
+    operation does not permute the atoms (two images on one atom).
+    """
+    n_ops, n_sites = len(rotations), len(types)
+    images = np.einsum("gij,nj->gni", rotations, frac) + translations[:, None, :]  # (n_ops, n_sites, 3)
+    flat = images.reshape(-1, 3)
+    centre, point, distance = _periodic_neighbours(lattice, frac, flat, radius)
+    same = types[point] == np.tile(types, n_ops)[centre]
+    centre, point, distance = centre[same], point[same], distance[same]
+    # The nearest atom of the right type for each image: sort by (image, distance), keep the first of each image.
+    by_image = np.lexsort((distance, centre))
+    centre, point = centre[by_image], point[by_image]
+    first = np.ones(len(centre), dtype=bool)
+    first[1:] = centre[1:] != centre[:-1]
+    centre, point = centre[first], point[first]
+    if len(centre) != len(flat):
+        return None
+    target = point.reshape(n_ops, n_sites)
+    hit = np.zeros((n_ops, n_sites), dtype=bool)
+    np.put_along_axis(hit, target, True, axis=1)
+    if not hit.all():
+        return None
+    delta = images - frac[target]
+    delta -= np.round(delta)
+    return target, delta
+
+
+def symmetrise(
+    lattice: np.ndarray,
+    frac: np.ndarray,
+    types: np.ndarray,
+    rotations: np.ndarray,
+    translations: np.ndarray,
+    radius: float,
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """The crystal made exactly invariant under the operations ``(rotations, translations)``, by averaging.
+
+    The metric tensor ``G = L Lᵀ`` becomes the mean of ``Wᵀ G W`` over the rotations ``W``. Each atom moves to the
+    mean of the images that the operations bring onto it (each unwrapped next to it). Both are averages over the
+    group, so the result is invariant under every operation and depends on the set of operations, not on the order
+    of the sites or of the operations.
+
+    Args:
+        lattice: lattice vectors as rows (Å).
+        frac: fractional coordinates ``(n, 3)``.
+        types: integer type of each site.
+        rotations, translations: the operations in the same fractional basis (spglib's dataset).
+        radius: largest distance (Å) between an image and the atom it is matched to.
+
+    Returns:
+        ``(lattice, frac, moved)``: the symmetrised lattice (rows, same handedness as the input), coordinates
+        (``frac`` plus the mean offset, sites in input order) and the largest change in Å of an atom position or a
+        cell length; ``None`` when the operations cannot be matched to a permutation of the atoms.
+    """
+    rotations = np.asarray(rotations, dtype=float)
+    translations = np.asarray(translations, dtype=float)
+    matched = _site_permutations(lattice, frac, types, rotations, translations, radius)
+    if matched is None:
+        return None
+    target, delta = matched
+    # Average, over the operations, the offset of the image that lands on each atom.
+    offset = np.zeros_like(frac)
+    for g in range(len(rotations)):
+        offset[target[g]] += delta[g]
+    offset /= len(rotations)
+    metric = lattice @ lattice.T
+    ideal_metric = np.einsum("gji,jk,gkl->il", rotations, metric, rotations) / len(rotations)
+    ideal_metric = (ideal_metric + ideal_metric.T) / 2
+    ideal_lattice = np.linalg.cholesky(ideal_metric)
+    if np.linalg.det(lattice) < 0:
+        ideal_lattice = ideal_lattice * np.array([1.0, 1.0, -1.0])  # same metric, the input's handedness
+    lengths = np.sqrt(np.diag(metric))
+    moved = max(
+        float(np.linalg.norm(offset @ lattice, axis=1).max()),
+        float(np.abs(ideal_metric - metric).max() / lengths.max()),
+    )
+    return ideal_lattice, frac + offset, moved
+
+
+def _search_from(lattice, frac, types, reference, symprec, angle_tolerance, source):
+    """spglib's dataset with site ``reference`` handed first, and that site order."""
+    order = np.arange(len(types))
+    order[[0, reference]] = order[[reference, 0]]
+    found = search_symmetry((lattice, frac[order], types[order]), symprec, angle_tolerance, source)
+    return found.dataset, order
+
+
+def _per_site_orbits(dataset, order: np.ndarray) -> np.ndarray:
+    """Orbit label of each input site: the lowest input index in its orbit (independent of the site order)."""
+    orbits = np.empty(len(order), dtype=np.int64)
+    orbits[order] = order[np.asarray(dataset.crystallographic_orbits)]
+    lowest = np.full(len(order), len(order), dtype=np.int64)
+    np.minimum.at(lowest, orbits, np.arange(len(order)))
+    return lowest[orbits]
+
+
+def _best_over_references(lattice, frac, types, orbits, symprec, angle_tolerance, source):
+    """The largest group spglib finds measured from any atom: one reference per orbit of the rarest types.
+
+    spglib measures translations from one atom of the least frequent type; at the tolerance edge that atom decides
+    the group. Trying one atom of every orbit (``orbits``: the current group's orbit label of each site) of every
+    type tied for the fewest atoms makes the answer independent of that choice. Results rank by the order of
+    the group, then the lower space-group number (:func:`_rank`); on a full tie the reference whose neighbour
+    distances come first wins. Returns ``(dataset, order)``.
+    """
+    counts = np.bincount(types)[types]
+    candidates = np.flatnonzero(counts == counts.min())
+    candidates = _by_neighbour_key(lattice, frac, candidates)
+    _, first = np.unique(orbits[candidates], return_index=True)  # the first candidate of each orbit, by key
+    best, best_rank = None, None
+    for reference in candidates[np.sort(first)]:
+        try:
+            dataset, order = _search_from(lattice, frac, types, reference, symprec, angle_tolerance, source)
+        except SymmetrySearchError:
+            continue
+        rank = _rank(dataset, len(types))
+        if best is None or rank < best_rank:
+            best, best_rank = (dataset, order), rank
+    return best
+
+
+#: The 26 non-zero integer vectors with entries -1, 0, 1. In a Delaunay-reduced basis every lattice rotation maps
+#: each basis vector onto one of these combinations of the basis.
+_COMBINATIONS = np.array([v for v in itertools.product((-1, 0, 1), repeat=3) if any(v)], dtype=float)
+
+
+def _lattice_rotations(reduced: np.ndarray, length_tolerance: float, angle_tolerance: float) -> np.ndarray:
+    """The rotations of a Delaunay-reduced lattice (rows) within tolerance, acting on its fractional columns.
+
+    A superset of spglib's: lengths within ``length_tolerance`` and scalar products within the change that an angle
+    of ``angle_tolerance`` degrees and those length changes allow.
+    """
+    metric = reduced @ reduced.T
+    lengths = np.sqrt(np.diag(metric))
+    image_lengths = np.sqrt(np.einsum("ki,ij,kj->k", _COMBINATIONS, metric, _COMBINATIONS))
+    choices = [np.flatnonzero(np.abs(image_lengths - lengths[i]) <= length_tolerance) for i in range(3)]
+    index = np.stack(np.meshgrid(*choices, indexing="ij"), axis=-1).reshape(-1, 3)
+    matrices = _COMBINATIONS[index]  # (K, 3, 3): row i = combination giving the image of basis vector i
+    image_metric = matrices @ metric @ np.transpose(matrices, (0, 2, 1))
+    allowed = np.outer(lengths, lengths) * np.radians(angle_tolerance) + length_tolerance * (
+        lengths[:, None] + lengths[None, :]
+    )
+    keep = np.all(np.abs(image_metric - metric) <= allowed, axis=(1, 2))
+    matrices = matrices[keep]
+    matrices = matrices[np.abs(np.abs(np.linalg.det(matrices)) - 1) < 1e-6]
+    # A point x (fractional row) goes to x @ M, so the matrix acting on fractional columns is Mᵀ.
+    return np.transpose(matrices, (0, 2, 1))
+
+
+@cache
+def _point_group_order(hall_number: int) -> int:
+    """Order of the point group of a space-group setting (spglib's database)."""
+    rotations = spglib.get_symmetry_from_database(hall_number)["rotations"]
+    return len(np.unique(np.asarray(rotations), axis=0))
+
+
+def _rank(dataset, n_sites: int) -> tuple[int, int]:
+    """Sort key of a spglib result, larger groups first: operations per input cell, then the lower number.
+
+    The operations are counted for the whole group (point-group order times the lattice translations in the input
+    cell), not only those that keep the input cell: in a supercell, spglib lists only the latter.
+    """
+    n_primitive = int(np.max(dataset.mapping_to_primitive)) + 1
+    size = _point_group_order(int(dataset.hall_number)) * n_sites // n_primitive
+    return -size, int(dataset.number)
+
+
+def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tolerance) -> bool:
+    """Whether some atom other than spglib's reference might show a larger group than ``dataset``'s (numpy only).
+
+    A one-sided test in spglib's primitive cell. It tries every rotation of the lattice (found at ``2 symprec``)
+    with every translation that takes one atom of the rarest type onto another, and counts the rotations that map
+    all atoms onto atoms of their type within ``SLACK * symprec``. An operation spglib would accept measured from
+    any atom passes this test (measured from another atom it is within ``2 symprec``). ``False`` means no reference
+    can find a larger group: more rotations than the group has, or a pure translation, are needed for that.
+    """
+    if angle_tolerance < 0:
+        return True
+    primitive_lattice = np.asarray(dataset.primitive_lattice, dtype=float)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        reduced = spglib.delaunay_reduce(primitive_lattice, eps=1e-5)
+    if reduced is None:
+        return True
+    reduced = np.asarray(reduced, dtype=float)
+    rotations = _lattice_rotations(reduced, 2 * symprec, angle_tolerance + 1.0)
+    mapping = np.asarray(dataset.mapping_to_primitive)
+    _, first = np.unique(mapping, return_index=True)
+    rows = order[first]  # one input site per primitive atom
+    x = (frac[rows] @ lattice @ np.linalg.inv(reduced)) % 1.0
+    t = types[rows]
+    is_identity = np.all(np.asarray(dataset.rotations) == np.eye(3, dtype=int), axis=(1, 2))
+    point_group_order = len(is_identity) // max(1, int(is_identity.sum()))
+    counts = np.bincount(t)[t]
+    rare = np.flatnonzero((counts == counts.min()) & (t == t[counts == counts.min()].min()))
+    if len(rotations) <= point_group_order:
+        # Every lattice rotation is in the group already: only a pure translation could add operations.
+        if len(rare) == 1:
+            return False
+        rotations = np.eye(3)[None]
+    slack = SLACK * symprec
+
+    def worst(images, targets, image_types, target_types):
+        """Per candidate operation, the largest distance (Å) from an image to the nearest atom of its type."""
+        delta = images[:, :, None, :] - targets[None, None, :, :]
+        delta -= np.round(delta)
+        distance = np.linalg.norm(delta @ reduced, axis=3)
+        distance[:, image_types[:, None] != target_types[None, :]] = np.inf
+        return distance.min(axis=2).max(axis=1)
+
+    # Candidate operations: rotation k, translation taking rare[0] onto rare[j]. First the rare atoms alone.
+    rotated = np.einsum("kij,nj->kni", rotations, x)  # (K, n, 3)
+    shifts = x[rare][None, :, :] - rotated[:, rare[0]][:, None, :]  # (K, m, 3)
+    k_of, j_of = np.divmod(np.arange(len(rotations) * len(rare)), len(rare))
+    rare_images = rotated[k_of][:, rare] + shifts[k_of, j_of][:, None, :]
+    alive = np.flatnonzero(worst(rare_images, x[rare], t[rare], t[rare]) <= slack)
+    passed = []
+    for start in range(0, len(alive), 64):
+        part = alive[start : start + 64]
+        images = rotated[k_of[part]] + shifts[k_of[part], j_of[part]][:, None, :]
+        passed.append(part[worst(images, x, t, t) <= slack])
+    passed = np.concatenate(passed) if passed else alive
+    identity = np.all(rotations == np.eye(3), axis=(1, 2))
+    if np.any(identity[k_of[passed]] & (j_of[passed] > 0)):
+        return True  # a pure translation: a smaller primitive cell is within reach
+    return len(np.unique(k_of[passed])) > point_group_order
+
+
+def canonical_symmetry(
+    lattice: np.ndarray,
+    frac_coords: np.ndarray,
+    types: np.ndarray,
+    symprec: float,
+    angle_tolerance: float,
+    source: str | None,
+) -> tuple[int, list[str], np.ndarray]:
+    """Space group, Wyckoff letters and orbits of a crystal, stable under symmetrisation to the group found.
+
+    Args:
+        lattice: lattice vectors as rows (Å), ``(3, 3)``.
+        frac_coords: fractional coordinates, ``(n, 3)``.
+        types: positive integer type of each site, ``(n,)`` (atomic numbers, or any other labelling).
+        symprec: spglib distance tolerance (Å).
+        angle_tolerance: spglib angle tolerance (degrees; negative for spglib's automatic one).
+        source: name of the input for error messages.
+
+    Returns:
+        ``(number, wyckoffs, orbits)`` for the input sites in input order: the space-group number, the Wyckoff
+        letter of each site, and for each site the lowest input index of its orbit.
+
+    Raises:
+        SymmetrySearchError: spglib finds no space group (see ``symmetry_search.search_symmetry``).
+        ValueError: ``symprec`` is not a positive number or ``angle_tolerance`` is not finite.
+    """
+    lattice = np.asarray(lattice, dtype=float)
+    frac = np.asarray(frac_coords, dtype=float)
+    types = np.asarray(types, dtype=np.int64)
+    order = reference_first_order(lattice, frac, types)
+    found = search_symmetry((lattice, frac[order], types[order]), symprec, angle_tolerance, source)
+    dataset, angle = found.dataset, found.angle_tolerance
+    atom_of_site = np.arange(len(types))  # input site -> atom of the cell searched last
+    if _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle):
+        dataset, order = _best_over_references(
+            lattice, frac, types, _per_site_orbits(dataset, order), symprec, angle, source
+        ) or (dataset, order)
+        for _ in range(MAX_ROUNDS):
+            # Symmetrise in the primitive cell of the group found, with all its operations: in a supercell spglib
+            # lists only the operations that keep the supercell.
+            primitive = _primitive_cell(lattice, frac, types, dataset, order)
+            if primitive is None:
+                break
+            cell, atom_of_atom, rotations, translations = primitive
+            symmetrised = symmetrise(*cell, rotations, translations, MATCH_FRACTION * symprec)
+            if symmetrised is None:
+                break
+            new_lattice, new_frac, moved = symmetrised
+            if moved <= STILL_FRACTION * symprec:
+                break
+            orbits = _per_site_orbits(dataset, order)
+            primitive_orbits = np.empty(len(cell[2]), dtype=np.int64)
+            primitive_orbits[atom_of_atom] = orbits
+            best = _best_over_references(
+                new_lattice, new_frac, cell[2], primitive_orbits, symprec, angle, source
+            )
+            if best is None:
+                break
+            stable = _group_key(best[0]) == _group_key(dataset)
+            lattice, frac, types = new_lattice, new_frac, cell[2]
+            atom_of_site = atom_of_atom[atom_of_site]
+            dataset, order = best
+            if stable:
+                break
+    # Back to the input sites: row k of the dataset is atom order[k] of the cell searched last.
+    atom_letters = [""] * len(order)
+    for k, atom in enumerate(order.tolist()):
+        atom_letters[atom] = dataset.wyckoffs[k]
+    wyckoffs = [atom_letters[atom] for atom in atom_of_site.tolist()]
+    orbits = _per_site_orbits(dataset, order)[atom_of_site]
+    lowest = np.full(len(orbits), len(orbits), dtype=np.int64)
+    np.minimum.at(lowest, orbits, np.arange(len(orbits)))
+    return int(dataset.number), wyckoffs, lowest[orbits]
+
+
+def _group_key(dataset) -> tuple[int, int, int]:
+    """The space group, its point-group order and the atoms in its primitive cell: comparable across cells."""
+    n_primitive = int(np.max(dataset.mapping_to_primitive)) + 1
+    return int(dataset.number), _point_group_order(int(dataset.hall_number)), n_primitive
+
+
+def _primitive_cell(lattice, frac, types, dataset, order):
+    """The primitive cell of the group found, every operation of the group in its basis, and each atom's image.
+
+    Returns ``((lattice, frac, types), atom_of_atom, rotations, translations)``: rows of the primitive lattice,
+    fractional positions (the mean over the atoms that a lattice translation of the group relates), types,
+    the primitive atom of each atom of the cell searched, and the operations of the group (spglib's database for
+    its Hall setting, carried over by spglib's transformation). ``None`` if they do not fit (never seen).
+    """
+    primitive_lattice = np.asarray(dataset.primitive_lattice, dtype=float)
+    atom_of_atom = np.empty(len(order), dtype=np.int64)
+    atom_of_atom[order] = np.asarray(dataset.mapping_to_primitive)
+    n_primitive = int(atom_of_atom.max()) + 1
+    # Input fractional columns x go to primitive ones Q x (same Cartesian point).
+    to_primitive = np.linalg.inv(primitive_lattice.T) @ lattice.T
+    x = frac @ to_primitive.T
+    first = np.full(n_primitive, len(order), dtype=np.int64)
+    np.minimum.at(first, atom_of_atom, np.arange(len(order)))
+    offset = x - x[first[atom_of_atom]]
+    shift = np.round(offset)
+    if np.abs(offset - shift).max() > 0.25:
+        return None
+    mean = np.zeros((n_primitive, 3))
+    np.add.at(mean, atom_of_atom, offset - shift)
+    counts = np.bincount(atom_of_atom, minlength=n_primitive)[:, None]
+    primitive_frac = (x[first] + mean / counts) % 1.0
+    primitive_types = types[first]
+    # The group's operations in the standard setting, then in the input basis (x_s = P x + p), then primitive.
+    database = spglib.get_symmetry_from_database(int(dataset.hall_number))
+    p_matrix = np.asarray(dataset.transformation_matrix, dtype=float)
+    p_shift = np.asarray(dataset.origin_shift, dtype=float)
+    p_inverse = np.linalg.inv(p_matrix)
+    standard_rotations = np.asarray(database["rotations"], dtype=float)
+    standard_translations = np.asarray(database["translations"], dtype=float)
+    conjugate = to_primitive @ p_inverse
+    rotations = conjugate @ standard_rotations @ np.linalg.inv(conjugate)
+    translations = (
+        (standard_rotations @ p_shift + standard_translations - p_shift) @ p_inverse.T @ to_primitive.T
+    )
+    if np.abs(rotations - np.round(rotations)).max() > 1e-4:
+        return None
+    rotations = np.round(rotations)
+    # Centring translations become lattice translations of the primitive cell: keep one copy of each operation.
+    key = np.concatenate([rotations.reshape(-1, 9), np.round(translations % 1.0, 6) % 1.0], axis=1)
+    _, unique = np.unique(key, axis=0, return_index=True)
+    cell = (primitive_lattice, primitive_frac, primitive_types)
+    return cell, atom_of_atom, rotations[unique], translations[unique]
