@@ -47,6 +47,8 @@ sys.path.insert(0, str(REPO))
 from tokenization import scope_v2  # noqa: E402
 from tokenization.scope_encoding import encode_v1  # noqa: E402
 from tokenization.scope_v2 import V2_TOKENS, count_v2_tokens, encode_v2  # noqa: E402
+from tokenization.symmetry_idealisation import reference_first_order  # noqa: E402
+from tokenization.symmetry_search import search_symmetry  # noqa: E402
 
 PARQUET = REPO / "dataset_builders" / "data" / "materials_project.parquet"
 OUTPUT = REPO / "benchmarks" / "results" / "scope_v2_report.json"
@@ -178,12 +180,14 @@ def variants(structure: Structure) -> dict[str, str]:
     * ``input_order``: normalizer canonicalisation, but spglib fed the sites in input order.
     """
     numbers = np.asarray(structure.atomic_numbers)
+    lattice, frac = structure.lattice.matrix, structure.frac_coords
     out = {}
     for name, order in (
-        ("v2", scope_v2._spglib_site_order(structure, numbers)),
+        ("v2", reference_first_order(lattice, frac, numbers)),
         ("input_order", np.arange(len(numbers))),
     ):
-        dataset = scope_v2._symmetry_dataset(structure, order, SYMPREC, ANGLE_TOLERANCE, None)
+        cell = (lattice, frac[order], numbers[order])
+        dataset = search_symmetry(cell, SYMPREC, ANGLE_TOLERANCE, None).dataset
         number = int(dataset.number)
         relabelings = scope_v2._relabeling_array(number)
         args = (number, dataset.wyckoffs, dataset.crystallographic_orbits, numbers[order])

@@ -15,7 +15,8 @@ A v2 string is the space-group number followed by one block per element::
 
 Two steps make the string a property of the crystal, not of its description:
 
-* spglib gets the sites with a reference atom chosen from the geometry placed first (``_spglib_site_order``), so
+* spglib gets the sites with a reference atom chosen from the geometry placed first
+  (``symmetry_idealisation.reference_first_order``), so
   crystals within about symprec of a higher symmetry get the same space group whatever the site order;
 * Wyckoff letters are fixed only up to the affine normalizer of the space group (origin choice, axis permutation,
   cell choice); the encoder tries every labelling the normalizer allows (``WYCKOFF_RELABELINGS``) and writes the
@@ -33,7 +34,7 @@ Examples:
     True
 
 This module is remote code (copied into checkpoints): it imports only numpy, spglib and pymatgen, plus its sibling
-modules ``scope_v2_tables``, ``scope_errors`` and ``symmetry_search``.
+modules ``scope_v2_tables``, ``scope_errors``, ``symmetry_search`` and ``symmetry_idealisation``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from pymatgen.optimization.neighbors import find_points_in_spheres
 
 from .scope_errors import (
     DisorderedStructureError,
@@ -52,7 +52,6 @@ from .scope_errors import (
 )
 from .scope_v2_tables import ELEMENT_ORDER, WYCKOFF_LETTERS, WYCKOFF_MULTIPLICITIES, WYCKOFF_RELABELINGS
 from .symmetry_idealisation import canonical_symmetry
-from .symmetry_search import search_symmetry
 
 __all__ = ["V2_TOKENS", "count_v2_tokens", "encode_v2", "parse_v2", "parse_v2_disorder", "site_types"]
 
@@ -128,72 +127,6 @@ def _describe(structure) -> str:
         return f"Structure {structure.composition.reduced_formula} ({len(structure)} sites)"
     except (AttributeError, ValueError, TypeError):
         return f"{type(structure).__name__} object"
-
-
-def _spglib_site_order(structure, atomic_numbers: np.ndarray) -> np.ndarray:
-    """The order in which to hand the sites to spglib: a canonically chosen reference atom first.
-
-    spglib searches translations relative to the first atom of the least frequent species. For a crystal within
-    about symprec of a higher symmetry, which atom that is can decide the space group (on the matminer set, 13 of
-    6,317 structures change group under a random site permutation). Choosing it from the geometry instead of the
-    input order makes the result a property of the crystal: among the atoms of the least frequent species (lowest
-    Z on a tie), take the one whose sorted distances to its neighbours are lexicographically smallest.
-    """
-    counts = np.bincount(atomic_numbers)[atomic_numbers]
-    candidates = np.flatnonzero(counts == counts.min())
-    candidates = candidates[atomic_numbers[candidates] == atomic_numbers[candidates].min()]
-    if len(candidates) > 1:
-        # Neighbours within about 2.5 mean atomic spacings (dozens of them), over all periodic images, so the key is
-        # intrinsic to the crystal and does not depend on the cell the input happens to use.
-        # Wrapped into the cell first: find_points_in_spheres can miss neighbours of points outside it.
-        cart = np.ascontiguousarray((structure.frac_coords % 1.0) @ structure.lattice.matrix, dtype=float)
-        radius = max(3.0, 2.5 * (abs(structure.volume) / len(atomic_numbers)) ** (1 / 3))
-        centre, _, _, distances = find_points_in_spheres(
-            cart,
-            np.ascontiguousarray(cart[candidates]),
-            radius,
-            np.ones(3, dtype=np.int64),
-            np.ascontiguousarray(structure.lattice.matrix, dtype=float),
-            1e-8,
-        )
-        keep = distances > 1e-6  # the atom itself
-        centre, distances = centre[keep], distances[keep]
-        # Sort by (centre, distance); every candidate then owns a contiguous run of increasing distances.
-        by_centre = np.lexsort((distances, centre))
-        centre, distances = centre[by_centre], distances[by_centre]
-        neighbour_counts = np.bincount(centre, minlength=len(candidates))
-        n_common = int(neighbour_counts.min())
-        if n_common == 0:
-            reference = candidates[
-                0
-            ]  # no neighbour within reach (a gas-like cell): nothing to tell atoms apart
-        else:
-            starts = np.concatenate(([0], np.cumsum(neighbour_counts)[:-1]))
-            # Rounded to 1e-6 Å so that floating-point noise (1e-14) cannot break ties between equivalent atoms.
-            keys = np.round(distances[starts[:, None] + np.arange(n_common)[None, :]], 6)
-            reference = candidates[np.lexsort(keys.T[::-1])[0]]
-    else:
-        reference = candidates[0]
-    order = np.arange(len(atomic_numbers))
-    order[[0, reference]] = order[[reference, 0]]
-    return order
-
-
-def _symmetry_dataset(
-    structure, order: np.ndarray, symprec: float, angle_tolerance: float, source: str | None
-):
-    """spglib's dataset of the sites in ``order``, through the shared wrapper (with its angle-tolerance retry)."""
-    cell = (
-        structure.lattice.matrix,
-        structure.frac_coords[order],
-        site_types(structure)[0][order],
-    )
-    try:
-        return search_symmetry(cell, symprec, angle_tolerance, source).dataset
-    except SymmetrySearchError as exc:
-        if source is None:  # described only on failure
-            raise SymmetrySearchError(exc.message, _describe(structure)) from None
-        raise
 
 
 def encode_v2(
