@@ -16,8 +16,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
-import os
-import pickle
 import re
 from typing import Any
 
@@ -27,6 +25,7 @@ from pymatgen.core.periodic_table import Element
 from transformers import Pipeline
 from transformers.utils import logging
 
+from .input_names import describe_source
 from .modeling_cloud import CloudDebyeOutput
 
 logger = logging.get_logger(__name__)
@@ -89,26 +88,6 @@ def _is_scope_string(item: Any) -> bool:
     return isinstance(item, str) and "\n" not in item and ("|" in item or _V2_START.match(item) is not None)
 
 
-def _describe(item: Any) -> str:
-    if isinstance(item, str):
-        if _is_scope_string(item):
-            return f"SCOPE {item[:60]!r}" + ("..." if len(item) > 60 else "")
-        if "\n" not in item and os.path.exists(item):
-            return f"file {item}"
-        first_line = item.strip().splitlines()[0] if item.strip() else ""
-        return f"text starting {first_line[:40]!r}"
-    if hasattr(item, "__fspath__"):
-        return f"file {item.__fspath__()}"
-    for attribute in ("formula", "get_chemical_formula"):
-        value = getattr(item, attribute, None)
-        if value is not None:
-            try:
-                return f"{type(item).__name__} {value() if callable(value) else value}"
-            except (TypeError, ValueError):
-                break
-    return type(item).__name__
-
-
 def _v2_formula(scope: str) -> Composition | None:
     """The conventional-cell composition that a SCOPE v2 string spells out (one Wyckoff token per orbit)."""
     if not _V2_START.match(scope):
@@ -127,14 +106,9 @@ def _v2_formula(scope: str) -> Composition | None:
 def _failure(error: Exception) -> dict[str, Any]:
     """The picklable failure marker that `preprocess` returns for an item it could not read."""
     reason = getattr(error, "reason", None)
-    cause: Exception | None = error
-    if (
-        torch.utils.data.get_worker_info() is not None
-    ):  # crosses a process boundary: keep it only if it survives
-        try:
-            cause = pickle.loads(pickle.dumps(error))
-        except Exception:  # noqa: BLE001 - any unpicklable error is replaced by its fields below
-            cause = None
+    # In a DataLoader worker the marker crosses a process boundary by pickling, which not every third-party
+    # exception survives: there only its fields travel (the typed error is rebuilt from them in postprocess).
+    cause: Exception | None = error if torch.utils.data.get_worker_info() is None else None
     return {
         "reason": reason if isinstance(reason, str) else GENERIC_REASON,
         "type": type(error).__name__,
@@ -319,7 +293,7 @@ class CrystalPropertyPipeline(Pipeline):
             "formula": None,
             "basis": basis,
             "notes": [],
-            "description": _describe(item),
+            "description": describe_source(item),
             "crystals": None,
             "failure": None,
         }
@@ -376,7 +350,7 @@ class CrystalPropertyPipeline(Pipeline):
                 (item[key] for key in ("source", "material_id", "id") if item.get(key) is not None), None
             )
             item = item["scope"] if item.get("scope") is not None else item["structure"]
-            features["description"] = str(name) if name is not None else _describe(item)
+            features["description"] = str(name) if name is not None else describe_source(item)
         composition = Composition(formula) if formula else None
         if _is_scope_string(item):
             scope = item.strip()

@@ -28,6 +28,7 @@ def test_saved_tokenizer_runs_without_the_package(tmp_path, v1_fixture_records, 
         "cif_structure.py",
         "cif_symmetry.py",
         "poscar_reader.py",
+        "input_names.py",
     } <= saved_files
     records = v1_fixture_records[:4]
     # The last input needs the declared-symmetry path (an H-M name with an origin-choice suffix, no operations).

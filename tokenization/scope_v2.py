@@ -43,6 +43,7 @@ from functools import cache
 
 import numpy as np
 
+from .input_names import describe_source
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
@@ -121,14 +122,6 @@ def _letter_index(number: int) -> dict[str, int]:
     return {letter: i for i, letter in enumerate(WYCKOFF_LETTERS[number])}
 
 
-def _describe(structure) -> str:
-    """A short name for a structure in error messages (it has no file name at this point)."""
-    try:
-        return f"Structure {structure.composition.reduced_formula} ({len(structure)} sites)"
-    except (AttributeError, ValueError, TypeError):
-        return f"{type(structure).__name__} object"
-
-
 def encode_v2(
     structure,
     symprec: float = 0.01,
@@ -180,10 +173,10 @@ def encode_v2(
     if disorder == "raise" and not structure.is_ordered:
         raise DisorderedStructureError(
             "a site is partially occupied or mixed; refused with disorder='raise'",
-            source or _describe(structure),
+            source or describe_source(structure),
         )
     # Site types: atomic numbers, and one type per distinct mixture of a disordered site (above 118).
-    atomic_numbers, mixtures = site_types(structure, source or _describe(structure))
+    atomic_numbers, mixtures = site_types(structure, source or describe_source(structure))
     element_fractions = None
     if mixtures:
         composition = structure.composition.fractional_composition  # occupancies summed, vacancies excluded
@@ -195,13 +188,13 @@ def encode_v2(
         )
     except SymmetrySearchError as exc:
         if source is None:  # described only on failure
-            raise SymmetrySearchError(exc.message, _describe(structure)) from None
+            raise SymmetrySearchError(exc.message, describe_source(structure)) from None
         raise
     unknown = set(wyckoffs) - set(WYCKOFF_LETTERS[number])
     if unknown:
         raise SymmetrySearchError(
             f"spglib returned Wyckoff letters {sorted(unknown)} unknown in space group {number}",
-            source or _describe(structure),
+            source or describe_source(structure),
         )
     return _scope_from_symmetry(
         number,
@@ -249,14 +242,17 @@ def site_types(
     if structure.is_ordered:
         atomic_numbers = np.asarray(structure.atomic_numbers, dtype=np.int64)
         if atomic_numbers.min() < 1 or atomic_numbers.max() > MAX_ATOMIC_NUMBER:
-            raise UnknownSpeciesError("every site must hold an element H-Og", source or _describe(structure))
+            raise UnknownSpeciesError(
+                "every site must hold an element H-Og", source or describe_source(structure)
+            )
         return atomic_numbers, {}
     keys: list = []
     for index, site in enumerate(structure):
         species = site.species
         if any(getattr(specie, "symbol", None) not in _ELEMENT_RANK for specie in species):
             raise UnknownSpeciesError(
-                f"site {index} holds {site.species}, not only elements H-Og", source or _describe(structure)
+                f"site {index} holds {site.species}, not only elements H-Og",
+                source or describe_source(structure),
             )
         if len(species) == 1:
             ((specie, occupancy),) = species.items()

@@ -20,6 +20,7 @@ import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
 from .cif_structure import OCCUPANCY_TOLERANCE, cif_crystal_blocks, read_cif_structures
+from .input_names import describe_source
 from .scope_defaults import DEFAULT_DISORDER, DISORDER_POLICIES
 from .scope_errors import (
     DisorderedStructureError,
@@ -45,20 +46,6 @@ _CIF_SUFFIXES = (".cif", ".mcif")
 _JSON_SUFFIXES = (".json",)
 # Read through ASE (optional dependency): one crystal per frame.
 _ASE_SUFFIXES = (".extxyz", ".xyz")
-
-
-def describe_source(obj: Any) -> str:
-    """A short human-readable name for an input, used in error messages."""
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, str):
-        if "\n" in obj or len(obj) > 80:
-            first_line = obj.strip().splitlines()[0][:60] if obj.strip() else ""
-            return f"<text starting {first_line!r}>"
-        return obj
-    if isinstance(obj, Structure):
-        return f"<Structure {obj.composition.reduced_formula}, {len(obj)} sites>"
-    return f"<{type(obj).__name__}>"
 
 
 def _looks_like_cif(text: str) -> bool:

@@ -1,0 +1,1 @@
+../tokenization/input_names.py
