@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -122,9 +123,44 @@ def test_magnetic_moments_are_kept(materials_project):
     reason="set CLOUD_MATMINER_SDIST to a local matminer-0.3.9.tar.gz to rebuild the table (tests never download)",
 )
 def test_build_script_reproduces_the_shipped_content():
+    """The rebuild gives the shipped table: the same rows, ids, formulas, species, lattices and labels, and numbers
+    equal to floating-point noise. Bit-for-bit equality (the content SHA-256 below) holds only with the numpy/BLAS
+    build that wrote the file: another one moves Cartesian coordinates and derived Debye temperatures by ~1e-13."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+
     sdist = Path(os.environ["CLOUD_MATMINER_SDIST"])
     table = build_materials_project_table(read_matminer_csvs(sdist))
-    assert table_content_sha256(table) == MATERIALS_PROJECT_CONTENT_SHA256
+    rebuilt = table.to_pandas()
+    shipped = pd.read_parquet(
+        Path(__file__).parents[1] / "dataset_builders" / "data" / "materials_project.parquet"
+    )
+    assert list(rebuilt.columns) == list(shipped.columns) and len(rebuilt) == len(shipped)
+    for column in shipped.columns:
+        if column == "structure":
+            continue
+        if shipped[column].dtype.kind == "f":
+            np.testing.assert_allclose(rebuilt[column], shipped[column], rtol=1e-9, atol=0, equal_nan=True)
+        else:
+            assert (rebuilt[column] == shipped[column]).all(), column
+    for ours, theirs in zip(rebuilt["structure"], shipped["structure"], strict=True):
+        ours, theirs = json.loads(ours), json.loads(theirs)
+        assert ours["lattice"]["matrix"] == theirs["lattice"]["matrix"]
+        assert [site["species"] for site in ours["sites"]] == [site["species"] for site in theirs["sites"]]
+        for key in ("abc", "xyz"):
+            np.testing.assert_allclose(
+                [site[key] for site in ours["sites"]],
+                [site[key] for site in theirs["sites"]],
+                rtol=0,
+                atol=1e-9,
+            )
+    if table_content_sha256(table) != MATERIALS_PROJECT_CONTENT_SHA256:
+        warnings.warn(
+            "the rebuilt table equals the shipped one to 1e-9, not bit for bit (another numpy/BLAS build)",
+            stacklevel=1,
+        )
 
 
 def test_build_script_rejects_a_wrong_sdist(tmp_path):
