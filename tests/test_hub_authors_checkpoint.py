@@ -47,6 +47,15 @@ def write_authors_layout(folder: Path) -> torch.nn.Module:
     return bert
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models on a shared 2-core machine run on one thread; the count is restored after each test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def authors_repo(hub_server, tmp_path_factory):
     """`ChangwenXu/CLOUD` on the local Hub, and a local folder holding the same files."""
@@ -190,7 +199,6 @@ def test_finetune_by_hub_id_then_predict_equals_the_folder_path(authors_repo, tm
     common = ["--train", "bundled:cloud-dielectric[:60]", "--target", "n", "--target-unit", "1",
               "--num-train-epochs", "2", "--per-device-train-batch-size", "27", "--learning-rate", "1e-3",
               "--use-cpu"]  # fmt: skip
-    torch.set_num_threads(1)
     assert (
         main(["finetune", "--pretrained", AUTHORS_REPO, *common, "--output-dir", str(tmp_path / "hub")]) == 0
     )
@@ -219,7 +227,6 @@ def test_pretrain_and_train_debye_start_from_the_hub_id(authors_repo, command, t
     from modeling_cloud.cli import main
 
     train = "bundled:cloud-pretrain[:60]" if command == "pretrain" else "bundled:cloud-cv[:60]"
-    torch.set_num_threads(1)
     argv = [command, "--pretrained", AUTHORS_REPO, "--pretrained-subfolder", "ckpt", "--train", train,
             "--max-steps", "2", "--per-device-train-batch-size", "16", "--output-dir", str(tmp_path / "out"),
             "--use-cpu"]  # fmt: skip
