@@ -211,3 +211,24 @@ def test_ordered_strings_are_those_from_before_disorder_support(v1_fixture_recor
     for record in v1_fixture_records:
         structure = Structure.from_dict(record["structure"])
         assert encode_v2(structure) == golden[record["material_id"]], record["material_id"]
+
+
+def test_predict_command_takes_the_disorder_policy(tmp_path, capsys):
+    import torch
+
+    from modeling_cloud import CloudConfig, CloudForPropertyRegression
+
+    torch.manual_seed(0)
+    config = CloudConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        target_names=["band_gap"], target_units=["eV"],
+    )  # fmt: skip
+    CloudForPropertyRegression(config).save_pretrained(tmp_path / "model")
+    CloudTokenizerFast.from_scope_version("v2").save_pretrained(tmp_path / "model")
+    path = str(FIXTURES / "disordered" / "NMC111.cif")
+    assert main(["predict", "--model", str(tmp_path / "model"), path, "--jsonl"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert isinstance(row["predictions"]["band_gap"], float)
+    assert main(["predict", "--model", str(tmp_path / "model"), path, "--jsonl", "--disorder", "raise"]) == 1
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["error"]["reason"] == "disordered_structure"
