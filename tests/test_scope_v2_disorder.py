@@ -232,3 +232,63 @@ def test_predict_command_takes_the_disorder_policy(tmp_path, capsys):
     assert main(["predict", "--model", str(tmp_path / "model"), path, "--jsonl", "--disorder", "raise"]) == 1
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["error"]["reason"] == "disordered_structure"
+
+
+ROCKSALT_ROWS = """data_x
+_space_group_IT_number 225
+_cell_length_a 5.64
+_cell_length_b 5.64
+_cell_length_c 5.64
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+{rows}
+Cl1 Cl 0.5 0.5 0.5 1
+"""
+
+
+def test_rows_rounded_to_full_then_mixed_are_scaled_not_crashed():
+    # Na 0.999 counts as full, then K 0.001 joins it: 1.001 is within the tolerance and scaled back to 1.
+    text = ROCKSALT_ROWS.format(rows="Na1 Na 0 0 0 0.999\nK1 K 0 0 0 0.001")
+    assert structure_to_scope(text, version="v2") == "SG225 K 0.0 Na 0.5 Cl 0.5 4a | 4b K 0.0 Na 1.0"
+    composite = ROCKSALT_ROWS.format(rows="M1 0.5Na+0.5K 0 0 0 1")  # Pauling-file composite, no spaces
+    assert structure_to_scope(composite, version="v2") == "SG225 K 0.25 Na 0.25 Cl 0.5 4a | 4b K 0.5 Na 0.5"
+
+
+def test_ase_losing_same_element_rows_is_refused_not_encoded(tmp_path):
+    ase_io = pytest.importorskip("ase.io")
+    path = tmp_path / "fe2fe3.cif"
+    path.write_text(ROCKSALT_ROWS.format(rows="Fe1 Fe2+ 0 0 0 0.5\nFe2 Fe3+ 0 0 0 0.5").replace("Cl", "O"))
+    assert structure_to_scope(path, version="v2") == "SG225 Fe 0.5 4a O 0.5 4b"
+    with pytest.raises(Exception, match="no atom carries"):  # ASE keeps one Fe row's atoms only
+        structure_to_scope(ase_io.read(path), version="v2")
+
+
+def test_occupancies_written_with_few_decimals_fill_a_site():
+    shares = ["Ti", "Zr", "Hf", "Nb", "Ta", "V"]
+    entry = {
+        "id": "hea6",
+        "lattice_vectors": [[3.3, 0, 0], [0, 3.3, 0], [0, 0, 3.3]],
+        "cartesian_site_positions": [[0, 0, 0], [1.65, 1.65, 1.65]],
+        "species_at_sites": ["M", "M"],
+        "species": [{"name": "M", "chemical_symbols": shares, "concentration": [0.1667] * 6}],
+        "dimension_types": [1, 1, 1],
+    }
+    assert structure_to_scope(entry, version="v2").startswith("SG229 ")  # 6 x 0.1667 = 1.0002: a full site
+    nearly_full = Structure(Lattice.cubic(5.64), [{"Na": 0.996}, "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    assert structure_to_scope(nearly_full, version="v2", disorder="raise") == "SG221 Na 0.5 1a Cl 0.5 1b"
+
+
+def test_tokenizer_call_takes_the_disorder_policy():
+    tokenizer = CloudTokenizerFast.from_scope_version("v2")
+    path = str(FIXTURES / "disordered" / "YSZ.cif")
+    assert tokenizer.unk_token_id not in tokenizer(path)["input_ids"]
+    with pytest.raises(DisorderedStructureError):
+        tokenizer(path, disorder="raise")

@@ -71,6 +71,23 @@ def _site_species(atoms: Any, occupancy: Any, source: str) -> list[dict[str, flo
             source,
         )
     label, keys = _occupancy_keys(atoms)
+    present = {str(key) for key in keys}
+    carried = [dict(occupancy[kind]) for kind in occupancy if str(kind) in present]
+    # A kind without atoms is harmless when ASE merged its elements into a kind that has atoms (it then writes the
+    # whole mixture under every row's kind); a one-element kind without atoms is a row whose atoms were dropped.
+    orphans = sorted(
+        str(kind)
+        for kind in occupancy
+        if str(kind) not in present and not (len(occupancy[kind]) > 1 and dict(occupancy[kind]) in carried)
+    )
+    if orphans and label != "atom index":
+        # ase.io.read keeps one atom where CIF rows of one element share a position (Fe2+ 0.5 + Fe3+ 0.5) and
+        # records the other rows' occupancies under kinds no atom carries: those atoms are lost.
+        raise StructureParseError(
+            f'atoms.info["occupancy"] lists {label}s {", ".join(orphans)} that no atom carries: the reader merged '
+            "partly occupied rows at one position and lost their atoms; read the file itself instead",
+            source,
+        )
     symbols = atoms.get_chemical_symbols()
     species: list[dict[str, float]] = []
     for i, key in enumerate(keys):

@@ -469,7 +469,8 @@ _COMPOSITE_PART = re.compile(r"\s*(\d*\.?\d+)?\s*([A-Za-z][A-Za-z0-9+-]*)\s*")
 def _composite(symbol: str) -> list[tuple[float, str]] | None:
     """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites), else None."""
     parts = []
-    for term in symbol.split(" + "):
+    # '+' between terms ('0.75Si + 0.25Al', '0.5Na+0.5K'), not the '+' of a charge ('Fe3+'): a term follows it.
+    for term in re.split(r"\s*\+\s*(?=\d*\.?\d+\s*[A-Za-z])", symbol):
         match = _COMPOSITE_PART.fullmatch(term)
         if match is None or match.group(1) is None:
             return None
@@ -727,12 +728,22 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymatgen warns for elements without an electronegativity
         order = sorted(range(len(site_coords)), key=order_key)
-    return Structure(
-        lattice,
-        [site_species[i] for i in order],
-        np.array([site_coords[i] for i in order]),
-        labels=[site_labels[i] for i in order],
-    )
+    for species in site_species:
+        total = sum(species.values())
+        if (
+            total > 1.0
+        ):  # within OCCUPANCY_TOLERANCE (checked above): rows rounded up, e.g. Na 0.999->1 + K 0.001
+            for element in species:
+                species[element] /= total
+    try:
+        return Structure(
+            lattice,
+            [site_species[i] for i in order],
+            np.array([site_coords[i] for i in order]),
+            labels=[site_labels[i] for i in order],
+        )
+    except ValueError as exc:  # pymatgen refuses what it cannot hold (e.g. occupancies summing above 1)
+        raise StructureParseError(f"the sites cannot form a structure ({exc})", source) from exc
 
 
 def _fast_structure(rows: _Rows, lattice: Lattice, listed_texts: list[str] | None) -> Structure | None:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .cif_structure import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     AttachedAtomsError,
     InvalidGeometryError,
@@ -131,11 +132,14 @@ def _site_species(attributes: dict, source: str) -> dict[str, str | dict[str, fl
         unknown = [s for s in symbols if s != VACANCY_SYMBOL and not Element.is_valid_symbol(s)]
         if unknown:
             raise UnknownSpeciesError(f"species {name!r} holds {unknown}, not chemical elements H-Og", source)
-        occupancy = {
-            symbol: float(value)
-            for symbol, value in zip(symbols, concentration, strict=True)
-            if symbol != VACANCY_SYMBOL
-        }
+        occupancy: dict[str, float] = {}
+        for symbol, value in zip(symbols, concentration, strict=True):
+            if symbol != VACANCY_SYMBOL:  # a symbol listed twice holds the sum of its shares
+                occupancy[symbol] = occupancy.get(symbol, 0.0) + float(value)
+        total = sum(occupancy.values())
+        if 1.0 < total <= 1.0 + OCCUPANCY_TOLERANCE:
+            # Shares written with few decimals (6 x 0.1667): scaled to a full site, as the CIF and ASE readers do.
+            occupancy = {symbol: value / total for symbol, value in occupancy.items()}
         if not occupancy:
             raise VacancySiteError(f"species {name!r} is only a vacancy ({VACANCY_SYMBOL!r})", source)
         ((symbol, value),) = occupancy.items() if len(occupancy) == 1 else ((None, None),)

@@ -170,13 +170,13 @@ def encode_v2(
     if disorder not in ("encode", "raise"):
         raise ValueError(f"disorder must be 'encode' or 'raise', got {disorder!r}")
     symprec = searched_tolerance(structure, symprec)
-    if disorder == "raise" and not structure.is_ordered:
+    # Site types: atomic numbers, and one type per distinct mixture of a disordered site (above 118).
+    atomic_numbers, mixtures = site_types(structure, source or describe_source(structure))
+    if disorder == "raise" and mixtures:  # at SCOPE's resolution: an occupancy of 0.996 is a full site
         raise DisorderedStructureError(
             "a site is partially occupied or mixed; refused with disorder='raise'",
             source or describe_source(structure),
         )
-    # Site types: atomic numbers, and one type per distinct mixture of a disordered site (above 118).
-    atomic_numbers, mixtures = site_types(structure, source or describe_source(structure))
     element_fractions = None
     if mixtures:
         composition = structure.composition.fractional_composition  # occupancies summed, vacancies excluded

@@ -370,7 +370,9 @@ def validate_structure(
         label = getattr(site, "label", None)
         # pymatgen's default label is the species string; only a label from the file says more
         name = f"site {i}" + (f" ({label})" if label and label != site.species_string else "")
-        if len(species) != 1 or abs(total - 1.0) > 1e-6:
+        if (
+            len(species) != 1 or abs(total - 1.0) > OCCUPANCY_TOLERANCE
+        ):  # 0.996: a full site, as in the readers
             occupancy = ", ".join(f"{sp}:{occ:g}" for sp, occ in species.items())
             if disorder == "raise":
                 raise DisorderedStructureError(

@@ -198,20 +198,21 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
         """The SCOPE string of an already validated pymatgen ``Structure`` (skips parsing and validation)."""
         return self.analyze(structure, validated=True).get_scope(self.scope_version)
 
-    def as_scope(self, item: Any, index: int | None = None) -> str:
-        """``item`` itself if it is a SCOPE string, else its SCOPE encoding. Errors name the item and its index."""
+    def as_scope(self, item: Any, index: int | None = None, disorder: str | None = None) -> str:
+        """``item`` itself if it is a SCOPE string, else its SCOPE encoding (with this tokenizer's disorder policy,
+        or ``disorder``). Errors name the item and its index."""
         if is_scope_string(item):
             return item
         source = describe_source(item) if index is None else f"item {index} ({describe_source(item)})"
-        return self.encode_structure(item, source=source)
+        return self.analyze(item, source=source, disorder=disorder).get_scope(self.scope_version)
 
     # -- calling ----------------------------------------------------------------------------------------------
-    def __call__(self, text=None, text_pair=None, *args, **kwargs):
+    def __call__(self, text=None, text_pair=None, *args, disorder: str | None = None, **kwargs):
         if text is not None:
             if isinstance(text, (list, tuple)):
-                text = [self.as_scope(item, index) for index, item in enumerate(text)]
+                text = [self.as_scope(item, index, disorder) for index, item in enumerate(text)]
             else:
-                text = self.as_scope(text)
+                text = self.as_scope(text, disorder=disorder)
             self._check_length(text, kwargs)
         return super().__call__(text, text_pair, *args, **kwargs)
 
