@@ -102,14 +102,6 @@ def pretrained_source(settings: RunSettings) -> PretrainedSource | None:
     return inspect_pretrained(model.pretrained, model.pretrained_subfolder, model.pretrained_revision)
 
 
-def v2_tokenizer_available() -> bool:
-    try:
-        CloudTokenizerFast.from_scope_version("v2")
-    except ImportError:
-        return False
-    return True
-
-
 def _authors_file(source: PretrainedSource, name: str) -> str | None:
     """Local path of a file beside the authors' config.json, or None if the checkpoint has none."""
     from huggingface_hub import hf_hub_download
@@ -182,13 +174,6 @@ def resolve_tokenizer(
                 "the data hold SCOPE strings; taking them as SCOPE v1, the authors' format (set --scope-version "
                 "otherwise); structures are encoded with v1 too"
             )
-    if version == "v2" and not v2_tokenizer_available():
-        if settings.model.scope_version == "v2":
-            raise TrainingConfigError(
-                "--scope-version v2: the v2 tokenizer is not available in this installation"
-            )
-        logger.warning("the SCOPE v2 tokenizer is not available; falling back to v1")
-        version = "v1"
     tokenizer = CloudTokenizerFast.from_scope_version(version)
     tokenizer.model_max_length = settings.model.max_position_embeddings
     return tokenizer
