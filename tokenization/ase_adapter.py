@@ -14,7 +14,8 @@ What ASE carries beyond symbols and positions, and how it is honoured:
   ``{symbol: occupancy}``. The kind of each atom is ``atoms.arrays["spacegroup_kinds"]``; files written by older
   ASE versions key the dict by ``atoms.get_tags()`` instead. Each atom becomes a pymatgen site with exactly those
   species and occupancies, so the shared validation in ``structure_io`` judges it as it judges the same CIF read
-  directly (today: :class:`DisorderedStructureError`). Nothing is refused here for being disordered.
+  directly (encoded, or :class:`DisorderedStructureError` under ``disorder="raise"``). Nothing is refused here for
+  being disordered; ASE reads that lost atoms (rows of one element merged at one position) are refused.
 
 This module is remote code (copied flat into checkpoints): it imports only pip packages and its siblings.
 """
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
-from .cif_structure import OCCUPANCY_TOLERANCE
+from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
@@ -40,9 +41,9 @@ from .scope_errors import (
     UnknownSpeciesError,
 )
 
-# OCCUPANCY_TOLERANCE: an occupancy within it of 1 counts as full (refinements print 0.9999 or 1.0001 for a full
-# site), and a site's occupancies may sum to at most this much over 1 (scaled down to exactly 1: pymatgen cannot hold
-# more). The CIF reader's own value, so that a CIF and ``ase.io.read`` of it agree.
+# OCCUPANCY_TOLERANCE (scope_defaults, shared with the CIF reader so that a CIF and ``ase.io.read`` of it agree):
+# an occupancy within it of 1 counts as full, and a site's occupancies may sum to at most this much over 1 (scaled
+# down to exactly 1: pymatgen cannot hold more).
 
 #: Below this |det| (A^3) the cell vectors span no volume.
 _MIN_CELL_VOLUME = 1e-8

@@ -57,6 +57,7 @@ from .cif_reader import (
     _parse_block,
     _parse_symmetry_operation,
     _species_of,
+    _to_float,
     _tokenize,
 )
 from .cif_symmetry import (
@@ -66,12 +67,14 @@ from .cif_symmetry import (
     hall_numbers_for_name,
     hall_symbol,
     is_rhombohedral_axes,
+    it_number,
     it_number_is_unambiguous,
     operations_of_hall_number,
     setting_choice,
     space_group_label,
     space_group_type_of_operations,
 )
+from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
@@ -84,8 +87,6 @@ from .scope_errors import (
 
 __all__ = ["IMAGE_MERGE_DISTANCE", "OCCUPANCY_TOLERANCE", "cif_crystal_blocks", "read_cif_structures"]
 
-#: Occupancies within this of 1 count as full (below the two-decimal resolution of SCOPE's fractions).
-OCCUPANCY_TOLERANCE = 0.005
 #: Symmetry images (or rows) closer than this, in Å, are one site.
 IMAGE_MERGE_DISTANCE = 0.1
 #: Coordinates with fewer decimals than this are taken as exact (hand-written 0.1, 0.25, 0.3): only files written
@@ -186,13 +187,9 @@ def _first(data: dict, keys: tuple[str, ...]):
 
 
 def _number(text: str) -> float | None:
-    """A CIF number: an uncertainty in brackets is dropped ('0.1234(5)'); '?' and non-numbers give None."""
-    head = text.split("(", 1)[0].strip()
-    try:
-        value = float(head)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+    """A CIF number (``cif_reader._to_float``: an uncertainty in brackets is dropped, '0.1234(5)'), or None for
+    '?', '.' and non-numbers; callers that read '.' as zero say so."""
+    return None if text.strip() == "." else _to_float(text)
 
 
 def _lattice(data: dict, source: str) -> tuple[Lattice, tuple[float, ...]]:
@@ -243,7 +240,8 @@ def _orthogonalization(parameters: tuple[float, ...]) -> np.ndarray:
 
 def _parse_operations(
     texts: list[str], source: str, notes: list[str], magnetic: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(rotations, translations, exact)``: ``exact`` is False when translations had to be snapped to k/24."""
     rotations, translations = [], []
     for text in texts:
         operation = text
@@ -261,33 +259,38 @@ def _parse_operations(
     # the International Tables settings is one), so that operations compose into a closed group.
     snapped = np.round(translations * 24) / 24
     close = np.abs(translations - snapped) < _TRANSLATION_SNAP
-    if np.any(np.abs(translations[close] - snapped[close]) > 1e-9):
+    exact = not np.any(np.abs(translations[close] - snapped[close]) > 1e-9)
+    if not exact:
         notes.append("operation translations written with few decimals were read as multiples of 1/24")
     translations[close] = snapped[close]
-    return np.array(rotations, dtype=float), translations
+    return np.array(rotations, dtype=float), translations, exact
 
 
-def _listed_operations(data: dict, source: str, notes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+def _listed_operations(
+    data: dict, source: str, notes: list[str]
+) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """The file's operation list as ``(rotations, translations, exact)`` (see :func:`_parse_operations`), or None."""
     texts = _first(data, _OPERATION_KEYS)
     if texts is not None:
         return _parse_operations([texts] if isinstance(texts, str) else list(texts), source, notes)
     magnetic = _first(data, _MAGNETIC_OPERATION_KEYS)
     if magnetic is None:
         return None
-    rotations, translations = _parse_operations(
+    rotations, translations, exact = _parse_operations(
         [magnetic] if isinstance(magnetic, str) else list(magnetic), source, notes, magnetic=True
     )
     centrings = _first(data, _MAGNETIC_CENTRING_KEYS)
     if centrings is not None:
-        c_rot, c_trans = _parse_operations(
+        c_rot, c_trans, centrings_exact = _parse_operations(
             [centrings] if isinstance(centrings, str) else list(centrings), source, notes, magnetic=True
         )
+        exact = exact and centrings_exact
         rotations = np.concatenate([c_r @ rotations for c_r in c_rot])
         translations = np.concatenate(
             [np.einsum("ij,nj->ni", c_r, translations) + c_t for c_r, c_t in zip(c_rot, c_trans, strict=True)]
         )
     notes.append("magnetic CIF: read as its nuclear structure (moments and time reversal ignored)")
-    return rotations, translations
+    return rotations, translations, exact
 
 
 def _declared_settings(
@@ -313,16 +316,16 @@ def _declared_settings(
             if numbers
             else unreadable.append(f"H-M {name!r}")
         )
-    it_number = _first(data, _NUMBER_KEYS)
-    if isinstance(it_number, str):
-        value = _number(it_number)
+    number_text = _first(data, _NUMBER_KEYS)
+    if isinstance(number_text, str):
+        value = _number(number_text)
         numbers = (
             hall_numbers_for_it_number(int(value), rhombohedral) if value and value == int(value) else []
         )
         (
-            resolved.append((f"IT number {it_number}", numbers))
+            resolved.append((f"IT number {number_text}", numbers))
             if numbers
-            else unreadable.append(f"IT number {it_number!r}")
+            else unreadable.append(f"IT number {number_text!r}")
         )
     return resolved, unreadable
 
@@ -356,12 +359,6 @@ def _check_declared_settings(
             )
 
 
-def _it_number(hall_number: int) -> int:
-    from .cif_symmetry import _spacegroup_type
-
-    return int(_spacegroup_type(hall_number).number)
-
-
 def _symmetry(
     data: dict,
     lattice: Lattice,
@@ -378,13 +375,14 @@ def _symmetry(
     :func:`_check_declared_group` to decide on the built sites.
     """
     declared, unreadable = _declared_settings(data, parameters, source)
-    numbers = {_it_number(candidates[0]): what for what, candidates in declared}
+    numbers = {it_number(candidates[0]): what for what, candidates in declared}
     if len(numbers) > 1:
         described = " but ".join(f"{what} means {space_group_label(c[0])}" for what, c in declared)
         raise StructureParseError(f"the file contradicts itself: {described}", source)
     _check_declared_settings(declared, parameters, source)
-    listed = _listed_operations(data, source, notes)
-    if listed is not None:
+    operation_list = _listed_operations(data, source, notes)
+    if operation_list is not None:
+        *listed, exact = operation_list
         closed = close_operations(*listed)
         if closed is None:
             raise StructureParseError("the listed symmetry operations do not form a space group", source)
@@ -397,7 +395,7 @@ def _symmetry(
         hall = 1 if len(closed[0]) == 1 else space_group_type_of_operations(*closed, lattice.matrix)
         if hall is None:
             raise StructureParseError("the listed symmetry operations do not form a space group", source)
-        if declared and _it_number(declared[0][1][0]) != _it_number(hall):
+        if declared and it_number(declared[0][1][0]) != it_number(hall):
             # Checked on the sites once they are built: some files list only part of the group (e.g. the
             # centring translations) around atoms that are invariant under all of it anyway.
             what, candidates = declared[0]
@@ -406,18 +404,17 @@ def _symmetry(
             notes.append(f"{item} names no space group; the listed operations were used")
         texts = _first(data, _OPERATION_KEYS)
         listed_texts = None
-        snapped = any("multiples of 1/24" in note for note in notes)
-        if texts is not None and len(closed[0]) == len(listed[0]) and not snapped:
+        if texts is not None and len(closed[0]) == len(listed[0]) and exact:
             listed_texts = [texts] if isinstance(texts, str) else list(texts)
         return [closed], listed_texts
     if declared:
         what, candidates = min(declared, key=lambda item: len(item[1]))  # the most specific declaration
         if what.startswith("IT number") and not it_number_is_unambiguous(
-            _it_number(candidates[0]), is_rhombohedral_axes(parameters)
+            it_number(candidates[0]), is_rhombohedral_axes(parameters)
         ):
             # The number alone leaves the setting open: every setting is tried, and the sites must decide.
             candidates = hall_numbers_for_it_number(
-                _it_number(candidates[0]), is_rhombohedral_axes(parameters), every_setting=True
+                it_number(candidates[0]), is_rhombohedral_axes(parameters), every_setting=True
             )
         return [operations_of_hall_number(h) for h in candidates], None
     if unreadable:
@@ -619,7 +616,7 @@ class _Rows:
         coords = np.array(coords, dtype=float)
         if cartesian:
             transform = _cartesian_transform(data, parameters)
-            coords = np.linalg.solve(transform, (coords - transform_origin(data)).T).T
+            coords = np.linalg.solve(transform, (coords - _cartesian_origin(data)).T).T
             notes.append("coordinates read from _atom_site_Cartn_* (Cartesian)")
         for ideal in _IDEAL_FRACTIONS:  # pymatgen's snapping of 0.33333 to 1/3 (relative 1e-4)
             coords[np.abs(coords / ideal - 1) <= FRAC_TOLERANCE] = ideal
@@ -638,7 +635,7 @@ def _cartesian_transform(data: dict, parameters: tuple[float, ...]) -> np.ndarra
     return _orthogonalization(parameters).T
 
 
-def transform_origin(data: dict) -> np.ndarray:
+def _cartesian_origin(data: dict) -> np.ndarray:
     entries = [data.get(f"_atom_sites_cartn_tran_vector_{i}") for i in "123"]
     if all(isinstance(e, str) and _number(e) is not None for e in entries):
         return np.array([_number(e) for e in entries], dtype=float)
@@ -728,11 +725,10 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymatgen warns for elements without an electronegativity
         order = sorted(range(len(site_coords)), key=order_key)
+    # Sums above 1 are within OCCUPANCY_TOLERANCE (checked above): rows rounded up, e.g. Na 0.999 -> 1 + K 0.001.
     for species in site_species:
         total = sum(species.values())
-        if (
-            total > 1.0
-        ):  # within OCCUPANCY_TOLERANCE (checked above): rows rounded up, e.g. Na 0.999->1 + K 0.001
+        if total > 1.0:
             for element in species:
                 species[element] /= total
     try:
@@ -911,29 +907,33 @@ def cif_crystal_blocks(text: str, source: str) -> list[tuple[str, str]]:
     """``[(crystal source, block text)]`` for the blocks of a CIF that hold atom sites, without building them.
 
     The source is ``source`` when there is one such block, else ``f"{source}#{block name}"`` (the block's index
-    when it has no name), as in :func:`read_cif_structures`. Blocks whose site loop is only ``?`` placeholders
-    (Pauling-file reduced cells) are not crystals.
+    when it has no name or shares it), as in :func:`read_cif_structures`. Blocks whose site loop is only ``?``
+    placeholders (Pauling-file reduced cells) are not crystals. Each block text is a CIF of that crystal alone.
     """
-    blocks = _split_blocks(text)
+    return [(name, block_text) for name, block_text, _ in _crystal_blocks(_split_blocks(text), source)]
+
+
+def _crystal_blocks(blocks: list[tuple[str, str]], source: str) -> list[tuple[str, str, dict | None]]:
+    """:func:`cif_crystal_blocks` of already split blocks, with each block's data where it had to be parsed."""
     names = [name for name, _ in blocks]
-    candidates = []
+    candidates: list[tuple[str, str, dict | None]] = []
     for index, (name, block_text) in enumerate(blocks):
         if not _SITE_COLUMN.search(block_text):
             continue  # bibliography, symmetry-only or powder-pattern blocks are not crystals
         # A block named like another one is named by its position instead, so that every name selects one block.
         label = name if name and names.count(name) == 1 else str(index)
-        candidates.append((f"{source}#{label}", block_text))
-    if len(candidates) > 1:
+        candidates.append((f"{source}#{label}", block_text, None))
+    if len(candidates) > 1:  # placeholders only matter when they decide between one crystal and several
         kept = []
-        for block_source, block_text in candidates:
+        for block_source, block_text, _ in candidates:
             tokens = _tokenize(block_text)
             data = _parse_block(*tokens) if tokens is not None else None
-            if data is not None and not _has_sites(_normalize_keys(data)):
-                continue
-            kept.append((block_source, block_text))
+            data = _normalize_keys(data) if data is not None else None
+            if data is None or _has_sites(data):
+                kept.append((block_source, block_text, data))
         candidates = kept
     if len(candidates) == 1:
-        return [(source, candidates[0][1])]
+        return [(source, candidates[0][1], candidates[0][2])]
     return candidates
 
 
@@ -989,21 +989,23 @@ def read_cif_structures(
             "save it as CIF 1.1",
             source,
         )
-    if not _split_blocks(text):
+    blocks = _split_blocks(text)
+    if not blocks:
         raise StructureParseError("not a readable CIF: no data_ block", source)
     out: list[tuple[str, Structure | ScopeError]] = []
-    for name, block_text in cif_crystal_blocks(text, source):
+    for name, block_text, data in _crystal_blocks(blocks, source):
         if crystal is not None and name != crystal:
             continue
         try:
-            data = _block_data(block_text, name)
+            if data is None:
+                data = _block_data(block_text, name)
             if not _has_sites(data):
                 raise StructureParseError("the atom-site loop holds only '?' placeholders", name)
             out.append((name, _crystal_from_block(data, name)))
         except ScopeError as exc:
             out.append((name, exc))
     if not out and crystal is None:
-        if any(all(key in block.lower() for key in _CELL_KEYS) for _, block in _split_blocks(text)):
+        if any(all(key in block.lower() for key in _CELL_KEYS) for _, block in blocks):
             raise EmptyStructureError("the CIF describes a cell but holds no atom sites", source)
         raise StructureParseError(
             "not a readable CIF: it holds no atom sites (no _atom_site_fract_x or _atom_site_Cartn_x loop)",

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
 from functools import cache, lru_cache
 
 import numpy as np
 import spglib
 
 __all__ = [
-    "DeclaredSpaceGroup",
     "hall_symbol",
+    "it_number",
     "it_number_is_unambiguous",
     "setting_choice",
     "close_operations",
@@ -47,25 +46,6 @@ __all__ = [
 _TRANSLATION_TOLERANCE = 1e-3
 #: An operation list closed under composition never exceeds the order of Fm-3m in a conventional cell (192).
 _MAX_GROUP_ORDER = 192
-
-
-@dataclass(frozen=True)
-class DeclaredSpaceGroup:
-    """A space-group setting resolved from a CIF's declaration.
-
-    Attributes:
-        hall_number: spglib's Hall-setting number (1-530).
-        number: the IT space-group number (1-230).
-        declared: the text the file gave (for messages), e.g. ``"H-M 'I 41/a m d :2'"``.
-    """
-
-    hall_number: int
-    number: int
-    declared: str
-
-    @property
-    def label(self) -> str:
-        return space_group_label(self.hall_number)
 
 
 def _quiet_spglib(function, *args, **kwargs):
@@ -267,6 +247,11 @@ def it_number_is_unambiguous(number: int, rhombohedral_axes: bool = False) -> bo
     if not 1 <= number <= 230:
         return False
     return len(_pick_axes(list(_settings_of_number(number)), rhombohedral_axes)) == 1
+
+
+def it_number(hall_number: int) -> int:
+    """The International Tables number (1-230) of a Hall setting."""
+    return int(_spacegroup_type(hall_number).number)
 
 
 def setting_choice(hall_number: int) -> str:

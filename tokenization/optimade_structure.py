@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .cif_structure import OCCUPANCY_TOLERANCE
+from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     AttachedAtomsError,
     InvalidGeometryError,

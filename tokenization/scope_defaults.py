@@ -31,6 +31,9 @@ VOCAB_SIZES = {"v1": 564, "v2": 642}
 #: authors' code through pymatgen's atom types) or "raise" `DisorderedStructureError`.
 DEFAULT_DISORDER = "encode"
 DISORDER_POLICIES = ("encode", "raise")
+#: An occupancy within this of 1 counts as full (refinements report 0.9999 or 1.0001 for a full site), below the
+#: two-decimal resolution of SCOPE's fractions; a site's occupancies may sum to at most 1 plus this.
+OCCUPANCY_TOLERANCE = 0.005
 
 __all__ = [
     "DEFAULT_ANGLE_TOLERANCE",
@@ -39,5 +42,6 @@ __all__ = [
     "DEFAULT_SCOPE_VERSION",
     "DEFAULT_SYMPREC",
     "DISORDER_POLICIES",
+    "OCCUPANCY_TOLERANCE",
     "VOCAB_SIZES",
 ]

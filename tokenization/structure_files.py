@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .scope_errors import StructureParseError
-from .structure_io import crystal_sources
+from .structure_io import crystal_sources, is_optimade_entry
 
 STRUCTURE_SUFFIXES = (".cif", ".mcif", ".vasp", ".poscar", ".json", ".jsonl", ".extxyz", ".xyz")
 TABLE_SUFFIXES = (".csv", ".parquet")
@@ -39,13 +39,8 @@ def _record_to_input(record: Any, source: str) -> Any:
     if isinstance(record, dict):
         if "lattice" in record and "sites" in record:
             return record
-        attributes = record.get("attributes", record)
-        if (
-            isinstance(attributes, dict)
-            and "species_at_sites" in attributes
-            and "lattice_vectors" in attributes
-        ):
-            return record  # an OPTIMADE structures entry (or its attributes)
+        if is_optimade_entry(record):
+            return record
         if isinstance(record.get("scope"), str) and not any(record.get(k) is not None for k in _RECORD_KEYS):
             scope_record = {"scope": record["scope"]}
             if record.get("n_atoms") is not None:

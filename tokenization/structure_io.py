@@ -2,7 +2,8 @@
 
 ``load_structure`` is the single entry point: it turns a pymatgen ``Structure``, an ASE ``Atoms``, CIF or POSCAR
 text, a file path, a pymatgen dict (or its JSON text), or plain arrays ``(lattice, frac_coords, species)`` into
-an ordered pymatgen ``Structure``, and refuses anything SCOPE cannot describe with a typed
+a validated pymatgen ``Structure`` (disordered sites kept under the default ``disorder="encode"``), and refuses
+anything SCOPE cannot describe with a typed
 :class:`~scope_errors.ScopeError` that names the input and the reason.
 
 This module is remote code (copied flat into checkpoints): it imports only pip packages and its siblings.
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
-from .cif_structure import OCCUPANCY_TOLERANCE, cif_crystal_blocks, read_cif_structures
+from .cif_structure import cif_crystal_blocks, read_cif_structures
 from .input_names import describe_source
-from .scope_defaults import DEFAULT_DISORDER, DISORDER_POLICIES
+from .scope_defaults import DEFAULT_DISORDER, DISORDER_POLICIES, OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
@@ -46,6 +47,11 @@ _CIF_SUFFIXES = (".cif", ".mcif")
 _JSON_SUFFIXES = (".json",)
 # Read through ASE (optional dependency): one crystal per frame.
 _ASE_SUFFIXES = (".extxyz", ".xyz")
+
+
+def _names_a_file(text: str) -> bool:
+    """A one-line string that is not JSON is a path (or a ``file#block`` / ``file@frame`` selector)."""
+    return "\n" not in text and not text.lstrip().startswith("{")
 
 
 def _looks_like_cif(text: str) -> bool:
@@ -78,7 +84,8 @@ def _parse_poscar_text(text: str, source: str) -> Structure:
     return read_poscar(text, source)
 
 
-def _is_optimade(data: dict) -> bool:
+def is_optimade_entry(data: dict) -> bool:
+    """Whether a dict is an OPTIMADE structures entry (or its ``attributes``)."""
     attributes = data.get("attributes", data)
     return (
         isinstance(attributes, dict) and "species_at_sites" in attributes and "lattice_vectors" in attributes
@@ -86,7 +93,7 @@ def _is_optimade(data: dict) -> bool:
 
 
 def _from_dict(data: dict, source: str) -> Structure:
-    if _is_optimade(data):
+    if is_optimade_entry(data):
         # An OPTIMADE structures entry (or its attributes): species with concentrations, vacancies, assemblies.
         from .optimade_structure import optimade_to_structure
 
@@ -185,18 +192,17 @@ def _existing_file_crystals(path: Path) -> list[tuple[str, Structure | ScopeErro
 def crystal_sources(path: str | os.PathLike) -> list[tuple[str, Any]]:
     """``[(source, input)]`` for each crystal of a file, cheaply: what :func:`load_structure` then reads.
 
-    A file with one crystal gives ``[(path, path)]``. A CIF with several data blocks gives one ``file.cif#block``
-    selector per block (each later parsed alone); an extxyz file gives its frames as (unvalidated) structures or
-    their errors. A file that cannot be read at all gives its ``ScopeError`` as the input, so callers report it.
+    A file with one crystal gives ``[(path, path)]``. A CIF with several data blocks gives ``("file.cif#block",
+    the block's CIF text)`` per block; an extxyz file gives its frames as (unvalidated) structures or their errors. A file that cannot be read at all gives its ``ScopeError`` as the input, so callers report it.
     """
     path = Path(path)
     source = str(path)
     suffix = path.suffix.lower()
     try:
         if suffix in _CIF_SUFFIXES and path.is_file():
-            text = _read_text(path, source)
-            names = [name for name, _ in cif_crystal_blocks(text, source)]
-            return [(name, name) for name in names] if len(names) > 1 else [(source, path)]
+            # Several crystals: each block's own text, so that no crystal makes the file be read again.
+            blocks = cif_crystal_blocks(_read_text(path, source), source)
+            return blocks if len(blocks) > 1 else [(source, path)]
         if suffix in _ASE_SUFFIXES and path.is_file():
             return _file_crystals(path)
     except ScopeError as exc:
@@ -280,9 +286,7 @@ def _to_structure(obj: Any, source: str) -> Structure:
     if isinstance(obj, str):
         if not obj.strip():
             raise StructureParseError("empty text", source)
-        if "\n" in obj or obj.lstrip().startswith("{"):
-            return _parse_text(obj, source)
-        return _read_file(Path(obj))
+        return _read_file(Path(obj)) if _names_a_file(obj) else _parse_text(obj, source)
     if isinstance(obj, dict):
         return _from_dict(obj, source)
     if _is_ase_atoms(obj):
@@ -477,12 +481,10 @@ def load_structures(
         [('CsCl', 'CsCl')]
     """
     source = source if source is not None else describe_source(obj)
-    if isinstance(obj, os.PathLike) or (
-        isinstance(obj, str) and obj.strip() and "\n" not in obj and not obj.lstrip().startswith("{")
-    ):
+    if isinstance(obj, os.PathLike) or (isinstance(obj, str) and obj.strip() and _names_a_file(obj)):
         crystals = _file_crystals(Path(obj))
-    elif isinstance(obj, str) and obj.strip() and _looks_like_cif(obj) and not obj.lstrip().startswith("{"):
-        crystals = read_cif_structures(obj, source)
+    elif isinstance(obj, str) and obj.strip():
+        crystals = _text_crystals(obj, source)  # CIF text may hold several data blocks
     else:
         crystals = [(source, _to_structure(obj, source))]
     validated: list[tuple[str, Structure | ScopeError]] = []
