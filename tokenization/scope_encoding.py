@@ -30,7 +30,7 @@ from .scope_defaults import DEFAULT_ANGLE_TOLERANCE, DEFAULT_DISORDER, DEFAULT_S
 from .scope_errors import ScopeError, UnsupportedScopeVersionError
 from .scope_tables import GENERATOR_STRINGS, WYCKOFF_MULTIPLICITIES
 from .structure_io import DEFAULT_OVERLAP_TOLERANCE, describe_source, load_structure
-from .symmetry_search import search_symmetry
+from .symmetry_search import search_symmetry, searched_tolerance
 
 SCOPE_VERSIONS = ("v1", "v2")
 PART_SEPARATOR = " | "
@@ -87,10 +87,8 @@ def encode_v1(
     """The authors' SCOPE string of a validated ``structure`` (site order matters, as in their code).
 
     A structure read from a file whose coordinates are coarser than ``symprec`` is searched at its coordinate
-    uncertainty instead (``scope_v2.searched_tolerance``).
+    uncertainty instead (``symmetry_search.searched_tolerance``).
     """
-    from .scope_v2 import searched_tolerance
-
     symprec = searched_tolerance(structure, symprec)
     dataset = symmetry_dataset(structure, symprec, angle_tolerance, source)
     number = int(dataset.number)

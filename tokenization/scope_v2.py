@@ -53,6 +53,7 @@ from .scope_errors import (
 )
 from .scope_v2_tables import ELEMENT_ORDER, WYCKOFF_LETTERS, WYCKOFF_MULTIPLICITIES, WYCKOFF_RELABELINGS
 from .symmetry_idealisation import canonical_symmetry
+from .symmetry_search import searched_tolerance
 
 __all__ = ["V2_TOKENS", "count_v2_tokens", "encode_v2", "parse_v2", "parse_v2_disorder", "site_types"]
 
@@ -205,15 +206,6 @@ def encode_v2(
         mixtures=mixtures,
         element_fractions=element_fractions,
     )
-
-
-def searched_tolerance(structure, symprec: float) -> float:
-    """``symprec``, or the structure's coordinate uncertainty (Å) when the file wrote its coordinates too coarsely
-    for it (``structure.properties["coordinate_uncertainty"]``, set by the CIF reader): symmetry finer than the
-    data cannot be told from noise, and a smaller tolerance reports a superstructure of the written crystal."""
-    properties = getattr(structure, "properties", None) or {}
-    uncertainty = properties.get("coordinate_uncertainty")
-    return max(symprec, float(uncertainty)) if uncertainty else symprec
 
 
 def occupancy_token(occupancy: float) -> str:

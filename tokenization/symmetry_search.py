@@ -22,7 +22,13 @@ import spglib
 
 from .scope_errors import SymmetrySearchError
 
-__all__ = ["AUTOMATIC_ANGLE_TOLERANCE", "SymmetrySearch", "check_tolerances", "search_symmetry"]
+__all__ = [
+    "AUTOMATIC_ANGLE_TOLERANCE",
+    "SymmetrySearch",
+    "check_tolerances",
+    "search_symmetry",
+    "searched_tolerance",
+]
 
 #: spglib's own angle criterion (its default): any negative ``angle_tolerance`` selects it.
 AUTOMATIC_ANGLE_TOLERANCE = -1.0
@@ -97,3 +103,12 @@ def _describe_angle(angle_tolerance: float) -> str:
     if angle_tolerance < 0:
         return f"{angle_tolerance:g} (spglib's automatic criterion)"
     return f"{angle_tolerance:g}°"
+
+
+def searched_tolerance(structure, symprec: float) -> float:
+    """``symprec``, or the structure's coordinate uncertainty (Å) when the file wrote its coordinates too coarsely
+    for it (``structure.properties["coordinate_uncertainty"]``, set by the CIF reader): symmetry finer than the
+    data cannot be told from noise, and a smaller tolerance reports a superstructure of the written crystal."""
+    properties = getattr(structure, "properties", None) or {}
+    uncertainty = properties.get("coordinate_uncertainty")
+    return max(symprec, float(uncertainty)) if uncertainty else symprec
