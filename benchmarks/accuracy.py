@@ -178,18 +178,75 @@ def run_dielectric_and_cv(budget_scale: float = 1.0, state: dict | None = None) 
             lr=3e-4,
             debye=debye,
         )
-        mae = float(np.mean(np.abs(common.predict(model, test_records, pad_id, debye=debye) - y_test)))
+        prediction = common.predict(model, test_records, pad_id, debye=debye)
+        mae = float(np.mean(np.abs(prediction - y_test)))
         info.update(test_mae=mae, test_mae_over_mad=mae / mad)
         result[name] = info
         print(f"[accuracy] cv300 {name}: {info}", flush=True)
         if name == "debye_pretrained":
             state["debye_model"] = model
+            result["debye_pretrained_ensemble"] = debye_ensemble(
+                prediction,
+                info,
+                CV300_MEMBERS,
+                mlm_model,
+                tokenizer,
+                (fit_records, val_records, test_records),
+                seconds=200 * budget_scale,
+            )
+            result["debye_pretrained_ensemble"]["test_mae_over_mad"] = (
+                result["debye_pretrained_ensemble"]["test_mae"] / mad
+            )
+            result["debye_pretrained_ensemble"]["test_mae_seed_0"] = mae
     for baseline in ("mean", "dulong_petit_fitted", "composition_n_atoms_rf"):
         result[f"{baseline}_over_mad"] = result[baseline] / mad
     out["cv300"] = result
     out["debye_curves"] = debye_curves(state["debye_model"], tokenizer)
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+# CLOUD-DEBYE members for Cv(300 K): seed 0 is the single model reported beside the ensemble.
+CV300_MEMBERS = 3
+
+
+def debye_ensemble(
+    first_prediction, first_info, members, mlm_model, tokenizer, splits, seconds: float
+) -> dict:
+    """Train members 1..K-1 like the seed-0 CLOUD-DEBYE model (same pretrained encoder, data and budget, other
+    seeds) and average the K Cv(300 K) predictions, as `finetune --ensemble K` does."""
+    import torch
+
+    from modeling_cloud import CloudDebyeModel
+
+    fit_records, val_records, test_records = splits
+    predictions, infos = [first_prediction], [first_info]
+    for seed in range(1, members):
+        torch.manual_seed(seed)
+        model = CloudDebyeModel(common.model_config(tokenizer, common.ACCURACY_SIZE, head_num_layers=3))
+        common.transfer_encoder(mlm_model, model)
+        model, info = common.finetune(
+            model,
+            tokenizer,
+            fit_records,
+            val_records,
+            seconds=seconds,
+            max_epochs=200,
+            lr=3e-4,
+            debye=True,
+        )
+        predictions.append(common.predict(model, test_records, tokenizer.pad_token_id, debye=True))
+        infos.append(info)
+    labels = np.array([r["labels"] for r in test_records])
+    mean = np.mean(predictions, axis=0)
+    return {
+        "members": members,
+        "test_mae": float(np.mean(np.abs(mean - labels))),
+        "member_test_maes": [float(np.mean(np.abs(p - labels))) for p in predictions],
+        "member_validation_maes": [i["validation_mae"] for i in infos],
+        "member_epochs": [i["epochs_run"] for i in infos],
+        "mean_member_spread": float(np.mean(np.std(predictions, axis=0))),
+    }
 
 
 def debye_curves(model, tokenizer) -> dict:
@@ -271,18 +328,39 @@ def _mp_compositions() -> list[dict[str, float]]:
 
 
 def cloud_kfold(
-    task_column: str, version: str, seconds_per_fold: float, max_epochs: int = 60, n_folds: int = 5
+    task_column: str | list[str],
+    version: str,
+    seconds_per_fold: float,
+    max_epochs: int = 60,
+    n_folds: int = 5,
+    members: int = 1,
 ) -> dict:
-    """CLOUD (from scratch, size `common.ACCURACY_SIZE`) on one MP task with the MatBench 5-fold split; MAE per fold."""
+    """CLOUD (from scratch, size `common.ACCURACY_SIZE`) on MP tasks with the MatBench 5-fold split; MAE per fold.
+
+    `task_column` may be a list: one multi-target model learns every column at once (K, G and θ_D share their
+    rows). `members` > 1 trains that many models per fold with seeds 0, 1, ... and averages their predictions,
+    as `finetune --ensemble K` does; each member gets `seconds_per_fold`. Returns one result per column for a
+    list, else the result of the single column.
+    """
     import torch
 
     from dataset_builders import kfold_indices
     from modeling_cloud import CloudForPropertyRegression
     from tokenization import CloudTokenizerFast
 
+    columns = [task_column] if isinstance(task_column, str) else list(task_column)
     tokenizer = CloudTokenizerFast.from_scope_version(version)
     strings = common.mp_scope_strings(version)
-    rows, labels = _task_rows(task_column, strings)
+    rows, first = _task_rows(columns[0], strings)
+    labels = [first]
+    for column in columns[1:]:
+        other_rows, values = _task_rows(column, strings)
+        if other_rows != rows:  # the folds must be those of every column's own baselines
+            raise RuntimeError(
+                f"{column} is labelled on other rows than {columns[0]}: no shared multi-task folds"
+            )
+        labels.append(values)
+    labels = np.column_stack(labels)
     task_strings = [strings[i] for i in rows]
     maes, epochs = [], []
     for fold, (train_idx, test_idx) in enumerate(kfold_indices(len(rows))):
@@ -292,38 +370,60 @@ def cloud_kfold(
         fit_idx, val_idx = train_idx[fit_local], train_idx[val_local]
 
         def records(indices):
-            return common.labelled_records(tokenizer, [task_strings[i] for i in indices], labels[indices])
+            chosen = labels[indices] if len(columns) > 1 else labels[indices, 0]
+            return common.labelled_records(tokenizer, [task_strings[i] for i in indices], chosen)
 
-        torch.manual_seed(0)
-        model = CloudForPropertyRegression(
-            common.model_config(
-                tokenizer,
-                common.ACCURACY_SIZE,
-                head_num_layers=1,
-                target_means=[float(labels[fit_idx].mean())],
-                target_stds=[float(labels[fit_idx].std())],
+        fit_records, val_records, test_records = records(fit_idx), records(val_idx), records(test_idx)
+        member_predictions, member_epochs = [], []
+        for seed in range(members):
+            torch.manual_seed(seed)
+            model = CloudForPropertyRegression(
+                common.model_config(
+                    tokenizer,
+                    common.ACCURACY_SIZE,
+                    head_num_layers=1,
+                    target_names=columns,
+                    target_means=labels[fit_idx].mean(axis=0).tolist(),
+                    target_stds=labels[fit_idx].std(axis=0).tolist(),
+                )
             )
+            model, info = common.finetune(
+                model,
+                tokenizer,
+                fit_records,
+                val_records,
+                seconds=seconds_per_fold,
+                max_epochs=max_epochs,
+                lr=3e-4,
+            )
+            prediction = common.predict(model, test_records, tokenizer.pad_token_id, all_targets=True)
+            member_predictions.append(prediction.reshape(len(test_idx), len(columns)))
+            member_epochs.append(info["epochs_run"])
+        prediction = np.mean(member_predictions, axis=0)
+        maes.append(np.mean(np.abs(prediction - labels[test_idx]), axis=0))
+        epochs.append(member_epochs if members > 1 else member_epochs[0])
+        print(
+            f"[accuracy] {columns} {version} fold {fold}: MAE {maes[-1]} (epochs {member_epochs})", flush=True
         )
-        model, info = common.finetune(
-            model,
-            tokenizer,
-            records(fit_idx),
-            records(val_idx),
-            seconds=seconds_per_fold,
-            max_epochs=max_epochs,
-            lr=3e-4,
-        )
-        prediction = common.predict(model, records(test_idx), tokenizer.pad_token_id)
-        maes.append(float(np.mean(np.abs(prediction - labels[test_idx]))))
-        epochs.append(info["epochs_run"])
-        print(f"[accuracy] {task_column} {version} fold {fold}: MAE {maes[-1]:.4f} ({info})", flush=True)
-    return {
-        "mean": float(np.mean(maes)),
-        "std": float(np.std(maes)),
-        "folds": maes,
-        "epochs_per_fold": epochs,
-        "size": common.ACCURACY_SIZE,
+    maes = np.array(maes)
+    results = {
+        column: {
+            "mean": float(maes[:, j].mean()),
+            "std": float(maes[:, j].std()),
+            "folds": maes[:, j].tolist(),
+            "epochs_per_fold": epochs,
+            "size": common.ACCURACY_SIZE,
+            "ensemble_members": members,
+            "multi_task_targets": columns if len(columns) > 1 else None,
+        }
+        for j, column in enumerate(columns)
     }
+    return results if len(columns) > 1 else results[columns[0]]
+
+
+# K, G and θ_D are labelled on the same 1,181 elastic rows: one multi-target model per fold learns all three.
+ELASTIC_TASKS = ("log10_K", "log10_G", "theta_D")
+ELASTIC_MEMBERS = 2
 
 
 def run_matminer_cv(budget_scale: float = 1.0, n_folds: int = 5) -> dict:
@@ -334,6 +434,15 @@ def run_matminer_cv(budget_scale: float = 1.0, n_folds: int = 5) -> dict:
     strings = common.mp_scope_strings("v2")
     compositions = _mp_compositions()
     results = {}
+    # Multi-target ensemble for the elastic tasks (they share rows); 90 s per member per fold.
+    elastic = cloud_kfold(
+        [MATMINER_TASKS[t] for t in ELASTIC_TASKS],
+        "v2",
+        90 * budget_scale,
+        max_epochs=100,
+        n_folds=n_folds,
+        members=ELASTIC_MEMBERS,
+    )
     for task, column in MATMINER_TASKS.items():
         rows, labels = _task_rows(column, strings)
         features = common.composition_matrix([compositions[i] for i in rows])
@@ -350,7 +459,9 @@ def run_matminer_cv(budget_scale: float = 1.0, n_folds: int = 5) -> dict:
             "rows": len(rows),
             "mean": {"mean": float(np.mean(mean_maes)), "std": float(np.std(mean_maes))},
             "composition_rf": {"mean": float(np.mean(rf_maes)), "std": float(np.std(rf_maes))},
-            "cloud_v2": cloud_kfold(column, "v2", seconds, max_epochs=100, n_folds=n_folds),
+            "cloud_v2": elastic[column]
+            if task in ELASTIC_TASKS
+            else cloud_kfold(column, "v2", seconds, max_epochs=100, n_folds=n_folds),
         }
         print(f"[accuracy] matminer {task}: {results[task]}", flush=True)
     return results

@@ -49,13 +49,24 @@ def quiet():
 # Data helpers
 
 
+def tokenization_fingerprint() -> str:
+    """A short hash of every `tokenization/*.py` file: what SCOPE strings depend on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).resolve().parents[1] / "tokenization").glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def mp_scope_strings(version: str) -> list[str | None]:
     """SCOPE strings of the 6,317 bundled MP structures in table order (None where encoding fails), cached on disk."""
     from dataset_builders import load_materials_project, structure_from_json
     from tokenization import CloudTokenizerFast
 
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    path = CACHE_DIR / f"mp_scope_{version}.json"
+    # Keyed on the encoder's source: a cache written before a change to tokenization/ must not be reused.
+    path = CACHE_DIR / f"mp_scope_{version}_{tokenization_fingerprint()}.json"
     if path.exists():
         return json.loads(path.read_text())
     tokenizer = CloudTokenizerFast.from_scope_version(version)
@@ -336,9 +347,15 @@ def make_collator(pad_id: int, with_n_atoms: bool):
 
 @torch.no_grad()
 def predict(
-    model, records: list[dict], pad_id: int, debye: bool = False, batch_size: int = 256
+    model,
+    records: list[dict],
+    pad_id: int,
+    debye: bool = False,
+    batch_size: int = 256,
+    all_targets: bool = False,
 ) -> np.ndarray:
-    """Predictions in physical units (Cv at 300 K for a Debye model), in record order."""
+    """Predictions in physical units (Cv at 300 K for a Debye model), in record order: shape (rows,), or
+    (rows, targets) with `all_targets` for a multi-target model."""
     model.eval()
     collate = make_collator(pad_id, debye)
     out = []
@@ -347,7 +364,10 @@ def predict(
             [{k: v for k, v in r.items() if k != "labels"} for r in records[start : start + batch_size]]
         )
         result = model(**batch)
-        values = result.heat_capacity[:, 0] if debye else result.predictions[:, 0]
+        if debye:
+            values = result.heat_capacity[:, 0]
+        else:
+            values = result.predictions if all_targets else result.predictions[:, 0]
         out.append(values.float().numpy())
     model.train()
     return np.concatenate(out)
@@ -368,9 +388,14 @@ def finetune(
     validation MAE (validation comes from the training data, never from a test split)."""
     pad_id = tokenizer.pad_token_id
     validation_labels = np.array([r["labels"] for r in validation_records])
+    multi_target = validation_labels.ndim == 2
 
     def evaluate(current):
-        return float(np.mean(np.abs(predict(current, validation_records, pad_id, debye) - validation_labels)))
+        predictions = predict(current, validation_records, pad_id, debye, all_targets=multi_target)
+        if multi_target:  # targets in different units: the mean of each target's MAE over its spread
+            errors = np.mean(np.abs(predictions - validation_labels), axis=0)
+            return float(np.mean(errors / validation_labels.std(axis=0)))
+        return float(np.mean(np.abs(predictions - validation_labels)))
 
     best = BestByValidation(evaluate)
     budget = TimeBudget(seconds)
@@ -415,8 +440,9 @@ def finetune(
 
 def labelled_records(tokenizer, strings, labels, n_atoms=None) -> list[dict]:
     records = encode(tokenizer, strings)
+    labels = np.asarray(labels, dtype=float)
     for i, record in enumerate(records):
-        record["labels"] = float(labels[i])
+        record["labels"] = labels[i].tolist() if labels.ndim == 2 else float(labels[i])
         if n_atoms is not None:
             record["n_atoms"] = float(n_atoms[i])
     return records
