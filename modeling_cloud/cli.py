@@ -168,15 +168,20 @@ def load_property_pipeline(model: str, trust_remote_code: bool = False):
 
 
 def prediction_row(source: str, result: dict) -> dict:
-    """One `--jsonl` row: `{"source", "scope", "predictions", "units"}` (Debye models add `temperatures` and `basis`,
-    readers' changes add `notes`), or `{"source", "error"}` with the failure record."""
+    """One `--jsonl` row: `{"source", "scope", "predictions", "units"}` (ensembles add `std`, the members' standard
+    deviation per property in its unit; Debye models add `temperatures` and `basis`; readers' changes add `notes`),
+    or `{"source", "error"}` with the failure record."""
     if "error" in result:
         return failure_row(source, result["error"])
-    predictions, units = {}, {}
+    predictions, units, spreads = {}, {}, {}
     for prop in result["properties"]:
         predictions[prop["name"]] = prop["value"]
         units[prop["name"]] = prop.get("unit")
+        if "std" in prop:
+            spreads[prop["name"]] = prop["std"]
     row = {"source": source, "scope": result.get("scope"), "predictions": predictions, "units": units}
+    if spreads:
+        row["std"] = spreads
     thermo = [p for p in result["properties"] if "temperatures" in p]
     if thermo:
         row["temperatures"] = thermo[0]["temperatures"]
@@ -195,8 +200,10 @@ def _format_value(value) -> str:
 
 
 def _prediction_summary(row: dict) -> str:
+    spreads = row.get("std", {})
     return "  ".join(
-        f"{name}={_format_value(value)} {row['units'].get(name) or ''}".rstrip()
+        f"{name}={_format_value(value)}"
+        f"{' ± ' + _format_value(spreads[name]) if name in spreads else ''} {row['units'].get(name) or ''}".rstrip()
         for name, value in row["predictions"].items()
         if name != "embedding"
     )
@@ -264,7 +271,8 @@ def _add_predict(subparsers) -> None:
     parser.add_argument(
         "--jsonl",
         action="store_true",
-        help='one JSON line per crystal: {"source","predictions","units"[,"basis","temperatures","notes"]} or '
+        help='one JSON line per crystal: {"source","predictions","units"[,"std","basis","temperatures","notes"]} '
+        '("std": ensembles\' spread per property) or '
         '{"source","error":{"source","reason","type","message"}}',
     )
 

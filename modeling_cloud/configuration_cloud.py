@@ -64,6 +64,12 @@ class CloudConfig(PreTrainedConfig):
             Regression and Debye loss: `"l1"` (authors), `"mse"` or `"huber"`.
         huber_delta (`float`, defaults to 1.0):
             Huber threshold, in z-score units for regression and in J/(K mol) for Debye.
+        num_ensemble_members (`int`, defaults to 1):
+            [`CloudForPropertyRegression`] only: number K of independently trained members (encoder + head each,
+            e.g. `cloud-crystal finetune --ensemble K`, one seed per member) held in one checkpoint. K > 1 returns
+            the members' mean as `predictions` and their spread as `predictions_std`. 1 is a single model, with the
+            parameter names of earlier checkpoints (`bert.*`, `head.*`); K > 1 stores `members.<i>.bert.*` and
+            `members.<i>.head.*`. The other heads accept only 1.
         debye_theta_head (`str`, defaults to `"softplus"`):
             How the Debye head output s becomes θ_D. `"affine"`: θ_D = a = scale * s + shift, the authors' form (can
             be negative). `"softplus"`: θ_D = m + w * softplus((a - m) / w), always above m and equal to the affine
@@ -140,6 +146,7 @@ class CloudConfig(PreTrainedConfig):
     target_stds: list[float | int] | None = None
     loss: str = "l1"
     huber_delta: float | int = 1.0
+    num_ensemble_members: int = 1
 
     # CLOUD-DEBYE
     debye_theta_head: str = "softplus"
@@ -198,6 +205,8 @@ class CloudConfig(PreTrainedConfig):
             raise ValueError(f"loss must be one of {_LOSSES}, got {self.loss!r}")
         if self.debye_theta_head not in _THETA_HEADS:
             raise ValueError(f"debye_theta_head must be one of {_THETA_HEADS}, got {self.debye_theta_head!r}")
+        if self.num_ensemble_members < 1:
+            raise ValueError(f"num_ensemble_members must be >= 1, got {self.num_ensemble_members}")
         if self.head_num_layers < 0:
             raise ValueError(f"head_num_layers must be >= 0, got {self.head_num_layers}")
         if len(self.target_names) == 0:

@@ -12,6 +12,7 @@ This file is remote code: it is copied flat into saved checkpoints and imports o
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from dataclasses import dataclass
@@ -58,15 +59,26 @@ class CloudPropertyRegressionOutput(ModelOutput):
         Loss on z-scored targets (`config.loss`), averaged over the labels that are not NaN.
     predictions (`torch.Tensor` of shape `(batch_size, num_targets)`):
         Predicted properties in physical units (`config.target_units`), i.e. the head's z-scores times
-        `config.target_stds` plus `config.target_means`.
+        `config.target_stds` plus `config.target_means`. For an ensemble (`config.num_ensemble_members` K > 1),
+        the mean of the K members' predictions.
+    predictions_std (`torch.Tensor` of shape `(batch_size, num_targets)`, *optional*, returned by ensembles):
+        Standard deviation of the K members' predictions, in the same physical units: the population form
+        sqrt(mean_k (p_k - mean)^2), i.e. the spread of the ensemble's members themselves (divide by K, not K - 1).
+        It measures how much the members disagree, not the error against the true value. `None` for K = 1.
+    member_predictions (`torch.Tensor` of shape `(batch_size, num_members, num_targets)`, *optional*, returned by ensembles):
+        Each member's predictions in physical units. `None` for K = 1.
     embeddings (`torch.Tensor` of shape `(batch_size, hidden_size)`, *optional*, returned with `return_embeddings=True`):
-        Pooled crystal embedding fed to the head.
+        Pooled crystal embedding fed to the head; for an ensemble, each member's, of shape
+        `(batch_size, num_members, hidden_size)`.
     hidden_states, attentions:
-        As in BERT, when `output_hidden_states` / `output_attentions` are set.
+        As in BERT, when `output_hidden_states` / `output_attentions` are set (single models only: `None` for an
+        ensemble, whose members have one set each).
     """
 
     loss: torch.Tensor | None = None
     predictions: torch.Tensor | None = None
+    predictions_std: torch.Tensor | None = None
+    member_predictions: torch.Tensor | None = None
     embeddings: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
@@ -463,12 +475,33 @@ def _masked_mean(values: torch.Tensor, observed: torch.Tensor, anchor: torch.Ten
     return anchor.sum() * 0.0
 
 
+def _refuse_ensemble(model: nn.Module, config: CloudConfig) -> None:
+    if config.num_ensemble_members != 1:
+        raise ValueError(
+            f"{type(model).__name__} is a single model; num_ensemble_members={config.num_ensemble_members} is for "
+            "CloudForPropertyRegression only"
+        )
+
+
 def _labels_2d(labels: torch.Tensor, batch_size: int, width: int, name: str) -> torch.Tensor:
     if labels.dim() == 1 and width == 1:
         labels = labels.unsqueeze(-1)
     if labels.shape != (batch_size, width):
         raise ValueError(f"{name} must have shape ({batch_size}, {width}), got {tuple(labels.shape)}")
     return labels
+
+
+#: Config entries that may differ between the members of an ensemble (bookkeeping, not the model).
+_MEMBER_FREE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "auto_map", "custom_pipelines")
+
+
+class CloudRegressionMember(nn.Module):
+    """One member of a [`CloudForPropertyRegression`] ensemble: its own encoder and regression head."""
+
+    def __init__(self, config: CloudConfig):
+        super().__init__()
+        self.bert = CloudModel(config)
+        self.head = CloudPropertyHead(config, config.num_targets)
 
 
 class CloudForPropertyRegression(CloudPreTrainedModel):
@@ -479,6 +512,11 @@ class CloudForPropertyRegression(CloudPreTrainedModel):
     `config.target_stds`, and z-scores the labels with the same statistics, so the loss (`config.loss`, L1 by
     default) is computed on z-scores as the authors did. NaN labels are left out of the loss, so targets with
     missing values can be trained together.
+
+    With `config.num_ensemble_members` K > 1 the model is a seed ensemble: K members (`members[i].bert`,
+    `members[i].head`, built with [`~CloudForPropertyRegression.from_members`] or by `cloud-crystal finetune
+    --ensemble K`) each predict, and the output carries their mean (`predictions`), their population standard
+    deviation (`predictions_std`) and each member's values (`member_predictions`), all in physical units.
 
     Example:
 
@@ -500,9 +538,63 @@ class CloudForPropertyRegression(CloudPreTrainedModel):
 
     def __init__(self, config: CloudConfig):
         super().__init__(config)
-        self.bert = CloudModel(config)
-        self.head = CloudPropertyHead(config, config.num_targets)
+        if config.num_ensemble_members == 1:
+            self.bert = CloudModel(config)
+            self.head = CloudPropertyHead(config, config.num_targets)
+        else:
+            self.members = nn.ModuleList(
+                [CloudRegressionMember(config) for _ in range(config.num_ensemble_members)]
+            )
         self.post_init()
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether this model holds several members (`config.num_ensemble_members` > 1)."""
+        return self.config.num_ensemble_members > 1
+
+    @classmethod
+    def from_members(cls, members: list[CloudForPropertyRegression]) -> CloudForPropertyRegression:
+        """An ensemble of single (K = 1) regression models with the same config, targets and target statistics.
+
+        The ensemble's config is the first member's with `num_ensemble_members=len(members)`; every member's encoder
+        and head weights are copied unchanged, so member i of the ensemble predicts exactly what `members[i]` does.
+
+        Example:
+
+        ```python
+        >>> import torch
+        >>> from modeling_cloud import CloudConfig, CloudForPropertyRegression
+        >>> config = CloudConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+        >>> members = [CloudForPropertyRegression(config).eval() for _ in range(3)]
+        >>> ensemble = CloudForPropertyRegression.from_members(members).eval()
+        >>> input_ids = torch.tensor([[0, 7, 10, 40, 6, 66, 2]])
+        >>> out = ensemble(input_ids)
+        >>> mean = torch.stack([m(input_ids).predictions for m in members]).mean(0)
+        >>> tuple(out.predictions_std.shape), torch.allclose(out.predictions, mean)
+        ((1, 1), True)
+
+        ```
+        """
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        reference = members[0].config.to_dict()
+        for index, member in enumerate(members):
+            if member.is_ensemble:
+                raise ValueError(f"member {index} is itself an ensemble; give single models")
+            differing = sorted(
+                key
+                for key, value in member.config.to_dict().items()
+                if key not in _MEMBER_FREE_CONFIG_KEYS and reference.get(key) != value
+            )
+            if differing:
+                raise ValueError(f"member {index} differs from member 0 in its config: {differing}")
+        config = copy.deepcopy(members[0].config)
+        config.num_ensemble_members = len(members)
+        ensemble = cls(config)
+        for slot, member in zip(ensemble.members, members, strict=True):
+            slot.bert.load_state_dict(member.bert.state_dict())
+            slot.head.load_state_dict(member.head.state_dict())
+        return ensemble.to(device=members[0].device, dtype=members[0].dtype)
 
     def _target_stats(self, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Read from the config at every call, so statistics set after construction are honoured.
@@ -528,8 +620,7 @@ class CloudForPropertyRegression(CloudPreTrainedModel):
         return_embeddings (`bool`, defaults to `False`):
             Also return the pooled crystal embedding.
         """
-        outputs = self.bert(
-            input_ids,
+        encoder_inputs = dict(
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
@@ -537,31 +628,61 @@ class CloudForPropertyRegression(CloudPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
+        if self.is_ensemble:
+            return self._ensemble_forward(input_ids, encoder_inputs, labels, return_embeddings)
+        outputs = self.bert(input_ids, **encoder_inputs)
         z_predictions = self.head(outputs.pooler_output)
         means, stds = self._target_stats(z_predictions)
         predictions = z_predictions * stds + means
 
-        loss = None
-        if labels is not None:
-            labels = _labels_2d(
-                labels.to(device=z_predictions.device, dtype=z_predictions.dtype),
-                z_predictions.shape[0],
-                self.config.num_targets,
-                "labels",
-            )
-            observed = ~torch.isnan(labels)
-            z_labels = torch.where(observed, (labels - means) / stds, torch.zeros_like(labels))
-            elementwise = _elementwise_loss(
-                self.config.loss, z_predictions, z_labels, self.config.huber_delta
-            )
-            loss = _masked_mean(elementwise, observed, z_predictions)
-
         return CloudPropertyRegressionOutput(
-            loss=loss,
+            loss=self._loss(z_predictions, labels, means, stds),
             predictions=predictions,
             embeddings=outputs.pooler_output if return_embeddings else None,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+        )
+
+    def _loss(
+        self,
+        z_predictions: torch.Tensor,
+        labels: torch.Tensor | None,
+        means: torch.Tensor,
+        stds: torch.Tensor,
+    ) -> torch.Tensor | None:
+        """`config.loss` on z-scores, averaged over the labels that are not NaN. `z_predictions` is
+        `(batch, num_targets)`, or `(batch, num_members, num_targets)` for an ensemble: each member is scored against
+        the same labels, so the loss is the mean of the members' losses and the members train independently."""
+        if labels is None:
+            return None
+        labels = _labels_2d(
+            labels.to(device=z_predictions.device, dtype=z_predictions.dtype),
+            z_predictions.shape[0],
+            self.config.num_targets,
+            "labels",
+        )
+        if z_predictions.dim() == 3:
+            labels = labels.unsqueeze(1).expand_as(z_predictions)
+        observed = ~torch.isnan(labels)
+        z_labels = torch.where(observed, (labels - means) / stds, torch.zeros_like(labels))
+        elementwise = _elementwise_loss(self.config.loss, z_predictions, z_labels, self.config.huber_delta)
+        return _masked_mean(elementwise, observed, z_predictions)
+
+    def _ensemble_forward(
+        self, input_ids, encoder_inputs: dict, labels, return_embeddings: bool
+    ) -> CloudPropertyRegressionOutput:
+        pooled = [member.bert(input_ids, **encoder_inputs).pooler_output for member in self.members]
+        z_predictions = torch.stack(
+            [member.head(embedding) for member, embedding in zip(self.members, pooled, strict=True)], dim=1
+        )  # (batch, num_members, num_targets)
+        means, stds = self._target_stats(z_predictions)
+        member_predictions = z_predictions * stds + means
+        return CloudPropertyRegressionOutput(
+            loss=self._loss(z_predictions, labels, means, stds),
+            predictions=member_predictions.mean(dim=1),
+            predictions_std=member_predictions.std(dim=1, correction=0),
+            member_predictions=member_predictions,
+            embeddings=torch.stack(pooled, dim=1) if return_embeddings else None,
         )
 
 
@@ -588,6 +709,7 @@ class CloudForPropertyClassification(CloudPreTrainedModel):
 
     def __init__(self, config: CloudConfig):
         super().__init__(config)
+        _refuse_ensemble(self, config)
         self.bert = CloudModel(config)
         self.head = CloudPropertyHead(config, config.num_targets)
         self.post_init()
@@ -685,6 +807,7 @@ class CloudDebyeModel(CloudPreTrainedModel):
 
     def __init__(self, config: CloudConfig):
         super().__init__(config)
+        _refuse_ensemble(self, config)
         self.bert = CloudModel(config)
         self.head = CloudPropertyHead(config, 1)
         self.post_init()

@@ -131,7 +131,9 @@ class CrystalPropertyPipeline(Pipeline):
     `formula` (reduced formula, when known), `notes` (reader notes, when there are any) and `properties`, a list of
     `{"name", "value", "unit"}`. What `properties` holds is chosen by `config.architectures[0]`:
 
-    - `CloudForPropertyRegression`: one entry per target, in the checkpoint's units (`config.target_units`);
+    - `CloudForPropertyRegression`: one entry per target, in the checkpoint's units (`config.target_units`). A seed
+      ensemble (`config.num_ensemble_members` > 1) gives the members' mean as `value` and their (population)
+      standard deviation, in the same unit, as `std`; a single model has no `std`;
     - `CloudForPropertyClassification`: `value` is the predicted label (bool) and `score` its probability;
     - `CloudDebyeModel`: `theta_debye` (K), then `heat_capacity`, `internal_energy`, `entropy` and `free_energy`,
       each a list of values at `temperatures` (K) with a `basis` and a unit that names it. The basis is, by default,
@@ -141,7 +143,8 @@ class CrystalPropertyPipeline(Pipeline):
       fractions are rounded): give `{"scope": ..., "formula": ...}`, or it is reported per mole of atoms and its
       `basis` says `"atom"`;
     - `CloudModel` / `CloudForMaskedLM` (a pretrained encoder, no trained head): `properties` is empty and the
-      pooled crystal embedding is returned under `embedding`, as it is for every model with `return_embeddings=True`.
+      pooled crystal embedding is returned under `embedding`, as it is for every model with `return_embeddings=True`
+      (an ensemble gives one embedding per member).
 
     An input that holds several crystals (a CIF with several data blocks, a multi-frame extxyz), when the tokenizer
     can read them all (`tokenizer.load_structures`), gives a list in its place: one result per crystal, in file order,
@@ -498,10 +501,15 @@ class CrystalPropertyPipeline(Pipeline):
     def _format_regression(self, model_outputs) -> list[dict[str, Any]]:
         config = self.model.config
         values = model_outputs["predictions"][0].float().tolist()
-        return [
+        properties = [
             {"name": name, "value": value, "unit": unit}
             for name, unit, value in zip(config.target_names, config.target_units, values, strict=True)
         ]
+        spread = model_outputs.get("predictions_std")
+        if spread is not None:  # an ensemble: the members' standard deviation, in the value's unit
+            for prop, std in zip(properties, spread[0].float().tolist(), strict=True):
+                prop["std"] = std
+        return properties
 
     def _format_classification(self, model_outputs) -> list[dict[str, Any]]:
         config = self.model.config

@@ -39,11 +39,17 @@ for _name in _BLOCKED:
 
 
 def _site_paths() -> list[str]:
-    """This interpreter's module path, minus every folder that holds one of the project's packages."""
+    """This interpreter's module path, minus every folder that holds one of the project's packages and minus
+    transformers' remote-code cache: once this process has loaded remote code, that cache is on its path, and the
+    child would find this process's `transformers_modules` package there instead of building its own."""
+    home = os.environ.get("HF_HOME")
+    modules_cache = os.environ.get("HF_MODULES_CACHE") or (os.path.join(home, "modules") if home else None)
     paths = []
     for entry in sys.path:
         folder = Path(entry or os.getcwd())
         if not folder.is_dir() or any((folder / name).exists() for name in PROJECT_PACKAGES):
+            continue
+        if modules_cache is not None and folder.resolve() == Path(modules_cache).resolve():
             continue
         paths.append(str(folder))
     return paths

@@ -5,6 +5,8 @@ The authors' recipe: the `[CLS]` embedding through Dropout, k x (Linear + SiLU) 
 targets z-scored with the training-set mean and standard deviation (stored in the config, so the model predicts in
 physical units); AdamW with warm-up and cosine decay; the checkpoint with the lowest validation MAE is kept.
 `--cv-folds K` runs K-fold cross-validation instead (MatBench's KFold seed 18012019) and reports mean and spread.
+`--ensemble K` trains K models with seeds seed, seed + 1, ... on the same split and saves them as one checkpoint
+that predicts their mean and standard deviation (`config.num_ensemble_members`).
 
 Run as `cloud-crystal finetune ...`, `python -m modeling_cloud.training.finetune ...`, or under `torchrun` /
 `accelerate launch -m modeling_cloud.training.finetune ...`.
@@ -135,40 +137,9 @@ def train_one_model(
     attach_pipeline(model)
     metric = selection_metric(len(targets))
     args = trainer_arguments(settings, output_dir, metric_for_best_model=metric)
-
-    def card_for(evaluations: list[EvaluationRecord], summary: str) -> ModelCardContext:
-        return ModelCardContext(
-            model_id=settings.training.hub_model_id or output_dir.name,
-            kind="property",
-            **model_architecture(model),
-            head_num_layers=model_settings.head_num_layers,
-            targets=[
-                {"name": name, "unit": unit or "", "mean": f"{m:.4g}", "std": f"{s:.4g}"}
-                for (name, unit), m, s in zip(targets, means, stds, strict=True)
-            ],
-            loss=model_settings.loss,
-            base_model=model_settings.pretrained,
-            license=model_settings.license,
-            dataset_name=settings.data.dataset_name,
-            datasets=dataset_entries(
-                {
-                    "training": (data.train_tables, len(data.train)),
-                    "validation": (data.validation_tables or data.train_tables, len(data.validation)),
-                    "test": (data.test_tables, len(data.test) if data.test is not None else 0),
-                }
-            ),
-            skipped_rows=data.report.report.num_failed if data.report else 0,
-            hyperparameters=hyperparameters(
-                settings,
-                args.world_size,
-                {
-                    "loss": f"{model_settings.loss} on z-scored targets",
-                    "validation": data.validation_note + fold_note,
-                },
-            ),
-            training_summary=summary,
-            evaluations=evaluations,
-        )
+    card_for = _card_builder(
+        settings, output_dir, model, data, args.world_size, data.validation_note + fold_note
+    )
 
     trainer = property_trainer(
         model,
@@ -202,6 +173,51 @@ def train_one_model(
     return metrics
 
 
+def _card_builder(
+    settings: RunSettings, output_dir: Path, model, data: RunData, world_size: int, validation: str
+):
+    """`card_for(evaluations, summary)`: the model card of `model` (a single model or an ensemble) trained on
+    `data`; `validation` says how the validation rows were chosen."""
+    model_settings = settings.model
+    config = model.config
+    targets = list(zip(config.target_names, config.target_units, strict=True))
+    extra = {"loss": f"{model_settings.loss} on z-scored targets", "validation": validation}
+    if config.num_ensemble_members > 1:
+        seeds = ensemble_seeds(settings)
+        extra["ensemble"] = (
+            f"{len(seeds)} members, seeds {', '.join(map(str, seeds))}; predictions are the members' mean"
+        )
+
+    def card_for(evaluations: list[EvaluationRecord], summary: str) -> ModelCardContext:
+        return ModelCardContext(
+            model_id=settings.training.hub_model_id or output_dir.name,
+            kind="property",
+            **model_architecture(model),
+            head_num_layers=model_settings.head_num_layers,
+            targets=[
+                {"name": name, "unit": unit or "", "mean": f"{m:.4g}", "std": f"{s:.4g}"}
+                for (name, unit), m, s in zip(targets, config.target_means, config.target_stds, strict=True)
+            ],
+            loss=model_settings.loss,
+            base_model=model_settings.pretrained,
+            license=model_settings.license,
+            dataset_name=settings.data.dataset_name,
+            datasets=dataset_entries(
+                {
+                    "training": (data.train_tables, len(data.train)),
+                    "validation": (data.validation_tables or data.train_tables, len(data.validation)),
+                    "test": (data.test_tables, len(data.test) if data.test is not None else 0),
+                }
+            ),
+            skipped_rows=data.report.report.num_failed if data.report else 0,
+            hyperparameters=hyperparameters(settings, world_size, extra),
+            training_summary=summary,
+            evaluations=evaluations,
+        )
+
+    return card_for
+
+
 def _write_predictions(path: Path, dataset, predictions, targets) -> None:
     import pandas as pd
 
@@ -230,6 +246,8 @@ def run_finetune(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
     output_dir.mkdir(parents=True, exist_ok=True)
     if settings.data.cv_folds:
         return run_cross_validation(settings, callbacks)
+    if settings.data.ensemble > 1:
+        return run_ensemble(settings, callbacks)
     resume = resolve_resume_checkpoint(settings, output_dir)
     pretrained = pretrained_source(settings)  # a wrong checkpoint fails before any data is read
     tables = read_run_tables(settings)
@@ -237,6 +255,122 @@ def run_finetune(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
     data = load_finetune_data(settings, tokenizer, tables)
     metrics = train_one_model(settings, output_dir, tokenizer, pretrained, data, resume, callbacks=callbacks)
     return {"validation": {k: v for k, v in metrics.items() if k.startswith("eval_")}, "metrics": metrics}
+
+
+def ensemble_seeds(settings: RunSettings) -> list[int]:
+    """The seeds of the `--ensemble K` members: `--seed`, `--seed` + 1, ..., `--seed` + K - 1."""
+    return [settings.training.seed + index for index in range(settings.data.ensemble)]
+
+
+def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
+    """`--ensemble K`: K members trained through the usual Trainer path with seeds `ensemble_seeds(settings)`, on one
+    training/validation split (drawn with `--seed`), each kept at its own best validation checkpoint in
+    OUTPUT_DIR/member-<i>; then assembled into one checkpoint in OUTPUT_DIR (`config.num_ensemble_members` = K)
+    whose predictions are the members' mean, with their standard deviation beside them. The ensemble is evaluated
+    like a single model (validation, and --test when given); `ensemble_results.json` lists every member's metrics
+    and the ensemble's."""
+    output_dir = Path(settings.output_dir)
+    pretrained = pretrained_source(settings)  # a wrong checkpoint fails before any data is read
+    tables = read_run_tables(settings)
+    tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
+    data = load_finetune_data(settings, tokenizer, tables)  # one split for every member
+    targets = _targets(settings)
+    seeds = ensemble_seeds(settings)
+    members = []
+    for index, seed in enumerate(seeds):
+        logger.info("ensemble member %d/%d: seed %d", index + 1, len(seeds), seed)
+        member_dir = output_dir / f"member-{index}"
+        member_settings = dataclasses.replace(
+            settings,
+            data=dataclasses.replace(settings.data, ensemble=1),
+            training=dataclasses.replace(
+                settings.training, seed=seed, output_dir=str(member_dir), push_to_hub=False
+            ),
+        )
+        member_dir.mkdir(parents=True, exist_ok=True)
+        resolve_resume_checkpoint(member_settings, member_dir)
+        metrics = train_one_model(
+            member_settings,
+            member_dir,
+            tokenizer,
+            pretrained,
+            data,
+            None,
+            f"; ensemble member {index} of {len(seeds)} (seed {seed})",
+            callbacks,
+        )
+        members.append({"folder": member_dir.name, "seed": seed, "metrics": metrics})
+
+    model = CloudForPropertyRegression.from_members(
+        [CloudForPropertyRegression.from_pretrained(output_dir / member["folder"]) for member in members]
+    )
+    attach_pipeline(model)
+    metric = selection_metric(len(targets))
+    args = trainer_arguments(settings, output_dir, metric_for_best_model=metric)
+    card_for = _card_builder(settings, output_dir, model, data, args.world_size, data.validation_note)
+    trainer = property_trainer(
+        model,
+        args,
+        settings,
+        data,
+        tokenizer,
+        card_for,
+        targets,
+        metric_targets=settings.data.target,
+        prediction_output="predictions",
+        output_class=CloudPropertyRegressionOutput,
+    )
+    metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))
+    records = regression_records(metrics, "eval", "validation", len(data.validation), targets)
+    if data.test is not None:
+        test_output = trainer.predict(data.test, metric_key_prefix="test")
+        metrics.update(test_output.metrics)
+        records += regression_records(
+            test_output.metrics, "test", "test", len(data.test), targets, ", ".join(settings.data.test or [])
+        )
+        if trainer.is_world_process_zero():
+            _write_predictions(
+                output_dir / "test_predictions.csv", data.test, test_output.predictions, targets
+            )
+    chosen = args.metric_for_best_model or metric  # the user's --metric-for-best-model, if any
+    key = chosen.removeprefix("eval_")
+    metric = f"eval_{key}"
+    summary = (
+        f"A seed ensemble of {len(members)} models (seeds {', '.join(map(str, seeds))}), trained on the same "
+        f"training and validation rows, each kept at its own lowest validation {key}; predictions are the members' "
+        f"mean, with their standard deviation. Validation {key} per member: "
+        + ", ".join(f"{member['metrics'].get(metric, float('nan')):.4g}" for member in members)
+        + f"; of the ensemble: {metrics.get(metric, float('nan')):.4g}."
+    )
+    finish_run(trainer, output_dir, settings, card_for(records, summary), True, data.report, metrics)
+    payload = {
+        "members": [
+            {
+                **member,
+                "metrics": {k: v for k, v in member["metrics"].items() if k.startswith(("eval_", "test_"))},
+            }
+            for member in members
+        ],
+        "ensemble": {k: v for k, v in metrics.items() if k.startswith(("eval_", "test_"))},
+    }
+    if trainer.is_world_process_zero():
+        (output_dir / "ensemble_results.json").write_text(
+            json.dumps(payload, indent=2) + "\n", encoding="utf-8"
+        )
+    for member in members:
+        logger.info(
+            "member %s (seed %d): %s %.4g",
+            member["folder"],
+            member["seed"],
+            metric,
+            member["metrics"].get(metric, float("nan")),
+        )
+    _log_metrics(metrics, targets)
+    return {
+        "validation": {k: v for k, v in metrics.items() if k.startswith("eval_")},
+        "metrics": metrics,
+        "members": payload["members"],
+    }
 
 
 def run_cross_validation(settings: RunSettings, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:

@@ -29,6 +29,8 @@ UPLOAD_IGNORE_PATTERNS = [
     "checkpoint-*/**",
     "fold-*",
     "fold-*/**",
+    "member-*",
+    "member-*/**",
     "runs/**",
     "*.pt",
     "*.pth",

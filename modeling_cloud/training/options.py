@@ -244,6 +244,13 @@ class FinetuneDataArguments(CloudDataArguments):
         "trains k models, reports mean and spread of the held-out-fold metrics",
         metavar="K",
     )
+    ensemble: int = _arg(
+        1,
+        "train K models with seeds SEED, SEED+1, ... on the same split (each kept at its best validation "
+        "checkpoint, in OUTPUT_DIR/member-<i>) and save them as one checkpoint that predicts their mean and, as "
+        "`std`, their standard deviation; 1: a single model",
+        metavar="K",
+    )
     early_stopping_patience: int = _arg(
         20, "stop after this many evaluations without a lower validation MAE (0: never)"
     )
@@ -530,6 +537,13 @@ class RunSettings:
             raise TrainingConfigError(
                 f"--target-unit has {len(data.target_unit)} entries but --target has {len(data.target)}"
             )
+        if data.ensemble < 1:
+            raise TrainingConfigError(f"--ensemble must be >= 1, got {data.ensemble}")
+        if data.ensemble > 1:
+            if data.cv_folds is not None:
+                raise TrainingConfigError("--ensemble and --cv-folds cannot be combined; run them apart")
+            if training.resume_from_checkpoint:
+                raise TrainingConfigError("--resume-from-checkpoint is not supported with --ensemble")
         if data.cv_folds is not None:
             if data.cv_folds < 2:
                 raise TrainingConfigError(f"--cv-folds must be >= 2, got {data.cv_folds}")
