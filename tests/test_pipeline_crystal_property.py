@@ -125,6 +125,24 @@ def test_length_sorted_batches_keep_input_order(checkpoints, tokenizer, records)
     assert [out["scope"] for out in batched] == [record["scope_v1_cif"] for record in records]
     lengths = [len(tokenizer(out["scope"])["input_ids"]) for out in batched]
     assert len(set(lengths)) > 3  # the batches really mix lengths, so padding and sorting are exercised
+    # The model sees batches of similar length: padded tokens are those of the sorted lengths cut in fives.
+    seen_shapes = []
+    forward = predictor.model.forward
+
+    def recording_forward(*args, **kwargs):
+        seen_shapes.append(tuple(kwargs["input_ids"].shape))
+        return forward(*args, **kwargs)
+
+    predictor.model.forward = recording_forward
+    try:
+        predictor(cifs, batch_size=5)
+    finally:
+        del predictor.model.forward
+    ordered = sorted(lengths)
+    sorted_tokens = sum(max(ordered[i : i + 5]) * len(ordered[i : i + 5]) for i in range(0, len(ordered), 5))
+    input_order_tokens = sum(max(lengths[i : i + 5]) * len(lengths[i : i + 5]) for i in range(0, len(lengths), 5))
+    assert sorted_tokens < input_order_tokens  # the fixture order is not already sorted
+    assert sum(rows * width for rows, width in seen_shapes) == sorted_tokens
     for many, single in zip(batched, one_by_one, strict=True):
         assert many["n_atoms"] == single["n_atoms"]
         torch.testing.assert_close(
