@@ -22,12 +22,14 @@ repeated to reach `--n`. This is a benchmark, not a test.
 
     python benchmarks/bench_inference.py                       # BERT-base (the authors' size), 400 CIFs
     python benchmarks/bench_inference.py --scope-version v2    # the package's default encoding (SCOPE v2)
+    python benchmarks/bench_inference.py --scope-version v2 --dtype bfloat16   # bf16 weights on our side
     python benchmarks/bench_inference.py --layers 4 --hidden-size 256 --heads 4 --intermediate-size 1024 --n 800
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gzip
 import json
 import platform
@@ -146,7 +148,15 @@ def main(argv=None):
         default="v1",
         help="our side's encoding (v1: exact comparison with identical predictions; v2: the package's default)",
     )
+    parser.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        default="float32",
+        help="our model's weights (the authors' side stays float32); bfloat16 pays off on CPUs with native bf16",
+    )
     args = parser.parse_args(argv)
+    if args.dtype == "bfloat16" and args.scope_version == "v1":
+        parser.error("--dtype bfloat16 is for the v2 comparison; the v1 run checks identical predictions")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -186,6 +196,11 @@ def main(argv=None):
             state[f"head.{ours_name}.{tensor_name}"] = getattr(authors_model.head[authors_index], tensor_name)
     ours.load_state_dict(state, strict=True)
     ours.to(args.device)
+    reference_fp32 = None
+    if args.dtype == "bfloat16":
+        # bf16 weights (what `pipeline(..., dtype=torch.bfloat16)` gives); an fp32 copy measures what it costs.
+        reference_fp32 = copy.deepcopy(ours)
+        ours.to(torch.bfloat16)
 
     bert_tokenizer = authors_tokenizer()
     predictor = pipeline(
@@ -208,6 +223,17 @@ def main(argv=None):
     )
     authors_seconds = time.perf_counter() - t0
 
+    bf16_note = ""
+    if reference_fp32 is not None:
+        fp32_predictor = pipeline(
+            "crystal-property", model=reference_fp32, tokenizer=predictor.tokenizer, device=args.device
+        )
+        check = cifs[:64]
+        exact = [r["properties"][0]["value"] for r in fp32_predictor(check, batch_size=args.batch_size)]
+        fast = [r["properties"][0]["value"] for r in results[: len(check)]]
+        spread = max(exact) - min(exact)
+        worst = max(abs(a - b) for a, b in zip(exact, fast, strict=True))
+        bf16_note = f"; bf16 vs fp32 on {len(check)} CIFs: max |difference| {worst:.2e} ({worst / spread:.1e} of the range)"
     failures = [r for r in results if "properties" not in r]
     if failures:
         raise SystemExit(f"{len(failures)} of {len(cifs)} CIFs gave no prediction, e.g. {failures[0]}")
@@ -245,7 +271,9 @@ def main(argv=None):
             f"max |prediction difference| {max_difference:.2e}"
         )
     else:
-        print(f"check: SCOPE v2 strings {len(results)}/{len(cifs)} (v1 identity checks do not apply to v2)")
+        print(
+            f"check: SCOPE v2 strings {len(results)}/{len(cifs)} (v1 identity checks do not apply to v2){bf16_note}"
+        )
 
 
 if __name__ == "__main__":

@@ -187,7 +187,19 @@ def tables(data: dict) -> str:
             "×",
         ),
         ("`e2e_infer_ratio_v2`, 4-layer/256 model", small_v2, None, "×"),
+        (
+            "`e2e_infer_ratio_v2_bf16` (the same with bf16 weights on our side, native-bf16 CPU)",
+            speed.get("infer", {}).get("e2e_infer_ratio_v2_bf16"),
+            None,
+            "×",
+        ),
         ("`mlm_train_ratio_v2` (MLM samples/s, SCOPE v2, 4L/256)", speed.get("mlm_train_ratio_v2"), 15, "×"),
+        (
+            "`mlm_train_ratio_v2_fp32` (the same, fp32 on both sides)",
+            speed.get("mlm", {}).get("mlm_train_ratio_v2_fp32"),
+            None,
+            "×",
+        ),
         ("`encode_overhead` (CIF→SCOPE v2 time / bare spglib call)", speed.get("encode_overhead"), 1.10, ""),
         (
             "`encode_num_proc_scaling` (pre-encode to v2 ids, num_proc 2 / 1)",
@@ -249,7 +261,7 @@ def tables(data: dict) -> str:
             if "status" in r:
                 lines.append(f"| {name} | {r['status']} | | | | | | | |")
                 continue
-            v2 = name.endswith("_v2")
+            v2 = "_v2" in name
             lines.append(
                 f"| {name} | {'v2' if v2 else 'v1'} | {_fmt(r.get('mean_tokens'))} | "
                 f"{_fmt(r['authors_structures_per_second'])} | {_fmt(r['ours_structures_per_second'])} | "

@@ -178,6 +178,7 @@ def _parse_inference(stdout: str) -> dict:
         else None,
         "max_prediction_difference": number(r"max \|prediction difference\| ([\d.e+-]+)"),
         "mean_tokens": number(r"mean tokens ([\d.]+)"),
+        "bf16_max_difference_vs_fp32": number(r"bf16 vs fp32 on \d+ CIFs: max \|difference\| ([\d.e+-]+)"),
     }
 
 
@@ -193,6 +194,10 @@ def part_infer(quick: bool) -> dict:
         "small_4layer": [*n, *small],
         "small_4layer_v2": [*n, *small, "--scope-version", "v2"],
     }
+    from benchmarks.speed_mlm import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():  # as for MLM training: bf16 only where the CPU runs it natively
+        configs["bert_base_v2_bf16"] = [*n, "--scope-version", "v2", "--dtype", "bfloat16"]
     for name, extra in configs.items():
         command = [sys.executable, str(HERE / "bench_inference.py"), "--threads", "2", *extra]
         with tempfile.TemporaryFile() as _:
@@ -221,6 +226,7 @@ def part_infer(quick: bool) -> dict:
         "e2e_infer_ratio": runs.get("bert_base", {}).get("e2e_infer_ratio"),
         "e2e_infer_ratio_v2": runs.get("bert_base_v2", {}).get("e2e_infer_ratio"),
         "e2e_infer_ratio_v2_small_4layer": runs.get("small_4layer_v2", {}).get("e2e_infer_ratio"),
+        "e2e_infer_ratio_v2_bf16": runs.get("bert_base_v2_bf16", {}).get("e2e_infer_ratio"),
         "runs": runs,
     }
 
