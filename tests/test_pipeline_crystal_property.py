@@ -140,7 +140,9 @@ def test_length_sorted_batches_keep_input_order(checkpoints, tokenizer, records)
         del predictor.model.forward
     ordered = sorted(lengths)
     sorted_tokens = sum(max(ordered[i : i + 5]) * len(ordered[i : i + 5]) for i in range(0, len(ordered), 5))
-    input_order_tokens = sum(max(lengths[i : i + 5]) * len(lengths[i : i + 5]) for i in range(0, len(lengths), 5))
+    input_order_tokens = sum(
+        max(lengths[i : i + 5]) * len(lengths[i : i + 5]) for i in range(0, len(lengths), 5)
+    )
     assert sorted_tokens < input_order_tokens  # the fixture order is not already sorted
     assert sum(rows * width for rows, width in seen_shapes) == sorted_tokens
     for many, single in zip(batched, one_by_one, strict=True):
