@@ -135,24 +135,8 @@ def train_one_model(
         loss=model_settings.loss,
     )
     attach_pipeline(model)
-    metric = selection_metric(len(targets))
-    args = trainer_arguments(settings, output_dir, metric_for_best_model=metric)
-    card_for = _card_builder(
-        settings, output_dir, model, data, args.world_size, data.validation_note + fold_note
-    )
-
-    trainer = property_trainer(
-        model,
-        args,
-        settings,
-        data,
-        tokenizer,
-        card_for,
-        targets,
-        metric_targets=settings.data.target,
-        prediction_output="predictions",
-        output_class=CloudPropertyRegressionOutput,
-        callbacks=callbacks,
+    trainer, args, metric, card_for = _regression_trainer(
+        settings, output_dir, model, data, tokenizer, targets, data.validation_note + fold_note, callbacks
     )
     trainer.train(resume_from_checkpoint=resume)
     metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))
@@ -171,6 +155,30 @@ def train_one_model(
     finish_run(trainer, output_dir, settings, card_for(records, summary), True, data.report, metrics)
     _log_metrics(metrics, targets)
     return metrics
+
+
+def _regression_trainer(
+    settings: RunSettings, output_dir: Path, model, data: RunData, tokenizer, targets, note: str, callbacks=()
+):
+    """The `Trainer` of a regression run (one model or an assembled ensemble), with its arguments, its selection
+    metric (validation MAE of every target) and the model-card builder (written with `note`)."""
+    metric = selection_metric(len(targets))
+    args = trainer_arguments(settings, output_dir, metric_for_best_model=metric)
+    card_for = _card_builder(settings, output_dir, model, data, args.world_size, note)
+    trainer = property_trainer(
+        model,
+        args,
+        settings,
+        data,
+        tokenizer,
+        card_for,
+        targets,
+        metric_targets=settings.data.target,
+        prediction_output="predictions",
+        output_class=CloudPropertyRegressionOutput,
+        callbacks=callbacks,
+    )
+    return trainer, args, metric, card_for
 
 
 def _card_builder(
@@ -305,20 +313,8 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
         [CloudForPropertyRegression.from_pretrained(output_dir / member["folder"]) for member in members]
     )
     attach_pipeline(model)
-    metric = selection_metric(len(targets))
-    args = trainer_arguments(settings, output_dir, metric_for_best_model=metric)
-    card_for = _card_builder(settings, output_dir, model, data, args.world_size, data.validation_note)
-    trainer = property_trainer(
-        model,
-        args,
-        settings,
-        data,
-        tokenizer,
-        card_for,
-        targets,
-        metric_targets=settings.data.target,
-        prediction_output="predictions",
-        output_class=CloudPropertyRegressionOutput,
+    trainer, args, metric, card_for = _regression_trainer(
+        settings, output_dir, model, data, tokenizer, targets, data.validation_note
     )
     metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))
     records = regression_records(metrics, "eval", "validation", len(data.validation), targets)
