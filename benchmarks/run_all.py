@@ -1,7 +1,7 @@
 """Run the CLOUD benchmark suite and write `benchmarks/results/latest.json`, `benchmarks/RESULTS.md` and plots.
 
     python -m benchmarks --quick                 # speed only (encode, MLM training, end-to-end inference), <= 10 min
-    python -m benchmarks                         # speed + accuracy goals (about 1 h 50 min on 2 CPU cores)
+    python -m benchmarks                         # speed + accuracy goals (96 min on 2 CPU cores, 2026-11-29)
     python -m benchmarks --only mlm infer        # selected parts; results merge into latest.json
     python -m benchmarks --report-only           # rebuild RESULTS.md and the plots from latest.json
 
