@@ -139,18 +139,7 @@ def train_one_model(
         settings, output_dir, model, data, tokenizer, targets, data.validation_note + fold_note, callbacks
     )
     trainer.train(resume_from_checkpoint=resume)
-    metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))
-    records = regression_records(metrics, "eval", "validation", len(data.validation), targets)
-    if data.test is not None:
-        test_output = trainer.predict(data.test, metric_key_prefix="test")
-        metrics.update(test_output.metrics)
-        records += regression_records(
-            test_output.metrics, "test", "test", len(data.test), targets, ", ".join(settings.data.test or [])
-        )
-        if trainer.is_world_process_zero():
-            _write_predictions(
-                output_dir / "test_predictions.csv", data.test, test_output.predictions, targets
-            )
+    metrics, records = _evaluate(trainer, settings, data, targets, output_dir)
     summary = training_summary(trainer.state, metric)
     finish_run(trainer, output_dir, settings, card_for(records, summary), True, data.report, metrics)
     _log_metrics(metrics, targets)
@@ -179,6 +168,24 @@ def _regression_trainer(
         callbacks=callbacks,
     )
     return trainer, args, metric, card_for
+
+
+def _evaluate(trainer, settings: RunSettings, data: RunData, targets, output_dir: Path):
+    """Metrics and card records on the validation split and, when given, the test split (whose predictions are
+    written to `test_predictions.csv` by the main process)."""
+    metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))
+    records = regression_records(metrics, "eval", "validation", len(data.validation), targets)
+    if data.test is not None:
+        test_output = trainer.predict(data.test, metric_key_prefix="test")
+        metrics.update(test_output.metrics)
+        records += regression_records(
+            test_output.metrics, "test", "test", len(data.test), targets, ", ".join(settings.data.test or [])
+        )
+        if trainer.is_world_process_zero():
+            _write_predictions(
+                output_dir / "test_predictions.csv", data.test, test_output.predictions, targets
+            )
+    return metrics, records
 
 
 def _card_builder(
@@ -316,18 +323,7 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
     trainer, args, metric, card_for = _regression_trainer(
         settings, output_dir, model, data, tokenizer, targets, data.validation_note
     )
-    metrics = dict(trainer.evaluate(data.validation, metric_key_prefix="eval"))
-    records = regression_records(metrics, "eval", "validation", len(data.validation), targets)
-    if data.test is not None:
-        test_output = trainer.predict(data.test, metric_key_prefix="test")
-        metrics.update(test_output.metrics)
-        records += regression_records(
-            test_output.metrics, "test", "test", len(data.test), targets, ", ".join(settings.data.test or [])
-        )
-        if trainer.is_world_process_zero():
-            _write_predictions(
-                output_dir / "test_predictions.csv", data.test, test_output.predictions, targets
-            )
+    metrics, records = _evaluate(trainer, settings, data, targets, output_dir)
     chosen = args.metric_for_best_model or metric  # the user's --metric-for-best-model, if any
     key = chosen.removeprefix("eval_")
     metric = f"eval_{key}"
