@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from tokenization.optimade_structure import RESPONSE_FIELDS
 from tokenization.scope_errors import StructureParseError
+from tokenization.structure_files import jsonl_records
 
 #: The OPTIMADE API major version the client speaks (``{base_url}/v1/structures``).
 OPTIMADE_VERSION_PREFIX = "v1"
@@ -271,14 +272,9 @@ def iter_dump(path: Path) -> Iterator[tuple[str, str, Any]]:
     try:
         if inner.suffix.lower() == ".jsonl":
             with _open_text(path) as handle:
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    source = f"{name}:{number}"
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        yield source, f"line{number}", StructureParseError(f"not JSON ({error})", source)
+                for number, source, record in jsonl_records(handle, name):
+                    if isinstance(record, StructureParseError):
+                        yield source, f"line{number}", record
                         continue
                     entry_id, item = dump_record(record, f"line{number}", source)
                     yield source, entry_id, item

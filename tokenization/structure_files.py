@@ -76,16 +76,21 @@ def _iter_jsonl_file(path: Path) -> Iterator[tuple[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         yield str(path), StructureParseError(f"unreadable file ({type(exc).__name__}: {exc})", str(path))
         return
+    for _, source, record in jsonl_records(lines, str(path)):
+        yield source, record if isinstance(record, StructureParseError) else _record_to_input(record, source)
+
+
+def jsonl_records(lines: Iterable[str], name: str) -> Iterator[tuple[int, str, Any]]:
+    """`(line number, source "name:number", parsed record)` for every non-blank line of a JSON Lines text; a line
+    that is not JSON gives a `StructureParseError` in place of its record, so a reader reports it and goes on."""
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        source = f"{path}:{number}"
+        source = f"{name}:{number}"
         try:
-            record = json.loads(line)
+            yield number, source, json.loads(line)
         except json.JSONDecodeError as exc:
-            yield source, StructureParseError(f"line is not valid JSON ({exc})", source)
-            continue
-        yield source, _record_to_input(record, source)
+            yield number, source, StructureParseError(f"line is not valid JSON ({exc})", source)
 
 
 def _iter_table(path: Path) -> Iterator[tuple[str, Any]]:
