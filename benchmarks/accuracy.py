@@ -148,12 +148,9 @@ def run_dielectric_and_cv(budget_scale: float = 1.0, state: dict | None = None) 
     test_records = common.labelled_records(tokenizer, test["scope"], y_test, n_test)
     import torch
 
-    for name, debye, pretrained in (
-        ("debye_scratch", True, False),
-        ("debye_pretrained", True, True),
-        ("direct_head_pretrained", False, True),
-    ):
-        torch.manual_seed(0)
+    def fit_cv_model(seed: int, debye: bool, pretrained: bool):
+        """One Cv(300 K) model (CLOUD-DEBYE, or the direct regression head) and its test predictions."""
+        torch.manual_seed(seed)
         if debye:
             model = CloudDebyeModel(common.model_config(tokenizer, common.ACCURACY_SIZE, head_num_layers=3))
         else:
@@ -178,26 +175,26 @@ def run_dielectric_and_cv(budget_scale: float = 1.0, state: dict | None = None) 
             lr=3e-4,
             debye=debye,
         )
-        prediction = common.predict(model, test_records, pad_id, debye=debye)
+        return model, info, common.predict(model, test_records, pad_id, debye=debye)
+
+    for name, debye, pretrained in (
+        ("debye_scratch", True, False),
+        ("debye_pretrained", True, True),
+        ("direct_head_pretrained", False, True),
+    ):
+        model, info, prediction = fit_cv_model(0, debye, pretrained)
         mae = float(np.mean(np.abs(prediction - y_test)))
         info.update(test_mae=mae, test_mae_over_mad=mae / mad)
         result[name] = info
         print(f"[accuracy] cv300 {name}: {info}", flush=True)
         if name == "debye_pretrained":
             state["debye_model"] = model
-            result["debye_pretrained_ensemble"] = debye_ensemble(
-                prediction,
-                info,
-                CV300_MEMBERS,
-                mlm_model,
-                tokenizer,
-                (fit_records, val_records, test_records),
-                seconds=200 * budget_scale,
-            )
-            result["debye_pretrained_ensemble"]["test_mae_over_mad"] = (
-                result["debye_pretrained_ensemble"]["test_mae"] / mad
-            )
-            result["debye_pretrained_ensemble"]["test_mae_seed_0"] = mae
+            members = [(info, prediction)] + [
+                fit_cv_model(seed, True, True)[1:] for seed in range(1, CV300_MEMBERS)
+            ]
+            ensemble = debye_ensemble(members, y_test)
+            ensemble.update(test_mae_over_mad=ensemble["test_mae"] / mad, test_mae_seed_0=mae)
+            result["debye_pretrained_ensemble"] = ensemble
     for baseline in ("mean", "dulong_petit_fitted", "composition_n_atoms_rf"):
         result[f"{baseline}_over_mad"] = result[baseline] / mad
     out["cv300"] = result
@@ -210,41 +207,17 @@ def run_dielectric_and_cv(budget_scale: float = 1.0, state: dict | None = None) 
 CV300_MEMBERS = 3
 
 
-def debye_ensemble(
-    first_prediction, first_info, members, mlm_model, tokenizer, splits, seconds: float
-) -> dict:
-    """Train members 1..K-1 like the seed-0 CLOUD-DEBYE model (same pretrained encoder, data and budget, other
-    seeds) and average the K Cv(300 K) predictions, as `finetune --ensemble K` does."""
-    import torch
-
-    from modeling_cloud import CloudDebyeModel
-
-    fit_records, val_records, test_records = splits
-    predictions, infos = [first_prediction], [first_info]
-    for seed in range(1, members):
-        torch.manual_seed(seed)
-        model = CloudDebyeModel(common.model_config(tokenizer, common.ACCURACY_SIZE, head_num_layers=3))
-        common.transfer_encoder(mlm_model, model)
-        model, info = common.finetune(
-            model,
-            tokenizer,
-            fit_records,
-            val_records,
-            seconds=seconds,
-            max_epochs=200,
-            lr=3e-4,
-            debye=True,
-        )
-        predictions.append(common.predict(model, test_records, tokenizer.pad_token_id, debye=True))
-        infos.append(info)
-    labels = np.array([r["labels"] for r in test_records])
+def debye_ensemble(members: list[tuple[dict, np.ndarray]], labels: np.ndarray) -> dict:
+    """The K members' Cv(300 K) predictions averaged, as `finetune --ensemble K` does; `members` are
+    `(training info, test predictions)` of models that differ only in their seed."""
+    predictions = [prediction for _, prediction in members]
     mean = np.mean(predictions, axis=0)
     return {
-        "members": members,
+        "members": len(members),
         "test_mae": float(np.mean(np.abs(mean - labels))),
         "member_test_maes": [float(np.mean(np.abs(p - labels))) for p in predictions],
-        "member_validation_maes": [i["validation_mae"] for i in infos],
-        "member_epochs": [i["epochs_run"] for i in infos],
+        "member_validation_maes": [info["validation_mae"] for info, _ in members],
+        "member_epochs": [info["epochs_run"] for info, _ in members],
         "mean_member_spread": float(np.mean(np.std(predictions, axis=0))),
     }
 
