@@ -100,25 +100,29 @@ def versions() -> dict:
 # Speed parts
 
 
-def part_encode(quick: bool) -> dict:
-    """bench_encode.py (another helper's benchmark) in a subprocess; it writes results/encode.json."""
-    script = HERE / "bench_encode.py"
-    if not script.exists():
-        return {"status": "not run: benchmarks/bench_encode.py is not in the tree yet"}
-    encode_json = RESULTS_DIR / "encode.json"
-    arguments = ["--n", "300" if quick else "2000", "--json", str(encode_json)]
-    if quick:
-        arguments += ["--skip-moyopy", "--skip-table-check"]
+def _json_benchmark(module: str, arguments: list[str], output: Path) -> dict:
+    """Run `python -m benchmarks.<module> ... --json output` in a subprocess and return what it wrote, or a
+    `status` record with the end of its stderr when it failed."""
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_encode", *arguments],
+        [sys.executable, "-m", f"benchmarks.{module}", *arguments, "--json", str(output)],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=False,
     )
-    if completed.returncode != 0 or not encode_json.exists():
+    if completed.returncode != 0 or not output.exists():
         return {"status": f"failed (rc {completed.returncode})", "stderr_tail": completed.stderr[-2000:]}
-    data = json.loads(encode_json.read_text())
+    return json.loads(output.read_text())
+
+
+def part_encode(quick: bool) -> dict:
+    """bench_encode.py in a subprocess (it writes results/encode.json), then the num_proc scaling."""
+    arguments = ["--n", "300" if quick else "2000"]
+    if quick:
+        arguments += ["--skip-moyopy", "--skip-table-check"]
+    data = _json_benchmark("bench_encode", arguments, RESULTS_DIR / "encode.json")
+    if "status" in data:
+        return data
     headline = data.get("headline", {})
     scaling = encode_num_proc_scaling(quick)
     return {
@@ -129,7 +133,7 @@ def part_encode(quick: bool) -> dict:
         "encode_num_proc_scaling": scaling.get("ratio"),
         "num_proc": scaling,
         "headline": headline,
-        "arguments": arguments,
+        "arguments": [*arguments, "--json", str(RESULTS_DIR / "encode.json")],
     }
 
 
@@ -137,18 +141,12 @@ def encode_num_proc_scaling(quick: bool) -> dict:
     """`pre_encode` (datasets `map`) of real MP structures to SCOPE v2 token ids with num_proc 1 and 2 (bench_datasets)."""
     rows = 600 if quick else 2000
     with tempfile.TemporaryDirectory() as folder:
-        output = Path(folder) / "datasets.json"
-        completed = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_datasets", "--rows", str(rows), "--version", "v2"]
-            + ["--json", str(output)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=False,
+        data = _json_benchmark(
+            "bench_datasets", ["--rows", str(rows), "--version", "v2"], Path(folder) / "datasets.json"
         )
-        if completed.returncode != 0 or not output.exists():
-            return {"status": f"failed (rc {completed.returncode})", "stderr_tail": completed.stderr[-2000:]}
-        rates = json.loads(output.read_text())["structures_per_second"]
+    if "status" in data:
+        return data
+    rates = data["structures_per_second"]
     return {
         "rows": rows,
         "structures_per_second": rates,
