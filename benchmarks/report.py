@@ -223,13 +223,14 @@ def tables(data: dict) -> str:
         ),
     ]
     for label, value, goal, unit in rows:
-        unit = unit if value is not None else ""
+        # "×" marks a speed-up (higher is better); a bare factor is a cost (encode_overhead: lower is better).
+        shown = f"{_fmt(value)}{unit if value is not None else ''}"
         if goal is None:
-            lines.append(f"| {label} | {_fmt(value)}{unit} | — | |")
-        elif goal < 1.5:  # a cost factor (encode_overhead): lower is better
-            lines.append(f"| {label} | {_fmt(value)} | ≤ {goal} | {_goal(value, goal)} |")
+            lines.append(f"| {label} | {shown} | — | |")
+        elif unit == "":
+            lines.append(f"| {label} | {shown} | ≤ {goal} | {_goal(value, goal)} |")
         else:
-            lines.append(f"| {label} | {_fmt(value)}{unit} | ≥ {goal}{unit} | {_goal(value, goal, False)} |")
+            lines.append(f"| {label} | {shown} | ≥ {goal}{unit} | {_goal(value, goal, False)} |")
     mlm = speed.get("mlm", {})
     if mlm.get("configs"):
         lines += [
