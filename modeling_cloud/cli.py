@@ -362,6 +362,90 @@ def _add_demo(subparsers) -> None:
     )
 
 
+# -- serve / space (the web app, `modeling_cloud/app`; Gradio is imported only when they run) ------------------
+def run_serve(args: argparse.Namespace) -> int:
+    from .app.serving import demo_checkpoints, serve
+
+    try:
+        models = args.model or demo_checkpoints("cloud-demo")
+    except FileNotFoundError as error:
+        print(f"cloud-crystal serve: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    serve(models, host=args.host, port=args.port, neighbours=args.neighbours, cache_dir=args.cache_dir)
+    return EXIT_OK
+
+
+def _add_serve(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "serve",
+        run_serve,
+        "Serve the web page (Gradio) on checkpoints: upload, paste or pick a crystal; see its SCOPE string, each "
+        "model's predictions (with the ensemble's std), Debye curves, a 3D view and similar bundled crystals. "
+        "Without --model it uses the demo's checkpoints under cloud-demo/. Needs the `app` extra.",
+        "cloud-crystal serve --model cloud-demo/formation-energy --model cloud-demo/debye --port 7860",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="DIR_OR_REPO",
+        help="checkpoint folder or Hub repo id (repeatable)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every one)")
+    parser.add_argument("--port", type=int, default=7860, help="port")
+    parser.add_argument(
+        "--neighbours", type=int, default=5, help="similar bundled crystals to show (0: none, no index)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where the neighbour index is kept (default <HF_HOME>/cloud-crystal)",
+    )
+
+
+def run_space(args: argparse.Namespace) -> int:
+    from .app.space import publish_space, write_space
+
+    try:
+        folder = write_space(
+            args.repo_id, args.model, args.output_dir, wheel=args.wheel, neighbours=args.neighbours
+        )
+    except (FileNotFoundError, RuntimeError) as error:
+        print(f"cloud-crystal space: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Space files written to {folder}")
+    if not args.no_push:
+        url = publish_space(folder, args.repo_id, private=args.private)
+        print(f"published to {url}")
+    return EXIT_OK
+
+
+def _add_space(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "space",
+        run_space,
+        "Write a Hugging Face Space that runs the web page on Hub models (app.py, requirements.txt, the Space card "
+        "with sdk: gradio and the model repos, a wheel of this package) and publish it.",
+        "cloud-crystal space my-org/cloud-demo --model my-org/cloud-formation-energy --model my-org/cloud-debye",
+    )
+    parser.add_argument("repo_id", metavar="ORG/NAME", help="the Space repository")
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="REPO",
+        help="model repo id the Space loads (repeatable)",
+    )
+    parser.add_argument(
+        "--output-dir", default=None, help="folder for the Space files (default: space-<name>)"
+    )
+    parser.add_argument("--wheel", default=None, help="a wheel of this package to ship (default: build one)")
+    parser.add_argument("--neighbours", type=int, default=5, help="similar bundled crystals the page shows")
+    parser.add_argument("--private", action="store_true", help="create the Space private")
+    parser.add_argument("--no-push", action="store_true", help="write the files only")
+
+
 # -- corpus -------------------------------------------------------------------------------------------------------
 def run_corpus(args: argparse.Namespace) -> int:
     from dataset_builders.corpus import CorpusFetchError, build_corpus
@@ -454,6 +538,8 @@ _COMMAND_BUILDERS: list[Callable] = [
     _add_predict,
     _add_evaluate,
     _add_demo,
+    _add_serve,
+    _add_space,
 ]
 
 
