@@ -25,7 +25,7 @@ import gradio as gr  # noqa: E402
 from .core import T_RANGE_DEFAULT, CrystalApp  # noqa: E402
 from .crystal_reading import MAX_ATOMS, MAX_UPLOAD_BYTES  # noqa: E402
 
-UPLOAD_TYPES = [".cif", ".mcif", ".vasp", ".poscar", ".extxyz", ".xyz", ".json", ".txt"]
+UPLOAD_LABEL = "Structure file: CIF, mcif, POSCAR/CONTCAR, extxyz, pymatgen JSON or an OPTIMADE record"
 PREDICTION_HEADERS = ["model", "property", "value", "ensemble std", "unit"]
 ORBIT_HEADERS = ["Wyckoff position", "element or mixture", "occupancy"]
 NEIGHBOUR_HEADERS = ["material id", "formula", "space group", "cosine similarity", "labels"]
@@ -104,7 +104,8 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=2):
                 with gr.Tab("Upload"):
-                    upload = gr.File(label="Structure file", file_types=UPLOAD_TYPES, type="filepath")
+                    # Any file name: POSCAR/CONTCAR have none; the reader says what it cannot read.
+                    upload = gr.File(label=UPLOAD_LABEL, type="filepath")
                     upload_button = gr.Button("Predict", variant="primary", elem_id="predict-file")
                 with gr.Tab("Paste"):
                     text = gr.Textbox(label="CIF, POSCAR, extxyz, pymatgen JSON or OPTIMADE record", lines=10)
