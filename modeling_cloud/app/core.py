@@ -49,6 +49,7 @@ T_POINTS = 60
 #: The temperature at which the predictions table reports the Debye model's thermodynamic values.
 T_TABLE = 300.0
 BAD_TEMPERATURES = "invalid_temperature_range"
+VIEW_LIFETIME_S = 3600
 
 
 @dataclass
@@ -288,6 +289,10 @@ class CrystalApp:
 
         from .structure_view import structure_to_glb
 
+        # Gradio copies each answer's file into its own cache, so views older than an hour are no longer needed.
+        for old in self.output_dir.glob("*.glb"):
+            if time.time() - old.stat().st_mtime > VIEW_LIFETIME_S:
+                old.unlink(missing_ok=True)
         path = self.output_dir / f"{uuid.uuid4().hex}.glb"
         summary = structure_to_glb(Structure.from_dict(structure_dict), path)
         return {"path": str(path), **summary}
@@ -395,7 +400,7 @@ class CrystalApp:
         for axis in axes.flat:
             axis.tick_params(labelsize=7)
             axis.grid(alpha=0.3)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0, 1, 0.95))  # room at the top for the page's own label of the plot
         return fig
 
 

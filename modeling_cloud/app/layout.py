@@ -131,7 +131,11 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
                 )
                 notes = gr.Markdown(elem_id="notes")
                 predictions = gr.Dataframe(
-                    headers=PREDICTION_HEADERS, label="Predictions", interactive=False, elem_id="predictions"
+                    headers=PREDICTION_HEADERS,
+                    label="Predictions",
+                    interactive=False,
+                    elem_id="predictions",
+                    column_widths=["20%", "34%", "16%", "14%", "16%"],
                 )
         with gr.Row():
             debye_plot = gr.Plot(label="Debye model: Cv, U, S, F against T", elem_id="debye-plot")

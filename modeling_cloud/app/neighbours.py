@@ -62,34 +62,53 @@ def pooled_embedding(result: dict[str, Any]) -> np.ndarray | None:
     return array.mean(axis=0) if array.ndim == 2 else array
 
 
-def model_fingerprint(predictor) -> str:
-    """sha256 of a pipeline's model weights (names, dtypes, bytes), its config and its tokenizer's settings."""
-    import torch
+def _checkpoint_folder(name_or_path: str) -> Path | None:
+    """The local folder holding a checkpoint's weights: the folder itself, or its Hub cache snapshot."""
+    folder = Path(name_or_path)
+    if folder.is_dir():
+        return folder
+    from huggingface_hub import try_to_load_from_cache
 
+    for filename in ("model.safetensors", "model.safetensors.index.json"):
+        cached = try_to_load_from_cache(name_or_path, filename)
+        if isinstance(cached, str):
+            return Path(cached).parent
+    return None
+
+
+def model_fingerprint(predictor) -> str:
+    """sha256 of a checkpoint's weight files and config.json as saved, and its tokenizer's settings.
+
+    The saved files, not the loaded model: a pretrained encoder loaded with a fresh (random) property head embeds
+    the same way every time, and a folder and its Hub copy are the same model. A model with no files (built in
+    memory) is hashed by its parameters.
+    """
     digest = hashlib.sha256()
-    for name, tensor in sorted(predictor.model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tensor.dtype).encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    digest.update(predictor.model.config.to_json_string(use_diff=False).encode())
+    folder = _checkpoint_folder(getattr(predictor.model, "name_or_path", "") or "")
+    files = sorted(folder.glob("*.safetensors")) if folder is not None else []
+    if files:
+        for path in [*files, folder / "config.json"]:
+            if path.is_file():
+                digest.update(path.name.encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    else:
+        import torch
+
+        for name, tensor in sorted(predictor.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(str(tensor.dtype).encode())
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     digest.update(EncodingSettings.of(predictor.tokenizer).key.encode())
     return digest.hexdigest()
 
 
-def _bundled_scopes(settings: EncodingSettings, cache_dir: Path) -> list[dict[str, Any]]:
-    """`[{"material_id", "scope", "n_atoms", "formula"}]` of the bundled structures (cached per setting); a structure
-    that cannot be encoded gets `"scope": None` and its failure record under `"error"`."""
-    name = "mp-scope-" + settings.key.replace("/", "-") + ".json"
-    path = cache_dir / name
-    if path.is_file():
-        return json.loads(path.read_text())
-    from dataset_builders import load_materials_project
+def _encode_rows(pairs: list[tuple[str, str]], fields: dict) -> list[dict[str, Any]]:
+    """SCOPE rows of `(material_id, structure JSON)` pairs with one tokenizer setting (runs in a worker process)."""
     from tokenization import ScopeAnalyzer, ScopeError, load_structure
 
+    settings = EncodingSettings(**fields)
     rows = []
-    table = load_materials_project()
-    started = time.perf_counter()
-    for material_id, structure_json in zip(table["material_id"], table["structure"], strict=True):
+    for material_id, structure_json in pairs:
         try:
             structure = load_structure(structure_json, source=material_id, disorder=settings.disorder)
             analyzer = ScopeAnalyzer(
@@ -111,7 +130,44 @@ def _bundled_scopes(settings: EncodingSettings, cache_dir: Path) -> list[dict[st
             )
         except ScopeError as error:
             rows.append({"material_id": material_id, "scope": None, "error": error.to_dict(material_id)})
-    logger.info("encoded %d bundled structures in %.1f s", len(rows), time.perf_counter() - started)
+    return rows
+
+
+def _bundled_scopes(
+    settings: EncodingSettings, cache_dir: Path, processes: int | None = None
+) -> list[dict[str, Any]]:
+    """`[{"material_id", "scope", "n_atoms", "formula"}]` of the bundled structures (cached per setting); a structure
+    that cannot be encoded gets `"scope": None` and its failure record under `"error"`.
+
+    Encoded in `processes` worker processes (default: the CPU count, at most 4), in chunks, in table order.
+    """
+    name = "mp-scope-" + settings.key.replace("/", "-") + ".json"
+    path = cache_dir / name
+    if path.is_file():
+        return json.loads(path.read_text())
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from dataset_builders import load_materials_project
+
+    from .crystal_reading import _start_method
+
+    table = load_materials_project()
+    pairs = list(zip(table["material_id"], table["structure"], strict=True))
+    started = time.perf_counter()
+    processes = processes or min(4, os.cpu_count() or 1)
+    chunks = [pairs[i : i + 250] for i in range(0, len(pairs), 250)]
+    context = multiprocessing.get_context(_start_method())
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        rows = [
+            row for chunk in pool.map(_encode_rows, chunks, [vars(settings)] * len(chunks)) for row in chunk
+        ]
+    logger.info(
+        "encoded %d bundled structures in %.1f s (%d processes)",
+        len(rows),
+        time.perf_counter() - started,
+        processes,
+    )
     cache_dir.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(rows))
@@ -210,7 +266,7 @@ class NeighbourIndex:
                     "material_id": material_id,
                     "formula": structure.composition.reduced_formula,
                     "space_group": f"{analyzer.get_space_group_number()} {analyzer.get_space_group_symbol()}",
-                    "similarity": round(similarity, 4),
+                    "similarity": round(similarity, 5),
                     "labels": "; ".join(labels),
                 }
             )

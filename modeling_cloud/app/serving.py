@@ -53,6 +53,12 @@ def serve(
         block: wait until interrupted (`False`: return the running `gradio.Blocks`, for tests).
     """
     started = time.perf_counter()
+    logger = logging.getLogger("cloud_crystal.app")
+    if not logger.handlers:  # the index build and the reader say what they do, on stderr
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     from .core import CrystalApp
 
     app = CrystalApp(models, neighbours=neighbours, cache_dir=cache_dir)
