@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -58,7 +59,9 @@ def unseen_cif(tmp_path_factory) -> Path:
     return path
 
 
-def predict_rows(cif: Path, model: str, temperatures: list[float] | None = None) -> dict:
+@functools.cache
+def predict_rows(cif: Path, model: str, temperatures: tuple[float, ...] | None = None) -> dict:
+    """`cloud-crystal predict --jsonl` on one file (once per file, model and temperatures in this session)."""
     command = [sys.executable, "-m", "modeling_cloud.cli", "predict", str(cif), "--model", model, "--jsonl"]
     if temperatures:
         command += ["--temperatures", *map(str, temperatures)]
@@ -74,7 +77,7 @@ def assert_page_matches_predict(result: dict, cif: Path, models: dict[str, str])
     assert list(by_name) == list(models)
     for name, checkpoint in models.items():
         page = {prop["name"]: prop for prop in by_name[name]["properties"]}
-        temperatures = page["heat_capacity"]["temperatures"] if "heat_capacity" in page else None
+        temperatures = tuple(page["heat_capacity"]["temperatures"]) if "heat_capacity" in page else None
         row = predict_rows(cif, checkpoint, temperatures)
         assert row["scope"] == by_name[name]["scope"]
         assert set(page) == set(row["predictions"])
