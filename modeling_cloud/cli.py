@@ -364,8 +364,13 @@ def _add_demo(subparsers) -> None:
 
 # -- serve / space (the web app, `modeling_cloud/app`; Gradio is imported only when they run) ------------------
 def run_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
     from .app.serving import demo_checkpoints, serve
 
+    if importlib.util.find_spec("gradio") is None:
+        print("cloud-crystal serve: the page needs Gradio: pip install 'cloud-crystal[app]'", file=sys.stderr)
+        return EXIT_USAGE
     try:
         models = args.model or demo_checkpoints("cloud-demo")
     except FileNotFoundError as error:

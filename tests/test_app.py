@@ -523,3 +523,19 @@ def test_browser_uploads_a_cif_and_sees_predictions_plot_and_structure(served, t
             context.close()
     assert screenshot.stat().st_size > 20_000
     assert hosts <= {url.split("/")[2]}, f"the page reached outside: {hosts}"
+
+
+def test_concurrent_users_queue_and_each_gets_their_own_crystal(served):
+    """Two clients at once (two sessions): Gradio's queue runs them one after the other, and neither sees the
+    other's crystal."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, _, _ = served
+    batches = [
+        [example_call("NaCl.cif"), example_call("ZnO.cif")],
+        [example_call("GaAs.cif"), example_call("Cu.cif")],
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda calls: call_app(url, calls), batches))
+    formulas = [[answer["outputs"][RESULT]["crystal"]["formula"] for answer in batch] for batch in answers]
+    assert formulas == [["NaCl", "ZnO"], ["GaAs", "Cu"]]

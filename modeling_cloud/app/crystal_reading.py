@@ -232,10 +232,14 @@ class CrystalReader:
 
     ```python
     >>> reader = CrystalReader()  # doctest: +SKIP
-    >>> reader.read({"source": "NaCl.cif", "path": "NaCl.cif", "text": None, "choice": None, "settings": []})
-    ... ["scope_v2"]  # doctest: +SKIP
-    'SG225 Na 0.5 4a Cl 0.5 4b'
+    >>> answer = reader.read(request_for_file("dataset_builders/data/examples/NaCl.cif", []))  # doctest: +SKIP
+    >>> answer["scope_v2"], answer["space_group_symbol"]  # doctest: +SKIP
+    ('SG225 Na 0.5 4a Cl 0.5 4b', 'Fm-3m')
+
     ```
+
+    Scripts that create a reader need the `if __name__ == "__main__":` guard, as any multiprocessing code does: the
+    worker's server imports the main module.
     """
 
     def __init__(self, time_limit: float = TIME_LIMIT_S):
