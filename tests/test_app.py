@@ -234,6 +234,7 @@ def good_answers(served, inputs):
     calls["example_nmc"] = example_call("NMC111.cif")
     calls["two_first"] = file_call(inputs["two_crystals"])
     calls["two_second"] = file_call(inputs["two_crystals"], choice="two.cif#KCl_block")
+    calls["occupancy_0.9999"] = file_call(REALWORLD / "02c-occupancy-0.9999.cif")
     answers = call_app(url, list(calls.values()))
     return dict(zip(calls, answers, strict=True))
 
@@ -539,3 +540,30 @@ def test_concurrent_users_queue_and_each_gets_their_own_crystal(served):
         answers = list(pool.map(lambda calls: call_app(url, calls), batches))
     formulas = [[answer["outputs"][RESULT]["crystal"]["formula"] for answer in batch] for batch in answers]
     assert formulas == [["NaCl", "ZnO"], ["GaAs", "Cu"]]
+
+
+def test_the_readers_notes_are_on_the_page(good_answers):
+    outputs = good_answers["occupancy_0.9999"]["outputs"]
+    notes = outputs[RESULT]["crystal"]["notes"]
+    assert notes, "the reader counted an occupancy of 0.9999 as full and must say so"
+    assert outputs[NOTES].startswith("**The reader's notes:**")
+    assert all(note in outputs[NOTES] for note in notes)
+    assert good_answers["example_si"]["outputs"][NOTES] == "The reader changed nothing in this input."
+
+
+def test_structure_view_of_a_disordered_crystal(tmp_path):
+    """Mixed sites get one sphere each in the occupancy-weighted colour of their elements; 12 cell edges."""
+    from modeling_cloud.app.structure_view import element_colours, read_glb, structure_to_glb
+    from tokenization import load_structure
+
+    structure = load_structure(EXAMPLES / "NMC111.cif")
+    summary = structure_to_glb(structure, tmp_path / "nmc.glb")
+    document, _ = read_glb(tmp_path / "nmc.glb")
+    assert summary["edges"] == 12 and document["meshes"][-1]["name"] == "cell"
+    assert sum(mesh["sites"] for mesh in summary["meshes"]) == len(structure)
+    mixed = next(mesh for mesh in summary["meshes"] if mesh["name"] == "Co,Mn,Ni")
+    colours = element_colours()
+    expected = np.mean([colours["Co"], colours["Mn"], colours["Ni"]], axis=0)
+    assert np.allclose(mixed["colour"], expected, atol=0.02)
+    material = next(m for m in document["materials"] if m["name"] == "Co,Mn,Ni")
+    assert np.allclose(material["pbrMetallicRoughness"]["baseColorFactor"][:3], mixed["colour"])
