@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..scope_defaults import DEFAULT_DISORDER
 from .inputs import InputItem, count_inputs, iter_inputs
 from .writers import ResumeMismatchError, ScreeningOutput
 
@@ -170,15 +171,13 @@ class Screener:
             model_name or getattr(self.config, "_name_or_path", None) or type(pipeline.model).__name__
         )
         self.basis = basis
-        self.disorder = disorder
+        self.disorder = disorder or DEFAULT_DISORDER  # spelled out, so the API and the CLI make the same run
         self.temperatures = (
             [float(t) for t in (temperatures or self.config.debye_temperatures)]
             if pipeline.is_debye
             else None
         )
-        options: dict[str, Any] = {"errors": "return"}
-        if disorder is not None:
-            options["disorder"] = disorder
+        options: dict[str, Any] = {"errors": "return", "disorder": self.disorder}
         if pipeline.is_debye:
             options["basis"] = basis
             options["temperatures"] = self.temperatures
@@ -369,7 +368,10 @@ def _worker_encode(items: list[InputItem]) -> list[dict[str, Any] | None]:
 def _chunks(
     items: Iterator[InputItem], output: ScreeningOutput, chunk_size: int, check: tuple[int, str] | None
 ) -> Iterator[list[InputItem]]:
-    """Runs of at most `chunk_size` consecutive positions that are not written yet."""
+    """Runs of consecutive positions that are not written yet, within the aligned blocks `[k * chunk_size,
+    (k + 1) * chunk_size)`. Aligned blocks make a resumed run batch its crystals exactly as an uninterrupted run
+    with the same `chunk_size` does (batches are formed per chunk, by string length), so it gives the same values
+    bit for bit; with another chunk size, padding in other batch shapes can move a value by float rounding."""
     chunk: list[InputItem] = []
     for item in items:
         if check is not None and item.position == check[0] and item.source != check[1]:
@@ -382,7 +384,9 @@ def _chunks(
                 yield chunk
                 chunk = []
             continue
-        if chunk and (len(chunk) == chunk_size or chunk[-1].position + 1 != item.position):
+        if chunk and (
+            item.position // chunk_size != chunk[0].position // chunk_size or chunk[-1].position + 1 != item.position
+        ):
             yield chunk
             chunk = []
         chunk.append(item)
