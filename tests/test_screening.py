@@ -348,8 +348,18 @@ def test_dumps_and_corpus_shards_are_inputs(model_dir, mp_table, tmp_path):
     mp_dump = tmp_path / "mp.jsonl"
     mp_dump.write_text("".join(json.dumps({"material_id": f"mp-x{i}", "structure": s}) + "\n"
                                for i, s in enumerate(structures)))  # fmt: skip
-    assert [item.source for item in iter_inputs([alexandria, mp_dump])] == [
-        "agm0", "agm1", "agm2", "mp-x0", "mp-x1", "mp-x2",
+    # An OPTIMADE response saved to a file: {"data": [entries]}, each entry named by its id.
+    from optimade.adapters.structures.pymatgen import from_pymatgen
+    from pymatgen.core import Structure
+
+    optimade = tmp_path / "optimade.json"
+    optimade.write_text(json.dumps({"data": [
+        {"id": f"opt-{i}", "type": "structures",
+         "attributes": from_pymatgen(Structure.from_dict(s)).model_dump(mode="json")}
+        for i, s in enumerate(structures)
+    ]}))  # fmt: skip
+    assert [item.source for item in iter_inputs([alexandria, mp_dump, optimade])] == [
+        "agm0", "agm1", "agm2", "mp-x0", "mp-x1", "mp-x2", "opt-0", "opt-1", "opt-2",
     ]  # fmt: skip
 
     corpus = tmp_path / "corpus"
@@ -360,8 +370,10 @@ def test_dumps_and_corpus_shards_are_inputs(model_dir, mp_table, tmp_path):
         isinstance(item.item, dict) and "scope" in item.item for item in items
     )
     output = tmp_path / "corpus.parquet"
-    summary = predict_to_file(model_dir, [corpus, alexandria], output, progress=False)
-    assert summary.failed == 0 and summary.rows == shard_rows + 3
+    summary = predict_to_file(model_dir, [corpus, alexandria, optimade], output, progress=False)
+    assert summary.failed == 0 and summary.rows == shard_rows + 6
+    rows = read_rows(output)
+    assert rows[-1]["scope"] == rows[-4]["scope"]  # the same crystal from Alexandria's dump and from OPTIMADE
 
 
 def test_hub_dataset_is_streamed(model_dir, mp_table, hub_server, hub_repo_id, tmp_path):  # noqa: F811
@@ -375,9 +387,20 @@ def test_hub_dataset_is_streamed(model_dir, mp_table, hub_server, hub_repo_id, t
 
 
 # -- embeddings and similar crystals -------------------------------------------------------------------------------
-@pytest.mark.parametrize("which", ["single", "ensemble"])
-def test_embed_gives_the_pipelines_vectors(which, model_dir, ensemble_dir, tmp_path):
-    folder = model_dir if which == "single" else ensemble_dir
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory) -> Path:
+    """A pretrained-style encoder (masked-LM head, no property head): the usual model for embeddings."""
+    from modeling_cloud import CloudForMaskedLM
+
+    torch.manual_seed(3)
+    return _save(
+        CloudForMaskedLM(CloudConfig(scope_version="v1", **TINY)), tmp_path_factory.mktemp("mlm") / "base"
+    )
+
+
+@pytest.mark.parametrize("which", ["single", "ensemble", "encoder"])
+def test_embed_gives_the_pipelines_vectors(which, model_dir, ensemble_dir, encoder_dir, tmp_path):
+    folder = {"single": model_dir, "ensemble": ensemble_dir, "encoder": encoder_dir}[which]
     crystals = [str(EXAMPLES / name) for name in ("NaCl.cif", "Si.cif", "SrTiO3.cif")]
     output = tmp_path / "emb.parquet"
     embed_to_file(folder, crystals, output, progress=False)
