@@ -277,6 +277,28 @@ def screening_table(tmp_path_factory, mp_table) -> Path:
     return path
 
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is `pid` (Linux /proc)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running or sleeping (a zombie that nobody reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 @pytest.mark.slow
 def test_sigkill_and_resume_gives_the_uninterrupted_file(model_dir, screening_table, tmp_path):
     reference = tmp_path / "reference.parquet"
@@ -286,7 +308,7 @@ def test_sigkill_and_resume_gives_the_uninterrupted_file(model_dir, screening_ta
 
     output = tmp_path / "killed.parquet"
     argv = ["predict", "--model", str(model_dir), str(screening_table), "--output", str(output),
-            "--chunk-size", "100"]  # fmt: skip
+            "--chunk-size", "100", "--num-proc", "2"]  # fmt: skip
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen([sys.executable, "-m", "modeling_cloud.cli", *argv], env=environment,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -297,11 +319,18 @@ def test_sigkill_and_resume_gives_the_uninterrupted_file(model_dir, screening_ta
             if len(list(parts.glob("part-*.parquet"))) >= 5:
                 break
             time.sleep(0.02)
+        workers = _children(child.pid)
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL, "the child finished before it could be killed"
     assert not output.exists() and 5 <= len(list(parts.glob("part-*.parquet"))) < 30
+    # Its two encoding workers leave once their parent is gone (no orphans left waiting on the task pipe).
+    assert len(workers) == 2
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
 
     assert main(argv) == 1  # the same command again: resumes (some rows are failures, hence exit 1)
     assert not parts.exists()

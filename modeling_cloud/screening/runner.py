@@ -356,9 +356,9 @@ _WORKER_SCREENER: Screener | None = None
 def _worker_init() -> None:
     import torch
 
-    torch.set_num_threads(
-        1
-    )  # encoding is Python and spglib; leave the cores to the other workers and the model
+    # Encoding is Python and spglib: leave the cores to the other workers and the model. (A worker leaves by itself
+    # when its parent is killed: the pool's workers close their copy of the task pipe's write end, so they read EOF.)
+    torch.set_num_threads(1)
 
 
 def _worker_encode(items: list[InputItem]) -> list[dict[str, Any] | None]:
@@ -385,7 +385,8 @@ def _chunks(
                 chunk = []
             continue
         if chunk and (
-            item.position // chunk_size != chunk[0].position // chunk_size or chunk[-1].position + 1 != item.position
+            item.position // chunk_size != chunk[0].position // chunk_size
+            or chunk[-1].position + 1 != item.position
         ):
             yield chunk
             chunk = []
