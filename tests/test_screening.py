@@ -362,6 +362,46 @@ def test_killed_parts_and_leftovers_are_resumed_exactly(model_dir, screening_tab
     _assert_same_rows(read_rows(output), read_rows(reference))
 
 
+def test_skipping_keeps_positions_and_names(small_inputs, tmp_path):
+    """A resumed run passes over the done prefix cheaply but sees the same positions and names, also for tables
+    inside folders (a corpus folder's shards)."""
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    table = pq.read_table(small_inputs[1])
+    pq.write_table(table.slice(0, 25), folder / "a.parquet")
+    pq.write_table(table.slice(25), folder / "b.parquet")
+    inputs = [*small_inputs, str(folder)]
+
+    def describe(item):
+        return (type(item).__name__, str(item)) if isinstance(item, Exception) else item
+
+    full = [(item.position, item.source, describe(item.item)) for item in iter_inputs(inputs)]
+    assert len(full) == 50 + 40
+    for skip in (0, 3, 47, 60, 89, 90):
+        skipped = list(iter_inputs(inputs, skip=skip))
+        assert [(item.position, item.source) for item in skipped] == [entry[:2] for entry in full]
+        assert all(item.item is None for item in skipped[:skip])
+        assert [describe(item.item) for item in skipped[skip:]] == [entry[2] for entry in full[skip:]]
+
+
+def test_a_resume_over_changed_inputs_is_refused(model_dir, mp_table, tmp_path):
+    from modeling_cloud.screening import Screener, ScreeningOutput, run_screening
+    from modeling_cloud.screening.runner import package_versions
+
+    table = tmp_path / "table.csv"
+    frame = mp_table.select(range(6)).to_pandas()[["material_id", "structure"]]
+    frame.to_csv(table, index=False)
+    screener = Screener(load_property_pipeline(str(model_dir)), model_name=str(model_dir))
+    output = tmp_path / "out.parquet"
+    writer = ScreeningOutput(output, screener.schema, screener.run_fingerprint([table], None), screener.units,
+                             package_versions())  # fmt: skip
+    items = list(iter_inputs([table]))[:4]
+    writer.write_part(0, screener.rows(items, screener.encode_chunk(items)))  # a run killed after 4 rows
+    frame.iloc[::-1].to_csv(table, index=False)  # the same file name, other rows
+    with pytest.raises(ResumeMismatchError, match="the inputs changed: position 3"):
+        run_screening(screener, [table], output, chunk_size=4, progress=False)
+
+
 # -- inputs at scale -----------------------------------------------------------------------------------------------
 def test_dumps_and_corpus_shards_are_inputs(model_dir, mp_table, tmp_path):
     from dataset_builders.corpus import build_corpus

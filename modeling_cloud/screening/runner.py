@@ -439,8 +439,8 @@ def run_screening(
     if writer.complete:
         rows, failed = writer.metadata.get("rows", 0), writer.metadata.get("failed", 0)
         return ScreeningSummary(str(output), rows, failed, 0, time.perf_counter() - start_time, True)
-    prefix = writer.done_ranges[0][1] if writer.done_ranges and writer.done_ranges[0][0] == 0 else 0
-    check = writer.last_done()
+    check = writer.last_done()  # (position, source) of the last row of the done prefix
+    prefix = check[0] + 1 if check is not None else 0
     bar = tqdm(
         total=count_inputs(inputs),
         initial=writer.rows_done,
