@@ -472,9 +472,14 @@ def test_embed_gives_the_pipelines_vectors(which, model_dir, ensemble_dir, encod
     folder = {"single": model_dir, "ensemble": ensemble_dir, "encoder": encoder_dir}[which]
     crystals = [str(EXAMPLES / name) for name in ("NaCl.cif", "Si.cif", "SrTiO3.cif")]
     output = tmp_path / "emb.parquet"
-    embed_to_file(folder, crystals, output, progress=False)
+    if which == "encoder":  # through the command line
+        assert main(["embed", "--model", str(folder), *crystals, "--output", str(output)]) == 0
+    else:
+        embed_to_file(folder, crystals, output, progress=False)
     rows = read_rows(output)
+    assert read_metadata(output)["model"] == str(folder)  # the index records its model
     results = load_property_pipeline(str(folder))(crystals, return_embeddings=True)
+    assert [row["source"] for row in rows] == crystals
     for row, result in zip(rows, results, strict=True):
         vector = pooled_embedding(result)
         assert vector.shape == (32,)
@@ -482,6 +487,15 @@ def test_embed_gives_the_pipelines_vectors(which, model_dir, ensemble_dir, encod
             np.testing.assert_allclose(vector, np.mean(result["embedding"], axis=0), atol=1e-7)
         np.testing.assert_allclose(row["embedding"], vector, atol=1e-6)
     assert pq.read_schema(output).field("embedding").type == pa.list_(pa.float32(), 32)
+    if which == "single":  # JSON Lines and CSV hold the same vectors as lists of numbers
+        for suffix in ("jsonl", "csv"):
+            other = tmp_path / f"emb.{suffix}"
+            embed_to_file(folder, crystals, other, progress=False)
+            vectors = [row["embedding"] if suffix == "jsonl" else json.loads(row["embedding"])
+                       for row in read_rows(other)]  # fmt: skip
+            np.testing.assert_array_equal(
+                np.array(vectors, dtype=np.float32), [row["embedding"] for row in rows]
+            )
 
 
 @pytest.fixture(scope="module")
