@@ -233,6 +233,32 @@ def test_num_proc_2_gives_the_same_rows(model_dir, small_inputs, tmp_path):
     _assert_same_rows(read_rows(two), read_rows(one))
 
 
+def test_a_crystal_that_kills_its_worker_is_a_row_and_the_run_goes_on(
+    model_dir, small_inputs, tmp_path, monkeypatch
+):
+    from modeling_cloud.screening import Screener
+
+    encode, parent = Screener.encode, os.getpid()
+
+    def crash_on_si(self, item):  # a native crash, as spglib or moyopy could have on a bad crystal
+        if os.getpid() != parent and str(item).endswith("Si.cif"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return encode(self, item)
+
+    monkeypatch.setattr(Screener, "encode", crash_on_si)  # the forked workers inherit it
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    predict_to_file(
+        model_dir, small_inputs[:2], one, chunk_size=4, progress=False
+    )  # in this process: no crash
+    predict_to_file(model_dir, small_inputs[:2], two, chunk_size=4, num_proc=2, progress=False)
+    rows, expected = read_rows(two), read_rows(one)
+    (crashed,) = [index for index, row in enumerate(rows) if row["source"].endswith("Si.cif")]
+    assert rows[crashed]["error_reason"] == "worker_died" and rows[crashed]["error_type"] == "WorkerDiedError"
+    assert "exit code -9" in rows[crashed]["error_message"] and rows[crashed]["scope"] is None
+    assert expected[crashed]["error_reason"] is None
+    _assert_same_rows(rows[:crashed] + rows[crashed + 1 :], expected[:crashed] + expected[crashed + 1 :])
+
+
 def test_a_finished_output_is_not_redone_and_another_model_is_refused(
     model_dir, ensemble_dir, tmp_path, capsys
 ):

@@ -11,7 +11,9 @@ prediction; this module only schedules it and lays out the rows.
 
 - inputs are streamed ([`iter_inputs`]) in chunks of `chunk_size` consecutive positions;
 - with `num_proc` N > 1, N forked worker processes encode the chunks (at most 2N chunks in flight) while the main
-  process runs the model on the chunks already encoded; with N = 1 everything runs in the calling process;
+  process runs the model on the chunks already encoded; a crystal that kills its worker (a crash in a native
+  library) becomes a `worker_died` row and the run goes on. With N = 1 everything runs in the calling process
+  (where such a crash ends the run; run again to resume);
 - rows are written in input order, one part per chunk ([`ScreeningOutput`]), so a run killed at any moment resumes
   where it stopped, and memory stays flat in the number of inputs (a few chunks are held at once);
 - a progress bar (tqdm, on stderr) shows the rate and, when the number of inputs is cheap to count, the ETA.
@@ -36,8 +38,10 @@ from __future__ import annotations
 import collections
 import hashlib
 import multiprocessing
+import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -258,6 +262,14 @@ class Screener:
             features["failure"] = {**features["failure"], "cause": None}
         return {key: value.numpy() if hasattr(value, "numpy") else value for key, value in features.items()}
 
+    def failed_features(self, reason: str, error_type: str, message: str) -> dict[str, Any]:
+        """What `encode` returns for a crystal that could not be encoded outside the pipeline's own checks (a dead
+        encoding process): `rows` turns it into a failure row with this reason, type and message."""
+        # The pipeline's own features of an item it refuses (an exception in place of a crystal), then this failure.
+        features = self.encode(ValueError(message))
+        features["failure"] = {"reason": reason, "type": error_type, "message": message, "cause": None}
+        return features
+
     def encode_chunk(self, items: Sequence[InputItem]) -> list[dict[str, Any] | None]:
         """`encode` for each item that holds a crystal; `None` for an item that is already an error."""
         return [None if isinstance(item.item, Exception) else self.encode(item.item) for item in items]
@@ -351,18 +363,106 @@ class ScreeningSummary:
 
 # -- worker processes --------------------------------------------------------------------------------------------
 _WORKER_SCREENER: Screener | None = None
+#: The reason code of a crystal whose encoding process died (a crash in a native library, say).
+WORKER_DIED = "worker_died"
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     import torch
 
-    # Encoding is Python and spglib: leave the cores to the other workers and the model. (A worker leaves by itself
-    # when its parent is killed: the pool's workers close their copy of the task pipe's write end, so they read EOF.)
+    # Encoding is Python and spglib: leave the cores to the other workers and the model.
     torch.set_num_threads(1)
+    # A parent killed with SIGKILL cannot stop its workers, and a forked worker may hold both ends of its task pipe
+    # (so it would wait forever): each worker leaves on its own once its parent is gone.
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _worker_encode(items: list[InputItem]) -> list[dict[str, Any] | None]:
     return _WORKER_SCREENER.encode_chunk(items)
+
+
+def _encode_in_child(connection, item: InputItem) -> None:
+    connection.send(_WORKER_SCREENER.encode_chunk([item])[0])
+    connection.close()
+
+
+def _encode_isolated(screener: Screener, items: Sequence[InputItem]) -> list[dict[str, Any] | None]:
+    """Encode each item in its own forked process (after a worker died on one of them): an item whose process dies
+    gets a `worker_died` failure, and the others their features. About a fork per item: used for such chunks only."""
+    context = multiprocessing.get_context("fork")
+    encoded = []
+    for item in items:
+        if isinstance(item.item, Exception):
+            encoded.append(None)
+            continue
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_encode_in_child, args=(sender, item), daemon=True)
+        process.start()
+        sender.close()
+        try:
+            features = receiver.recv()
+        except EOFError:  # the process died before it could answer
+            features = None
+        process.join()
+        receiver.close()
+        if features is None:
+            features = screener.failed_features(
+                WORKER_DIED, "WorkerDiedError",
+                f"the encoding process died (exit code {process.exitcode}) on this crystal",
+            )  # fmt: skip
+        encoded.append(features)
+    return encoded
+
+
+class _EncodingPool:
+    """`num_proc` forked encoding processes (`concurrent.futures`, which reports a dead worker instead of waiting
+    for it). When a worker dies, the pool is started again, the chunks in flight are submitted again, and the chunk
+    being collected is encoded item by item in isolated processes, so the crystal that killed it becomes a
+    `worker_died` row and the run goes on."""
+
+    def __init__(self, screener: Screener, num_proc: int):
+        self.screener = screener
+        self.num_proc = num_proc
+        self.executor = self._start()
+
+    def _start(self):
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(
+            self.num_proc,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
+        )
+
+    def submit(self, chunk: list[InputItem]):
+        return self.executor.submit(_worker_encode, chunk)
+
+    def result(self, chunk: list[InputItem], future, in_flight: collections.deque) -> list:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = self._start()
+            for index, (waiting, _) in enumerate(in_flight):
+                in_flight[index] = (waiting, self.submit(waiting))
+            return _encode_isolated(self.screener, chunk)
+
+    def close(self) -> None:
+        # Workers still encoding chunks that nobody will collect (an error upstream) are stopped, not awaited.
+        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+            process.join()
 
 
 def _chunks(
@@ -468,21 +568,20 @@ def run_screening(
                 finish(chunk, screener.encode_chunk(chunk))
         else:
             _WORKER_SCREENER = screener  # inherited by the forked workers
-            pool = multiprocessing.get_context("fork").Pool(num_proc, initializer=_worker_init)
+            pool = _EncodingPool(screener, num_proc)
             in_flight: collections.deque = collections.deque()
             for chunk in _chunks(counted, writer, chunk_size, check):
-                in_flight.append((chunk, pool.apply_async(_worker_encode, (chunk,))))
+                in_flight.append((chunk, pool.submit(chunk)))
                 if len(in_flight) >= 2 * num_proc:
                     chunk, pending = in_flight.popleft()
-                    finish(chunk, pending.get())
+                    finish(chunk, pool.result(chunk, pending, in_flight))
             while in_flight:
                 chunk, pending = in_flight.popleft()
-                finish(chunk, pending.get())
+                finish(chunk, pool.result(chunk, pending, in_flight))
     finally:
         _WORKER_SCREENER = None
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.close()
         bar.close()
     metadata = writer.finish(counted.count, extra={"model": screener.model_name, "task": screener.task})
     return ScreeningSummary(
