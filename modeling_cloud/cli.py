@@ -249,6 +249,9 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     if args.output:
         return _screen_to_file(args, "predict")
+    if args.num_proc != 1 or args.id_column is not None:
+        print("cloud-crystal predict: --num-proc and --id-column go with --output FILE", file=sys.stderr)
+        return EXIT_USAGE
     from tqdm.auto import tqdm
 
     from tokenization import ScopeError

@@ -183,6 +183,8 @@ def test_predict_stdout_rows_keep_their_shape(model_dir, capsys):
     assert main(["predict", "--model", str(model_dir), str(EXAMPLES / "Si.cif"), "--jsonl"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert set(row) == {"source", "scope", "predictions", "units"}
+    assert main(["predict", "--model", str(model_dir), str(EXAMPLES / "Si.cif"), "--num-proc", "2"]) == 2
+    assert "go with --output" in capsys.readouterr().err
 
 
 def test_id_column_and_repeated_ids(model_dir, mp_table, tmp_path):
