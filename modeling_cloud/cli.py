@@ -366,59 +366,40 @@ def _add_embed(subparsers) -> None:
 
 
 def run_similar(args: argparse.Namespace) -> int:
-    import numpy as np
     from datasets.utils.logging import disable_progress_bar
 
-    from .screening import EmbeddingIndex, MissingExtraError, embed_queries
+    from .screening import MissingExtraError, find_similar
 
     disable_progress_bar()  # no bar while the index is built
     if not args.queries and not args.row:
         print("cloud-crystal similar: give QUERY files or --row SOURCE", file=sys.stderr)
         return EXIT_USAGE
     try:
-        index = EmbeddingIndex(args.index)
-    except MissingExtraError as error:
+        answers, warning = find_similar(
+            args.index, args.queries, args.row or [], k=args.k, model=args.model,
+            trust_remote_code=args.trust_remote_code,
+        )  # fmt: skip
+    except KeyError as error:
+        print(f"cloud-crystal similar: {error.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MissingExtraError, OSError, ValueError) as error:
         print(f"cloud-crystal similar: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (OSError, ValueError) as error:
-        print(f"cloud-crystal similar: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    queries: list[tuple[str, np.ndarray | None, dict | None]] = []
-    for source in args.row or []:
-        try:
-            queries.append((source, index.vector(source), None))
-        except KeyError as error:
-            print(f"cloud-crystal similar: {error.args[0]}", file=sys.stderr)
-            return EXIT_USAGE
-    if args.queries:
-        embedded, warning = embed_queries(args.queries, args.model, index, args.trust_remote_code)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-        queries += embedded
-    found = (
-        index.search(np.stack([v for _, v, _ in queries if v is not None]), k=args.k)
-        if any(v is not None for _, v, _ in queries)
-        else []
-    )
-    answers = iter(found)
-    failures = 0
-    for source, vector, failure in queries:
-        if vector is None:
-            failures += 1
-            row = failure_row(source, {"reason": failure["error_reason"], "type": failure["error_type"],
-                                       "message": failure["error_message"]})  # fmt: skip
-            _write_row({"query": source, **row} if args.jsonl else row, args.jsonl, str)
-            continue
-        for neighbour in next(answers):
-            record = {"query": source, **neighbour.to_dict()}
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    for answer in answers:
+        if answer.error is not None:
+            row = {"query": answer.query, **failure_row(answer.query, answer.error)}
+            _write_row(row, args.jsonl, str)
+        for neighbour in answer.neighbours:
             if args.jsonl:
-                sys.stdout.write(json.dumps(record) + "\n")
+                sys.stdout.write(json.dumps({"query": answer.query, **neighbour.to_dict()}) + "\n")
             else:
                 sys.stdout.write(
-                    f"{source}\t{neighbour.rank}\t{neighbour.source}\t{neighbour.formula}\t"
+                    f"{answer.query}\t{neighbour.rank}\t{neighbour.source}\t{neighbour.formula}\t"
                     f"SG{neighbour.space_group}\t{neighbour.distance:.6f}\n"
                 )
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+    return EXIT_SOME_FAILED if any(answer.error for answer in answers) else EXIT_OK
 
 
 def _add_similar(subparsers) -> None:

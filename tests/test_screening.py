@@ -596,6 +596,13 @@ def test_similar_command(index_file, model_dir, tmp_path, capsys):
     found = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert found[0]["query"] == str(structure) and found[0]["distance"] == pytest.approx(0.0, abs=1e-6)
     assert main(["similar", "--index", str(index_file), "--row", "no-such-row"]) == 2
+    # A query that cannot be read is a failure line, and the other queries are answered.
+    bad = tmp_path / "bad.cif"
+    bad.write_text("data_x\n_cell_length_a 4\n")
+    assert main(["similar", "--index", str(index_file), str(bad), "--row", source, "-k", "2", "--jsonl"]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["query"] for line in lines] == [source, source, str(bad)]
+    assert lines[-1]["error"]["reason"] == "parse_error" and lines[-1]["source"] == str(bad)
 
 
 def test_similar_names_the_extra_when_faiss_is_missing(index_file, monkeypatch, capsys):

@@ -25,7 +25,15 @@ import numpy as np
 from .runner import pooled_embedding
 from .writers import read_metadata
 
-__all__ = ["EmbeddingIndex", "MissingExtraError", "Neighbour", "pooled_embedding", "require_faiss"]
+__all__ = [
+    "EmbeddingIndex",
+    "MissingExtraError",
+    "Neighbour",
+    "SimilarCrystals",
+    "find_similar",
+    "pooled_embedding",
+    "require_faiss",
+]
 
 #: The optional extra that provides FAISS.
 FAISS_EXTRA = "faiss"
@@ -222,3 +230,62 @@ def embed_queries(
         else:
             embedded.append((row["source"], np.asarray(row["embedding"], dtype=np.float32), None))
     return embedded, warning
+
+
+@dataclass
+class SimilarCrystals:
+    """The answer to one query of [`find_similar`].
+
+    Attributes:
+        query (`str`): the query's name (`--row SOURCE`, or the crystal's name in a structure file).
+        neighbours (`list[Neighbour]`): nearest first; empty when the query failed.
+        error (`dict`, *optional*): the failure record `{"source", "reason", "type", "message"}` of a query crystal
+            that could not be embedded.
+    """
+
+    query: str
+    neighbours: list[Neighbour]
+    error: dict | None = None
+
+
+def find_similar(
+    index: EmbeddingIndex | str | Path,
+    queries: list[str] = (),
+    rows: list[str] = (),
+    k: int = 10,
+    model: str | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[list[SimilarCrystals], str | None]:
+    """`cloud-crystal similar`: the `k` nearest crystals of `index` to each query.
+
+    Args:
+        index: an [`EmbeddingIndex`] or the path of an `embed` Parquet file.
+        queries: structure files (every crystal of each is a query), embedded with `model` or the index's model.
+        rows: names of the index's own rows to use as queries (the first row of each name).
+        k: neighbours per query.
+
+    Returns:
+        `(answers, warning)`: one [`SimilarCrystals`] per query (rows first, then the files' crystals), and a
+        warning when `model` is not the one the index was made with.
+
+    Raises:
+        KeyError: a name in `rows` that the index does not hold.
+        MissingExtraError: faiss is not installed.
+    """
+    index = index if isinstance(index, EmbeddingIndex) else EmbeddingIndex(index)
+    named: list[tuple[str, np.ndarray | None, dict | None]] = [(row, index.vector(row), None) for row in rows]
+    warning = None
+    if queries:
+        embedded, warning = embed_queries(list(queries), model, index, trust_remote_code)
+        named += embedded
+    vectors = [vector for _, vector, _ in named if vector is not None]
+    found = iter(index.search(np.stack(vectors), k=k) if vectors else [])
+    answers = []
+    for source, vector, failure in named:
+        if vector is None:
+            error = {"source": source, "reason": failure["error_reason"], "type": failure["error_type"],
+                     "message": failure["error_message"]}  # fmt: skip
+            answers.append(SimilarCrystals(source, [], error))
+        else:
+            answers.append(SimilarCrystals(source, next(found)))
+    return answers, warning
