@@ -146,11 +146,12 @@ def _add_encode(subparsers) -> None:
 
 
 # -- predict ------------------------------------------------------------------------------------------------------
-def load_property_pipeline(model: str, trust_remote_code: bool = False):
+def load_property_pipeline(model: str, trust_remote_code: bool = False, device=None):
     """``pipeline("crystal-property")`` for a checkpoint folder or Hub repo.
 
     Without ``trust_remote_code`` the installed package's classes are used, whatever code the checkpoint carries
     (a checkpoint that lists ``custom_pipelines`` would otherwise make transformers insist on its own copy).
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) is where the model runs; ``None`` leaves it where it loads.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
     from transformers.utils import logging as transformers_logging
@@ -159,11 +160,13 @@ def load_property_pipeline(model: str, trust_remote_code: bool = False):
 
     transformers_logging.disable_progress_bar()  # no bar per weights file on a command line
 
+    placement = {"device": device} if device is not None else {}
     if trust_remote_code:
-        return pipeline("crystal-property", model=model, trust_remote_code=True)
+        return pipeline("crystal-property", model=model, trust_remote_code=True, **placement)
     return CrystalPropertyPipeline(
         model=AutoModelForSequenceClassification.from_pretrained(model),
         tokenizer=AutoTokenizer.from_pretrained(model),
+        **placement,
     )
 
 
@@ -215,7 +218,7 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
 
     options = dict(
         disorder=args.disorder, id_column=args.id_column, num_proc=args.num_proc, batch_size=args.batch_size,
-        chunk_size=args.chunk_size, trust_remote_code=args.trust_remote_code,
+        chunk_size=args.chunk_size, trust_remote_code=args.trust_remote_code, device=args.device,
     )  # fmt: skip
     try:
         if task == "predict":
@@ -249,8 +252,11 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     if args.output:
         return _screen_to_file(args, "predict")
-    if args.num_proc != 1 or args.id_column is not None:
-        print("cloud-crystal predict: --num-proc and --id-column go with --output FILE", file=sys.stderr)
+    if args.num_proc != 1 or args.id_column is not None or args.device is not None:
+        print(
+            "cloud-crystal predict: --num-proc, --id-column and --device go with --output FILE",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     from tqdm.auto import tqdm
 
@@ -338,6 +344,11 @@ def _add_output_options(parser: argparse.ArgumentParser, required: bool) -> None
         "--id-column",
         default=None,
         help="with --output: the table column naming rows (default: id, material_id)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="with --output: where the model runs, e.g. cpu, cuda:1 (default: cuda if any)",
     )
 
 

@@ -616,13 +616,17 @@ def _screen(
     batch_size: int = 32,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
+    device: str | None = None,
     **options,
 ) -> ScreeningSummary:
     if isinstance(model, (str, Path)):
+        import torch
+
         from ..cli import load_property_pipeline
 
         name = str(model)
-        pipeline = load_property_pipeline(name, trust_remote_code=trust_remote_code)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        pipeline = load_property_pipeline(name, trust_remote_code=trust_remote_code, device=device)
     else:
         pipeline, name = model, None
     screener = Screener(pipeline, task=task, batch_size=batch_size, model_name=name, **options)
@@ -643,6 +647,7 @@ def predict_to_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     trust_remote_code: bool = False,
     progress: bool = True,
+    device: str | None = None,
 ) -> ScreeningSummary:
     """`cloud-crystal predict --output`: one row of predicted properties per input crystal (see the module).
 
@@ -651,6 +656,8 @@ def predict_to_file(
         inputs, output, id_column, num_proc, chunk_size, progress: see [`run_screening`].
         temperatures, basis, disorder, batch_size: see [`Screener`].
         trust_remote_code: run the checkpoint's own code.
+        device: where the model runs when `model` is a name (`"cpu"`, `"cuda:1"`, ...; default: CUDA when there is
+            a GPU, else the CPU). The encoding workers always run on the CPU.
 
     Example:
 
@@ -663,7 +670,7 @@ def predict_to_file(
     """
     return _screen(
         "predict", model, inputs, output, trust_remote_code, id_column, num_proc, batch_size, chunk_size, progress,
-        temperatures=temperatures, basis=basis, disorder=disorder,
+        device, temperatures=temperatures, basis=basis, disorder=disorder,
     )  # fmt: skip
 
 
@@ -679,10 +686,11 @@ def embed_to_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     trust_remote_code: bool = False,
     progress: bool = True,
+    device: str | None = None,
 ) -> ScreeningSummary:
     """`cloud-crystal embed`: one row with the pooled embedding per input crystal, with the same row identity as
     [`predict_to_file`]; the file is an index for [`EmbeddingIndex`] (`cloud-crystal similar`)."""
     return _screen(
         "embed", model, inputs, output, trust_remote_code, id_column, num_proc, batch_size, chunk_size, progress,
-        disorder=disorder,
+        device, disorder=disorder,
     )  # fmt: skip
