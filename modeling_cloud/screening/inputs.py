@@ -48,7 +48,7 @@ HUB_PREFIX = "hub:"
 #: Columns that name a table row, in order of preference (`--id-column` comes first).
 ID_COLUMNS = ("id", "material_id")
 #: Extra keys that name a dump record (Materials Project summary docs, Alexandria `ComputedStructureEntry`).
-_DUMP_ID_KEYS = ("material_id", "entry_id", "mat_id", "id")
+_DUMP_ID_KEYS = (*ID_COLUMNS, "entry_id", "mat_id")
 #: The columns a table reader needs besides the ids (the rest of a wide table is never read).
 _INPUT_COLUMNS = ("structure", "cif", "poscar", "scope", "n_atoms", "formula")
 _COMPRESSED = (".gz", ".bz2", ".xz")
@@ -149,19 +149,21 @@ def _table_rows(path: Path, id_column: str | None, skip: int) -> Iterator[tuple[
         offset = 0
         for batch in batches:
             rows = len(batch)
+            # Names from the id columns alone, read the same way for skipped and computed rows.
+            ids = {c: (batch.column(c).to_pylist() if isinstance(batch, pa.RecordBatch) else list(batch[c]))
+                   for c in id_names}  # fmt: skip
+            names = [
+                _record_id({c: values[index] for c, values in ids.items()}, id_column, dump=False)
+                or f"{name}#{offset + index}"
+                for index in range(rows)
+            ]
             skipped = min(rows, max(0, skip - offset))
-            if skipped:
-                ids = {c: (batch.column(c).to_pylist() if isinstance(batch, pa.RecordBatch) else list(batch[c]))
-                       for c in id_names}  # fmt: skip
-                for index in range(skipped):
-                    record = {c: values[index] for c, values in ids.items()}
-                    yield _record_id(record, id_column, dump=False) or f"{name}#{offset + index}", None
+            yield from ((names[index], None) for index in range(skipped))
             if skipped < rows:
                 frame = batch.to_pandas() if isinstance(batch, pa.RecordBatch) else batch
                 for index, record in enumerate(frame.iloc[skipped:].to_dict(orient="records"), start=skipped):
                     record = {key: _clean(value) for key, value in record.items()}
-                    source = f"{name}#{offset + index}"
-                    yield _record_id(record, id_column, dump=False) or source, _record_input(record, source)
+                    yield names[index], _record_input(record, f"{name}#{offset + index}")
             offset += rows
     except (OSError, ValueError, UnicodeDecodeError) as error:  # pyarrow's errors subclass OSError/ValueError
         yield name, StructureParseError(f"unreadable table ({type(error).__name__}: {error})", name)
