@@ -108,7 +108,9 @@ class EmbeddingIndex:
         faiss = require_faiss()
         self.path = Path(path)
         self.metadata = read_metadata(self.path) or {}
-        table = pq.read_table(self.path, columns=None)
+        names = pq.read_schema(self.path).names
+        wanted = [name for name in ("source", "formula", "space_group", "embedding") if name in names]
+        table = pq.read_table(self.path, columns=wanted)  # not the SCOPE strings, notes or errors
         if "embedding" not in table.column_names:
             raise ValueError(f"{self.path}: no 'embedding' column; write one with `cloud-crystal embed`")
         positions = np.flatnonzero(pc.is_valid(table.column("embedding")).to_numpy(zero_copy_only=False))
@@ -118,7 +120,7 @@ class EmbeddingIndex:
         embeddings = table.column("embedding").combine_chunks()
         self.dimension = embeddings.type.list_size
         self._vectors = (
-            embeddings.values.to_numpy().astype(np.float32, copy=False).reshape(-1, self.dimension)
+            embeddings.flatten().to_numpy().astype(np.float32, copy=False).reshape(-1, self.dimension)
         )
         self._norms = np.linalg.norm(self._vectors.astype(np.float64), axis=1)
         self.rows = datasets.Dataset(
