@@ -540,6 +540,7 @@ def index_file(model_dir, tmp_path_factory) -> Path:
         if record["scope_v1"] not in seen:
             seen.add(record["scope_v1"])
             lines.append(json.dumps({"material_id": record["material_id"], "structure": record["structure"]}))
+    lines.insert(3, "{not json")  # a failed row: in the file, without an embedding, never a neighbour
     folder = tmp_path_factory.mktemp("index")
     table = folder / "crystals.jsonl"
     table.write_text("\n".join(lines) + "\n")
@@ -562,19 +563,22 @@ def test_similar_matches_a_brute_force_top_k(index_file):
     from modeling_cloud.screening import EmbeddingIndex
 
     rows = read_rows(index_file)
-    assert len(rows) > 200
-    embeddings = np.array([row["embedding"] for row in rows], dtype=np.float32)
+    valid = [position for position, row in enumerate(rows) if row["embedding"] is not None]
+    assert len(valid) == len(rows) - 1 > 200 and rows[3]["error_reason"] == "parse_error"
+    embeddings = np.array([rows[position]["embedding"] for position in valid], dtype=np.float32)
     index = EmbeddingIndex(index_file)
-    assert len(index) == len(rows) and index.model == read_metadata(index_file)["model"]
-    queries = embeddings[[0, 7, 123, len(rows) - 1]]
+    assert len(index) == len(valid) and index.model == read_metadata(index_file)["model"]
+    queries = embeddings[[0, 7, 123, len(valid) - 1]]
     for query, found in zip(queries, index.search(queries, k=10), strict=True):
-        expected, distances = _brute_force(embeddings, query, 10)
+        nearest, distances = _brute_force(embeddings, query, 10)
+        expected = [valid[j] for j in nearest]  # positions in the file
         assert [n.row for n in found] == expected
         np.testing.assert_allclose([n.distance for n in found], np.clip(distances, 0, 2), atol=1e-9)
         assert [n.source for n in found] == [rows[i]["source"] for i in expected]
+        assert [n.formula for n in found] == [rows[i]["formula"] for i in expected]
     # A crystal of the index comes back first, at distance 0; the spread is real (not all neighbours at 0).
     first = index.search(embeddings[123], k=10)[0]
-    assert first[0].row == 123 and first[0].distance == pytest.approx(0.0, abs=1e-6)
+    assert first[0].row == valid[123] and first[0].distance == pytest.approx(0.0, abs=1e-6)
     assert first[-1].distance > 1e-3
 
 
