@@ -292,7 +292,7 @@ class Screener:
         rows = []
         for item, one in zip(items, encoded, strict=True):
             if one is None:
-                result = {"error": item.item.to_dict(item.source)}
+                result = {"error": _failure_record(item.item, item.source)}
             else:
                 result = self.pipeline.postprocess(next(outputs), **postprocess_params)
             rows.append(self.row(item.source, result))
@@ -359,6 +359,16 @@ class ScreeningSummary:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "rows_per_second": round(self.rows_per_second, 2)}
+
+
+def _failure_record(error: Exception, source: str) -> dict:
+    """The failure record of an input that was an error before it reached the pipeline (a `ScopeError` gives its
+    own; any other error the pipeline's generic reason)."""
+    if hasattr(error, "to_dict"):
+        return error.to_dict(source)
+    from ..pipeline_crystal_property import GENERIC_REASON
+
+    return {"source": source, "reason": GENERIC_REASON, "type": type(error).__name__, "message": str(error)}
 
 
 # -- worker processes --------------------------------------------------------------------------------------------
