@@ -434,6 +434,32 @@ def test_a_resume_over_changed_inputs_is_refused(model_dir, mp_table, tmp_path):
         run_screening(screener, [table], output, chunk_size=4, progress=False)
 
 
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_a_run_killed_while_merging_merges_again(suffix, model_dir, tmp_path, monkeypatch):
+    from modeling_cloud.screening import writers
+
+    inputs = [str(EXAMPLES / name) for name in ("NaCl.cif", "Si.cif", "MgO.cif")]
+    output = tmp_path / f"out.{suffix}"
+    replace = os.replace
+
+    def killed_before_the_rename(source, destination):
+        if Path(destination) == output:
+            raise KeyboardInterrupt  # stands for a SIGKILL between writing the merged file and renaming it
+        replace(source, destination)
+
+    monkeypatch.setattr(writers.os, "replace", killed_before_the_rename)
+    with pytest.raises(KeyboardInterrupt):
+        predict_to_file(model_dir, inputs, output, chunk_size=2, progress=False)
+    monkeypatch.undo()
+    parts = tmp_path / f"out.{suffix}.parts"
+    assert not output.exists() and list(parts.glob("*.tmp")) and len(list(parts.glob("part-*"))) == 2
+    summary = predict_to_file(model_dir, inputs, output, chunk_size=2, progress=False)
+    assert summary.computed == 0 and summary.rows == 3 and not parts.exists()
+    reference = tmp_path / f"reference.{suffix}"
+    predict_to_file(model_dir, inputs, reference, chunk_size=2, progress=False)
+    _assert_same_rows(read_rows(output), read_rows(reference))
+
+
 # -- inputs at scale -----------------------------------------------------------------------------------------------
 def test_dumps_and_corpus_shards_are_inputs(model_dir, mp_table, tmp_path):
     from dataset_builders.corpus import build_corpus
