@@ -1,7 +1,7 @@
 # Copyright 2026 the cloud-crystal developers. MIT licence.
 """The screening loop: stream inputs -> encode (in worker processes) -> model on encoded batches -> rows -> file.
 
-[`Screener`] turns crystals into output rows with one `crystal-property` pipeline, in three steps that any driver can
+[`Screener`] turns crystals into output rows with one `crystal-property` pipeline, in two steps that any driver can
 call (this module's loop, and the Ray path): `encode` (the pipeline's `preprocess`: read, validate, symmetry, SCOPE,
 token ids; plain picklable values out), `rows` (the pipeline's `forward_features` and `postprocess` on a chunk of
 encoded crystals, then one flat row per crystal). The pipeline stays the one place where a crystal becomes a
@@ -9,7 +9,8 @@ prediction; this module only schedules it and lays out the rows.
 
 [`run_screening`] is the loop behind `cloud-crystal predict --output` and `cloud-crystal embed`:
 
-- inputs are streamed ([`iter_inputs`]) in chunks of `chunk_size` consecutive positions;
+- inputs are streamed ([`iter_inputs`]) in chunks: the positions of the aligned blocks `[k * chunk_size,
+  (k + 1) * chunk_size)` not written yet, so a resumed run forms the same batches as an uninterrupted one;
 - with `num_proc` N > 1, N forked worker processes encode the chunks (at most 2N chunks in flight) while the main
   process runs the model on the chunks already encoded; a crystal that kills its worker (a crash in a native
   library) becomes a `worker_died` row and the run goes on. With N = 1 everything runs in the calling process
