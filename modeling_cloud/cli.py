@@ -426,9 +426,11 @@ def _add_similar(subparsers) -> None:
     parser.add_argument("queries", nargs="*", metavar="QUERY", help="structure files to search for")
     parser.add_argument("--index", required=True, help="a Parquet file written by 'cloud-crystal embed'")
     parser.add_argument("-k", type=int, default=10, help="neighbours per query")
-    parser.add_argument("--row", action="append", metavar="SOURCE", help="query with the index's row SOURCE")
     parser.add_argument(
-        "--model", default=None, help="embed the queries with this model (default: the index's)"
+        "--row", action="append", metavar="SOURCE", help="query with the index's row SOURCE (repeatable)"
+    )
+    parser.add_argument(
+        "--model", default=None, help="embed the queries with this model instead of the one the index records"
     )
     parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
     parser.add_argument(
