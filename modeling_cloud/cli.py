@@ -343,12 +343,12 @@ def _add_output_options(parser: argparse.ArgumentParser, required: bool) -> None
     parser.add_argument(
         "--id-column",
         default=None,
-        help="with --output: the table column naming rows (default: id, material_id)",
+        help="with --output: the table column naming rows, instead of id or material_id",
     )
     parser.add_argument(
         "--device",
         default=None,
-        help="with --output: where the model runs, e.g. cpu, cuda:1 (default: cuda if any)",
+        help="with --output: where the model runs, e.g. cpu, cuda:1; unset: cuda when there is a GPU",
     )
 
 
