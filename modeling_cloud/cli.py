@@ -301,7 +301,11 @@ def _add_predict(subparsers) -> None:
         "files, directories, JSON/JSONL records, or CSV/Parquet tables with a 'structure' or 'scope' column.",
         "cloud-crystal predict --model cloud-demo/formation-energy dataset_builders/data/examples --jsonl",
     )
-    parser.add_argument("inputs", nargs="+", help="structure files, directories or tables")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="structure files, directories or tables (with --output also dumps, corpus folders, hub:ORG/NAME)",
+    )
     parser.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
     parser.add_argument("--temperatures", type=float, nargs="+", help="temperatures in K (Debye models)")
     parser.add_argument(
