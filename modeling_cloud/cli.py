@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from .loading import load_property_pipeline  # noqa: F401 (re-exported: `from modeling_cloud.cli import ...`)
 from .scope_defaults import (
     DEFAULT_ANGLE_TOLERANCE,
     DEFAULT_MAX_LENGTH,
@@ -146,27 +147,6 @@ def _add_encode(subparsers) -> None:
 
 
 # -- predict ------------------------------------------------------------------------------------------------------
-def load_property_pipeline(model: str, trust_remote_code: bool = False):
-    """``pipeline("crystal-property")`` for a checkpoint folder or Hub repo.
-
-    Without ``trust_remote_code`` the installed package's classes are used, whatever code the checkpoint carries
-    (a checkpoint that lists ``custom_pipelines`` would otherwise make transformers insist on its own copy).
-    """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-    from transformers.utils import logging as transformers_logging
-
-    from . import CrystalPropertyPipeline
-
-    transformers_logging.disable_progress_bar()  # no bar per weights file on a command line
-
-    if trust_remote_code:
-        return pipeline("crystal-property", model=model, trust_remote_code=True)
-    return CrystalPropertyPipeline(
-        model=AutoModelForSequenceClassification.from_pretrained(model),
-        tokenizer=AutoTokenizer.from_pretrained(model),
-    )
-
-
 def prediction_row(source: str, result: dict) -> dict:
     """One `--jsonl` row: `{"source", "scope", "predictions", "units"}` (ensembles add `std`, the members' standard
     deviation per property in its unit; Debye models add `temperatures` and `basis`; readers' changes add `notes`),
@@ -209,7 +189,52 @@ def _prediction_summary(row: dict) -> str:
     )
 
 
+def _screen_to_file(args: argparse.Namespace, task: str) -> int:
+    """`predict --output` / `embed`: the screening runner, resumable; a summary line on stderr."""
+    from .screening import ResumeMismatchError, embed_to_file, predict_to_file
+
+    options = dict(
+        disorder=args.disorder, id_column=args.id_column, num_proc=args.num_proc, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, trust_remote_code=args.trust_remote_code, device=args.device,
+    )  # fmt: skip
+    try:
+        if task == "predict":
+            summary = predict_to_file(
+                args.model,
+                args.inputs,
+                args.output,
+                temperatures=args.temperatures,
+                basis=args.basis,
+                **options,
+            )
+        else:
+            summary = embed_to_file(args.model, args.inputs, args.output, **options)
+    except ResumeMismatchError as error:
+        print(f"cloud-crystal {task}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        print(f"cloud-crystal {task}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if summary.already_complete:
+        print(f"{summary.output} is already complete ({summary.rows} rows); nothing to do", file=sys.stderr)
+    else:
+        print(
+            f"{summary.output}: {summary.rows} rows ({summary.failed} failed); computed {summary.computed} in "
+            f"{summary.seconds:.1f} s ({summary.rows_per_second:.1f} rows/s)",
+            file=sys.stderr,
+        )
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
 def run_predict(args: argparse.Namespace) -> int:
+    if args.output:
+        return _screen_to_file(args, "predict")
+    if args.num_proc != 1 or args.id_column is not None or args.device is not None:
+        print(
+            "cloud-crystal predict: --num-proc, --id-column and --device go with --output FILE",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     from tqdm.auto import tqdm
 
     from tokenization import ScopeError
@@ -253,7 +278,11 @@ def _add_predict(subparsers) -> None:
         "files, directories, JSON/JSONL records, or CSV/Parquet tables with a 'structure' or 'scope' column.",
         "cloud-crystal predict --model cloud-demo/formation-energy dataset_builders/data/examples --jsonl",
     )
-    parser.add_argument("inputs", nargs="+", help="structure files, directories or tables")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="structure files, directories or tables (with --output also dumps, corpus folders, hub:ORG/NAME)",
+    )
     parser.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
     parser.add_argument("--temperatures", type=float, nargs="+", help="temperatures in K (Debye models)")
     parser.add_argument(
@@ -268,12 +297,128 @@ def _add_predict(subparsers) -> None:
     )
     _add_disorder_option(parser)
     parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    _add_output_options(parser, required=False)
     parser.add_argument(
         "--jsonl",
         action="store_true",
         help='one JSON line per crystal: {"source","predictions","units"[,"std","basis","temperatures","notes"]} '
         '("std": ensembles\' spread per property) or '
         '{"source","error":{"source","reason","type","message"}}',
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--output",
+        required=required,
+        metavar="FILE",
+        help="write one row per crystal to FILE (.parquet, .jsonl or .csv, by suffix) in input order; the same "
+        "command run again after a kill resumes it",
+    )
+    parser.add_argument(
+        "--num-proc",
+        type=int,
+        default=1,
+        help="with --output: processes that encode structures (1: this one)",
+    )
+    parser.add_argument(
+        "--id-column",
+        default=None,
+        help="with --output: the table column naming rows, instead of id or material_id",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="with --output: where the model runs, e.g. cpu, cuda:1; unset: cuda when there is a GPU",
+    )
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    return _screen_to_file(args, "embed")
+
+
+def _add_embed(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "embed",
+        run_embed,
+        "Write the pooled embedding of each crystal (an ensemble: the mean of its members') with a CLOUD checkpoint, "
+        "one row per crystal with the same names as 'predict --output'. The file is an index for 'similar'.",
+        "cloud-crystal embed --model cloud-demo/formation-energy dataset_builders/data/examples --output emb.parquet",
+    )
+    parser.add_argument(
+        "inputs", nargs="+", help="structure files, directories, tables, dumps or hub:ORG/NAME"
+    )
+    parser.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
+    parser.add_argument("--batch-size", type=int, default=32, help="structures per forward pass")
+    parser.add_argument("--chunk-size", type=int, default=256, help="structures per chunk (unit of resuming)")
+    _add_disorder_option(parser)
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    _add_output_options(parser, required=True)
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    from datasets.utils.logging import disable_progress_bar
+
+    from .screening import MissingExtraError, find_similar
+
+    disable_progress_bar()  # no bar while the index is built
+    if not args.queries and not args.row:
+        print("cloud-crystal similar: give QUERY files or --row SOURCE", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        answers, warning = find_similar(
+            args.index, args.queries, args.row or [], k=args.k, model=args.model,
+            trust_remote_code=args.trust_remote_code,
+        )  # fmt: skip
+    except KeyError as error:
+        print(f"cloud-crystal similar: {error.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MissingExtraError, OSError, ValueError) as error:
+        print(f"cloud-crystal similar: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    for answer in answers:
+        if answer.error is not None:
+            row = {"query": answer.query, **failure_row(answer.query, answer.error)}
+            _write_row(row, args.jsonl, str)
+        for neighbour in answer.neighbours:
+            if args.jsonl:
+                sys.stdout.write(json.dumps({"query": answer.query, **neighbour.to_dict()}) + "\n")
+            else:
+                sys.stdout.write(
+                    f"{answer.query}\t{neighbour.rank}\t{neighbour.source}\t{neighbour.formula}\t"
+                    f"SG{neighbour.space_group}\t{neighbour.distance:.6f}\n"
+                )
+    return EXIT_SOME_FAILED if any(answer.error for answer in answers) else EXIT_OK
+
+
+def _add_similar(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "similar",
+        run_similar,
+        "Find the crystals of an embedding file ('embed') nearest to each query by cosine distance (0 = same "
+        "direction, 2 = opposite). A QUERY is a structure file, embedded with the index's model (or --model); "
+        "--row SOURCE takes a row of the index itself. Needs the optional extra: pip install 'cloud-crystal[faiss]'.",
+        "cloud-crystal similar --index emb.parquet dataset_builders/data/examples/NaCl.cif -k 5 --jsonl",
+    )
+    parser.add_argument("queries", nargs="*", metavar="QUERY", help="structure files to search for")
+    parser.add_argument("--index", required=True, help="a Parquet file written by 'cloud-crystal embed'")
+    parser.add_argument("-k", type=int, default=10, help="neighbours per query")
+    parser.add_argument(
+        "--row", action="append", metavar="SOURCE", help="query with the index's row SOURCE (repeatable)"
+    )
+    parser.add_argument(
+        "--model", default=None, help="embed the queries with this model instead of the one the index records"
+    )
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='one JSON line per neighbour, nearest first: {"query","rank","source","formula","space_group",'
+        '"distance","row"}; a query that failed: {"query","source","error":{...}}',
     )
 
 
@@ -541,6 +686,8 @@ _COMMAND_BUILDERS: list[Callable] = [
     _add_corpus,
     _add_training,
     _add_predict,
+    _add_embed,
+    _add_similar,
     _add_evaluate,
     _add_demo,
     _add_serve,

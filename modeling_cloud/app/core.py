@@ -114,7 +114,7 @@ class CrystalApp:
         time_limit: float = TIME_LIMIT_S,
         output_dir: str | Path | None = None,
     ):
-        from ..cli import load_property_pipeline
+        from ..loading import load_property_pipeline
 
         if not models:
             raise ValueError("the app needs at least one model (checkpoint folder or Hub repo id)")
