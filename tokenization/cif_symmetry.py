@@ -293,6 +293,9 @@ def _hall_numbers_for_name(name: str, rhombohedral_axes: bool, every_axis: bool 
         choice_key = choice.lower() if choice not in ("H", "R", "h", "r") else choice.upper()
         chosen = [h for h in candidates if _spacegroup_type(h).choice.lower() == choice_key.lower()]
         if not chosen and choice_key in ("1", "2"):
+            # the origin of a non-standard axes setting ('C c c b :1' is spglib's '1ba-c')
+            chosen = [h for h in candidates if _spacegroup_type(h).choice.startswith(choice_key)]
+        if not chosen and choice_key in ("1", "2"):
             # ':1' on a group with one origin (e.g. 'P 1 21/c 1 :1') adds nothing
             chosen = [h for h in candidates if _spacegroup_type(h).choice in ("", "b", "b1")]
         return tuple(chosen[:1])
