@@ -7,9 +7,12 @@ Every data block that lists atom sites is one crystal. For each block this reade
    ``_symmetry_equiv_pos_as_xyz``, ``_space_group_symop_operation_xyz``, the dotted DDLm/CIF 2.0 names, magnetic
    CIF operations and centrings with their time-reversal part dropped), closed under composition; or, when no list
    is given, the operations of the declared Hall symbol, H-M name (with its setting or origin suffix) or IT number
-   in the declared setting. A file whose operations build another space group than the one it declares
-   contradicts itself and is refused, naming both groups. A file that declares no symmetry at all is refused:
-   assuming P1 would invent data;
+   in the declared setting, among the settings it allows those whose rotations preserve the cell's metric. A file
+   whose operations build another space group than the one it declares contradicts itself and is refused, naming
+   both groups; so is an operation list whose closure holds a translation that is not a lattice vector of the
+   declared lattice (of a conventional lattice when none is declared), more operations than the declared group, or
+   rotations that do not fit the cell, naming the mistyped operation (never repaired). A file that declares no
+   symmetry at all is refused: assuming P1 would invent data;
 3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (or the label), fractional
    (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy;
 4. expands the rows by the operations and merges symmetry images closer than :data:`IMAGE_MERGE_DISTANCE` into one

@@ -10,8 +10,13 @@ This module
   settings (``spglib.get_spacegroup_type`` / ``get_symmetry_from_database``; the settings of the International
   Tables, Vol. A), including origin-choice suffixes (``:1``, ``:2``, ICSD's trailing ``S``/``Z``, ``(origin
   choice 2)``), rhombohedral/hexagonal axes (``:R``, ``:H``, or chosen from the cell when the name alone is given)
-  and monoclinic cell choices (``:b1``, ``C 1 2/c 1``, ...);
+  and monoclinic cell choices (``:b1``, ``C 1 2/c 1``, ...), in the spellings real files use: pre-2002 e-glide
+  symbols (``C m c a``), Bruker's ``2(1)`` screws, Hall symbols without spaces (``-P2ybc``);
+* keeps, of the settings a name allows, those whose rotations preserve the cell's metric (``preserves_metric``:
+  the unique axis of a monoclinic short symbol follows the cell);
 * closes an operation list under composition (files that list generators only, or an operation twice);
+* checks that the closure's pure translations are lattice vectors of the declared (or a conventional) lattice and
+  that it holds no more operations than the declared group (``lattice_fault``);
 * identifies the space-group type of a list with spglib (``get_spacegroup_type_from_symmetry``), so that a file
   whose operations build another group than the one it declares is refused instead of read as something else.
 
@@ -267,7 +272,7 @@ def hall_numbers_for_name(
         >>> hall_numbers_for_name("C2:b1")
         [9]
         >>> hall_numbers_for_name("P 21/a"), setting_choice(hall_numbers_for_name("P 21/a")[0])
-        ([84], 'b3')
+        ([83], 'b3')
         >>> import numpy as np
         >>> gamma = np.radians(113.84)  # a unique-axis-c cell: alpha = beta = 90
         >>> metric = np.array([[49.8, 46.2 * np.cos(gamma), 0], [46.2 * np.cos(gamma), 43.0, 0], [0, 0, 75.9]])
