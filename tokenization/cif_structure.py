@@ -74,6 +74,7 @@ from .cif_symmetry import (
     it_number,
     it_number_is_unambiguous,
     lattice_fault,
+    lattice_letter,
     metric_deviation,
     operations_of_hall_number,
     preserves_metric,
@@ -531,9 +532,24 @@ def _check_listed_group(
             "the operations and the cell describe different crystal families",
             source,
         )
+    if _first(data, _OPERATION_KEYS) is None:
+        # A magnetic CIF: its cell is the magnetic cell, whose anti-translations (a translation with time reversal)
+        # are pure translations of the nuclear structure that no conventional lattice has.
+        return closed
     number = it_number(declared[0][1][0]) if declared else None
     rhombohedral = is_rhombohedral_axes(parameters)
-    fault = lattice_fault(*closed, declared_number=number, rhombohedral_axes=rhombohedral)
+    letters = tuple(
+        letter
+        for letter in (
+            lattice_letter(text)
+            for text in (_first(data, _HM_KEYS), _first(data, _HALL_KEYS))
+            if isinstance(text, str)
+        )
+        if letter is not None
+    )
+    fault = lattice_fault(
+        *closed, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
+    )
     if fault is None:
         return closed
     culprits = []
@@ -543,10 +559,16 @@ def _check_listed_group(
             rest = close_operations(listed[0][keep], listed[1][keep])
             if (
                 rest is not None
-                and lattice_fault(*rest, declared_number=number, rhombohedral_axes=rhombohedral) is None
+                and lattice_fault(
+                    *rest, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
+                )
+                is None
             ):
                 culprits.append(texts[k])
     group = f"the space group its {declared[0][0]} declares" if declared else "any space group"
+    formed = space_group_type_of_operations(*closed, lattice.matrix)
+    if formed is not None and "more than the" in fault:
+        fault += f" (they form {space_group_label(formed)})"
     if len(culprits) == 1:
         blame = (
             f"the listed operation {culprits[0]!r} is likely mistyped: with it, the {len(texts)} operations"

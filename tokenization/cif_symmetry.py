@@ -39,6 +39,7 @@ __all__ = [
     "setting_choice",
     "close_operations",
     "lattice_fault",
+    "lattice_letter",
     "metric_deviation",
     "preserves_metric",
     "hall_numbers_for_name",
@@ -508,48 +509,69 @@ def _within(points: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return np.all(np.abs(delta - np.rint(delta)) <= _TRANSLATION_TOLERANCE, axis=2).any(axis=1)
 
 
+def lattice_letter(symbol: str) -> str | None:
+    """The lattice letter a Hall or H-M symbol starts with (``'-C 1'`` -> ``'C'``, ``'A -1'`` -> ``'A'``), if it
+    is one of P, A, B, C, I, F, R; files write non-standard centred settings this way (``A -1``, ``B 1 21 1``)."""
+    letter = symbol.strip().lstrip("-").strip()[:1].upper()
+    return letter if letter in "PABCIFR" and letter else None
+
+
+def _centring_sets(letter: str) -> list[np.ndarray]:
+    """The centring translations ``(k, 3)`` a lattice letter can mean (R: obverse or reverse)."""
+    return [
+        np.asarray(vectors, dtype=float).reshape(-1, 3)
+        for name, vectors in CONVENTIONAL_CENTRINGS.items()
+        if name.split()[0] == letter
+    ]
+
+
 def lattice_fault(
     rotations: np.ndarray,
     translations: np.ndarray,
     declared_number: int | None = None,
     rhombohedral_axes: bool = False,
+    declared_letters: tuple[str, ...] = (),
 ) -> str | None:
     """Why a closed operation list cannot be the group of a crystal in this cell, or None when it can.
 
     A pure translation (identity, t) of the closure is a lattice vector of the crystal; a file's cell is its
-    conventional cell, so t must be a centring vector of the declared group's lattice (any setting of IT number
-    ``declared_number``: a C-centred name beside an I-centred list of No. 15 is one group), or, when no group is
-    declared, of one conventional lattice (:data:`CONVENTIONAL_CENTRINGS`). And the closure cannot hold more
-    operations than the declared group has in such a cell. A mistyped operation (wurtzite's ``-x,-y,z+1/2``
-    written ``-x,-y,z``) breaks both: its product with the 6_3 screw is the translation (0, 0, 1/2).
+    conventional cell, so t must be a centring vector of the declared group's lattice: of a setting of IT number
+    ``declared_number`` (a C-centred name beside an I-centred list of No. 15 is one group), or of the lattice letter
+    the file's H-M or Hall symbol starts with (``declared_letters``: ``A -1`` is P-1 in an A-centred cell), or, when
+    no group is declared, of one conventional lattice (:data:`CONVENTIONAL_CENTRINGS`). And the closure cannot hold
+    more operations than the declared point group times the lattice points of that centring. A mistyped operation
+    (wurtzite's ``-x,-y,z+1/2`` written ``-x,-y,z``) breaks both: its product with the 6_3 screw is the
+    translation (0, 0, 1/2).
 
     Args:
         rotations, translations: the closed group, ``(n, 3, 3)`` and ``(n, 3)`` in fractional coordinates.
         declared_number: the IT number the file declares, or None.
         rhombohedral_axes: the cell is rhombohedral (a = b = c, alpha = beta = gamma != 90): an R group then has a
             primitive lattice.
+        declared_letters: lattice letters of the file's H-M and Hall symbols (:func:`lattice_letter`).
 
     Returns:
-        A phrase for the refusal ("generates the translation (0, 0, 1/2), which is not a lattice vector of ..."),
-        or None.
+        A phrase for the refusal ("generate the pure translation (0, 0, 1/2), which is not a lattice vector of
+        ..."), or None.
     """
     pure = pure_translations(rotations, translations)
     if declared_number is not None:
         settings = hall_numbers_for_it_number(declared_number, rhombohedral_axes, every_setting=True)
-        centrings = [pure_translations(*operations_of_hall_number(h)) for h in settings]
+        operations = [operations_of_hall_number(h) for h in settings]
+        centrings = [pure_translations(*ops) for ops in operations]
+        point_group_order = len(operations[0][0]) // (1 + len(centrings[0]))
+        centrings += [vectors for letter in declared_letters for vectors in _centring_sets(letter)]
         fits = [bool(np.all(_within(pure, centring))) for centring in centrings]
         label = space_group_label(settings[0])
         if not any(fits):
-            best = max(range(len(settings)), key=lambda k: int(_within(pure, centrings[k]).sum()))
+            best = max(range(len(centrings)), key=lambda k: int(_within(pure, centrings[k]).sum()))
             stray = pure[~_within(pure, centrings[best])][0]
             return (
                 f"generate the pure translation {_fraction_vector(stray)}, which is not a lattice vector of "
                 f"{label} in this cell (its centring vectors: "
                 f"{', '.join(_fraction_vector(t) for t in centrings[best]) or 'none, a primitive lattice'})"
             )
-        order = max(
-            len(operations_of_hall_number(h)[0]) for h, fit in zip(settings, fits, strict=True) if fit
-        )
+        order = point_group_order * max(1 + len(c) for c, fit in zip(centrings, fits, strict=True) if fit)
         if len(rotations) > order:
             return f"generate {len(rotations)} operations, more than the {order} of {label} in this cell"
         return None
