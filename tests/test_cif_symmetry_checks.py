@@ -113,6 +113,44 @@ def test_an_i_centred_list_of_a_c_centred_name_is_one_group():
     assert len(_read(text)) == 8
 
 
+def test_a_centred_setting_named_by_its_lattice_letter_is_read():
+    """'A -1' with IT number 2 (P-1 in an A-centred cell, as COD writes some triclinic cells): (0, 1/2, 1/2) is
+    a lattice vector of the declared A lattice, and 4 operations are P-1's 2 times its 2 lattice points."""
+    operations = ["x,y,z", "-x,-y,-z", "x,y+1/2,z+1/2", "-x,-y+1/2,-z+1/2"]
+    symmetry = {"_symmetry_space_group_name_H-M": "A -1", "_symmetry_Int_Tables_number": "2"}
+    assert (
+        len(_read(_cif((5.1, 6.2, 7.3, 89.6, 96.2, 90.3), [("W1", 0.1, 0.2, 0.3)], symmetry, operations)))
+        == 4
+    )
+    with pytest.raises(StructureParseError, match=r"\(0, 1/2, 1/2\), which is not a lattice vector of P-1"):
+        _read(
+            _cif(
+                (5.1, 6.2, 7.3, 89.6, 96.2, 90.3),
+                [("W1", 0.1, 0.2, 0.3)],
+                {"_symmetry_space_group_name_H-M": "P -1", "_symmetry_Int_Tables_number": "2"},
+                operations,
+            )
+        )
+
+
+def test_a_subgroup_name_beside_the_operations_of_its_supergroup_is_refused():
+    """'R 3 2' beside the 36 operations of R-3m: which one is the crystal's group, the file cannot say."""
+    rotations = ["x,y,z", "-y,x-y,z", "-x+y,-x,z", "y,x,-z", "x-y,-y,-z", "-x,-x+y,-z"]
+    inverted = ["-x,-y,-z", "y,-x+y,-z", "x-y,x,-z", "-y,-x,z", "-x+y,y,z", "x,x-y,z"]
+    operations = [
+        ",".join(f"{part}{shift}" for part, shift in zip(op.split(","), shifts, strict=True))
+        for shifts in (("", "", ""), ("+2/3", "+1/3", "+1/3"), ("+1/3", "+2/3", "+2/3"))
+        for op in rotations + inverted
+    ]
+    cell = (3.3583, 3.3583, 14.3468, 90, 90, 120)
+    sites = [("Mn", 0.3333, 0.6667, 0.6667), ("C", 0, 0, 0.5), ("N", 0, 0, 0.5855)]
+    assert _read(_cif(cell, sites, None, operations)).composition.reduced_formula == "MnCN2"
+    with pytest.raises(
+        StructureParseError, match=r"36 operations, more than the 18 of R32 \(155\).*R-3m \(166\)"
+    ):
+        _read(_cif(cell, sites, {"_symmetry_space_group_name_H-M": "R 3 2"}, operations))
+
+
 def test_operations_that_do_not_fit_the_cell_are_refused_and_named():
     """A fourfold axis in a cell with a != b: the rotation does not preserve the metric."""
     operations = ["x,y,z", "-y,x,z", "-x,-y,z", "y,-x,z"]
