@@ -315,3 +315,17 @@ def test_non_integer_valences_in_type_symbols(symbols):
     sites = [("Fe1", 0.125, 0.125, 0.125), ("Fe2", 0.5, 0.5, 0.5), ("O1", 0.2549, 0.2549, 0.2549)]
     text = _cif(cell, sites, {"_space_group_name_H-M_alt": "F d -3 m :2"}, type_symbols=list(symbols))
     assert structure_to_scope(_read(text), version="v2") == "SG227 Fe 0.43 8a 16d O 0.57 32e"
+
+
+@pytest.mark.parametrize(
+    "symmetry",
+    [{"_symmetry_space_group_name_H-M": "Fd-3m"}, {"_space_group_IT_number": "227"}],
+    ids=["H-M", "IT-number"],
+)
+def test_a_cubic_group_in_a_primitive_rhombohedral_cell_is_refused(symmetry):
+    """Diamond's primitive cell (a = b = c, 60 degrees) with 'Fd-3m' and no operations: the F-centred cubic
+    operations are not isometries of this cell and would build 48 atoms (cod-tools' Si2.cif)."""
+    with pytest.raises(StructureParseError, match="do not preserve the cell's metric"):
+        _read(
+            _cif((3.812, 3.812, 3.812, 60, 60, 60), [("Si1", 0, 0, 0), ("Si2", 0.25, 0.25, 0.25)], symmetry)
+        )

@@ -345,11 +345,13 @@ def _declared_settings(
         numbers = (
             hall_numbers_for_it_number(int(value), rhombohedral) if value and value == int(value) else []
         )
-        (
+        if numbers:
             resolved.append((f"IT number {number_text}", numbers))
-            if numbers
-            else unreadable.append(f"IT number {number_text!r}")
-        )
+            every = hall_numbers_for_it_number(int(value), rhombohedral, every_setting=True)
+            if not any(preserves_metric(h, metric) for h in every):
+                misfits.append(resolved[-1][0])
+        else:
+            unreadable.append(f"IT number {number_text!r}")
     return resolved, unreadable
 
 
