@@ -329,3 +329,12 @@ def test_a_cubic_group_in_a_primitive_rhombohedral_cell_is_refused(symmetry):
         _read(
             _cif((3.812, 3.812, 3.812, 60, 60, 60), [("Si1", 0, 0, 0), ("Si2", 0.25, 0.25, 0.25)], symmetry)
         )
+
+
+def test_operation_translations_with_a_leading_dot():
+    """'-X,.5+Y,-Z' (COD) and 'z+.5, y+.5, -x+.5' (pymatgen's Fe.cif): '.5' is a CIF number."""
+    cell = (5.1, 6.2, 7.3, 90, 104.0, 90)
+    sites = [("Fe1", 0.11, 0.23, 0.37), ("O1", 0.31, 0.07, 0.19)]
+    standard = _read(_cif(cell, sites, None, ["x,y,z", "-x,y+1/2,-z"]))
+    dotted = _read(_cif(cell, sites, None, ["X,Y,Z", "-X,.5+Y,-Z"]))
+    assert structure_to_scope(dotted, version="v2") == structure_to_scope(standard, version="v2")
