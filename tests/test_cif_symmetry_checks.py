@@ -338,3 +338,21 @@ def test_operation_translations_with_a_leading_dot():
     standard = _read(_cif(cell, sites, None, ["x,y,z", "-x,y+1/2,-z"]))
     dotted = _read(_cif(cell, sites, None, ["X,Y,Z", "-X,.5+Y,-Z"]))
     assert structure_to_scope(dotted, version="v2") == structure_to_scope(standard, version="v2")
+
+
+def test_a_short_symbol_in_a_metrically_orthogonal_cell_keeps_the_ita_reading():
+    """beta = 90: 'P 21/c' fits unique axes b and a; when both readings are plausible but differ, the ITA
+    definition of the short symbol (unique axis b) decides, with a note, as before this check existed."""
+    cell = (5.1, 6.2, 7.3, 90, 90, 90)
+    sites = [("Fe1", 0.11, 0.23, 0.37), ("O1", 0.31, 0.07, 0.19)]
+    named = _read(_cif(cell, sites, {"_symmetry_space_group_name_H-M": "P 21/c"}))
+    listed = _read(_cif(cell, sites, None, ["x,y,z", "-x,y+1/2,-z+1/2", "-x,-y,-z", "x,-y+1/2,z+1/2"]))
+    assert structure_to_scope(named, version="v2") == structure_to_scope(listed, version="v2")
+    assert any("setting" in note for note in named.properties["reader_notes"])
+
+
+def test_a_short_symbol_that_names_no_setting_of_the_cells_unique_axis_is_refused():
+    """'P 21/c' in a unique-axis-c cell: the c-unique settings are P 1 1 21/a, /n and /b, and the file does not
+    say which; the b- and a-unique readings do not fit the cell."""
+    with pytest.raises(StructureParseError, match="do not preserve the cell's metric"):
+        _read(_cif(_TITANITE_C, _TITANITE_SITES_C, {"_symmetry_space_group_name_H-M": "P 21/c"}))

@@ -171,6 +171,17 @@ def _pre_2002_symbol(hall_number: int) -> str | None:
 
 
 @cache
+def _own_names(hall_number: int) -> frozenset[str]:
+    """The normalized symbols of one setting itself: its full symbol and the monoclinic short form of it
+    (``'P 1 1 21/a'``, ``'P 21/a'``), not the standard short symbol that spglib gives every setting."""
+    kind = _spacegroup_type(hall_number)
+    names = {kind.international_full, kind.international.split("=")[-1].strip()}  # 'P 2_1/c = P 1 1 2_1/a'
+    names |= {short for name in list(names) if (short := _monoclinic_short(name.strip()))}
+    old = _pre_2002_symbol(hall_number)
+    return frozenset(_normalize_name(name) for name in names | ({old} if old else set()))
+
+
+@cache
 def _name_index() -> dict[str, tuple[int, ...]]:
     """Normalized H-M spellings -> the Hall numbers they name, in spglib's order (the ITA standard setting first)."""
     index: dict[str, list[int]] = {}
@@ -311,11 +322,17 @@ def _hall_numbers_for_name(name: str, rhombohedral_axes: bool, every_axis: bool 
         return ()  # cannot happen for valid names; refuse rather than guess
     axes = {_spacegroup_type(h).choice[:1] for h in candidates}
     if every_axis and 3 <= numbers.pop() <= 15 and len(axes) > 1:
-        # A monoclinic short symbol ('P 21/a') names one setting per unique axis; b (ITA) first.
+        # A monoclinic short symbol ('P 21/a') names one setting per unique axis; b (ITA) first. Only settings
+        # whose own symbol is the one written count: spglib gives every setting of No. 14 the short symbol
+        # 'P2_1/c', but in a unique-axis-c cell 'P 21/c' names no setting (P 1 1 21/a, /n or /b).
+        key = _normalize_name(base)
+        own = [h for h in candidates if key in _own_names(h)] or candidates[:1]
         by_axis: dict[str, int] = {}
-        for h in candidates:
-            by_axis.setdefault(_spacegroup_type(h).choice[:1], h)
-        return tuple(sorted(by_axis.values(), key=lambda h: _spacegroup_type(h).choice[:1] != "b"))
+        for h in own:  # spglib's choice: the unique axis, then the cell choice ('b1'; '-c3' is axis c too)
+            by_axis.setdefault(_spacegroup_type(h).choice.lstrip("-")[:1], h)
+        return tuple(
+            sorted(by_axis.values(), key=lambda h: _spacegroup_type(h).choice.lstrip("-")[:1] != "b")
+        )
     origin_choices = [h for h in candidates if _spacegroup_type(h).choice in ("1", "2")]
     if len(origin_choices) == len(candidates) and len(candidates) == 2:
         return tuple(candidates)  # origin choice 1, then 2: left to the caller
