@@ -356,3 +356,35 @@ def test_a_short_symbol_that_names_no_setting_of_the_cells_unique_axis_is_refuse
     say which; the b- and a-unique readings do not fit the cell."""
     with pytest.raises(StructureParseError, match="do not preserve the cell's metric"):
         _read(_cif(_TITANITE_C, _TITANITE_SITES_C, {"_symmetry_space_group_name_H-M": "P 21/c"}))
+
+
+def _operation_set(rotations, translations) -> set:
+    """Operations as (rotation bytes, translation in 24ths mod 1), for comparing two tables."""
+    rotations = np.rint(np.asarray(rotations)).astype(np.int64)
+    steps = np.rint(np.asarray(translations, dtype=float) % 1 * 24).astype(int) % 24
+    return {(r.tobytes(), tuple(t)) for r, t in zip(rotations, steps, strict=True)}
+
+
+def test_every_setting_named_in_gemmis_table_gives_gemmis_operations():
+    """gemmi's 564 settings by H-M symbol and setting suffix: each that spglib's database holds (530) resolves to the
+    same operations, through its name and through its Hall symbol. The other 34 are centred or shifted variants
+    ('C -1', 'B 1 21 1', 'F 2 2 2a') that the reader reads only with their operation list."""
+    gemmi = pytest.importorskip("gemmi")
+    from tokenization.cif_symmetry import operations_of_hall_number
+
+    read = 0
+    for group in gemmi.spacegroup_table():
+        suffix = group.ext if group.ext not in ("\x00", "") else ""
+        numbers = hall_numbers_for_name(
+            group.hm + (f":{suffix}" if suffix else ""), rhombohedral_axes=suffix == "R"
+        )
+        if not numbers:
+            continue
+        reference = _operation_set(
+            [np.array(op.rot) // gemmi.Op.DEN for op in group.operations()],
+            [np.array(op.tran) / gemmi.Op.DEN for op in group.operations()],
+        )
+        assert _operation_set(*operations_of_hall_number(numbers[0])) == reference, group.hm
+        assert _operation_set(*operations_of_hall_number(hall_number_for_symbol(group.hall))) == reference
+        read += 1
+    assert read == 530
