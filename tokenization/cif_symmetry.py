@@ -362,10 +362,12 @@ def _settings_of_number(number: int) -> tuple[int, ...]:
 
 
 #: Relative tolerance of :func:`preserves_metric`: each entry of R^T G R may differ from G by this fraction of
-#: sqrt(G_ii G_jj), i.e. cell lengths by ~0.5 % and angle cosines by 0.01 (~0.6 degrees at 90 degrees). Written cells
-#: of one crystal family agree far better (a = b to every decimal, 90 or 120 degrees as written); the unique axis
-#: of a monoclinic cell differs by the cosine of its angle (0.40 for gamma = 113.84 degrees).
-METRIC_TOLERANCE = 0.01
+#: sqrt(G_ii G_jj), i.e. cell lengths by ~1 % and angle cosines by 0.02 (~1.1 degrees at 90 degrees). Measured on the
+#: 1,248 crystal blocks of the survey's real test CIFs (cod-tools, pymatgen, gemmi, ASE, diffpy; issue 21): 1,234
+#: fit to 1e-6, the largest deviation of a right file is 0.0065 (an unconstrained trigonal cell, 90.07/90.15/120.04
+#: degrees), the smallest of a wrong one 0.054 (orthorhombic operations with beta = 91.56 degrees); a monoclinic cell
+#: read with the wrong unique axis deviates by the cosine of its angle (0.40 for gamma = 113.84 degrees).
+METRIC_TOLERANCE = 0.02
 
 
 def metric_deviation(rotations: np.ndarray, metric: np.ndarray) -> np.ndarray:
