@@ -388,3 +388,39 @@ def test_every_setting_named_in_gemmis_table_gives_gemmis_operations():
         assert _operation_set(*operations_of_hall_number(hall_number_for_symbol(group.hall))) == reference
         read += 1
     assert read == 530
+
+
+_TRICLINIC = (5.1, 6.2, 7.3, 89.6, 96.2, 90.3)
+
+
+@pytest.mark.parametrize(
+    ("name", "number", "cell"),
+    [
+        ("A -1", "2", _TRICLINIC),
+        ("C -1", "2", _TRICLINIC),
+        ("I 1", "1", _TRICLINIC),
+        ("B 1 21 1", "4", (5.1, 6.2, 7.3, 90, 96.2, 90)),
+        ("C 1 1 21", "4", (5.1, 6.2, 7.3, 90, 90, 96.2)),
+    ],
+)
+def test_a_centred_triclinic_or_monoclinic_name_without_operations(name, number, cell):
+    """COD's centred cells of P-1, P2_1, P1 given by name (and IT number) alone: the primitive-lettered name's
+    operations with the letter's centring, the same crystal as the listed operations give."""
+    from tokenization.cif_symmetry import centred_variant
+
+    rotations, translations = centred_variant(name)
+    operations = [_xyz(r, t) for r, t in zip(rotations, translations, strict=True)]
+    sites = [("W1", 0.1, 0.2, 0.3), ("O1", 0.3, 0.1, 0.2)]
+    named = _read(
+        _cif(cell, sites, {"_symmetry_space_group_name_H-M": name, "_symmetry_Int_Tables_number": number})
+    )
+    listed = _read(_cif(cell, sites, None, operations))
+    assert len(named) == len(listed) == 2 * len(rotations)
+    assert structure_to_scope(named, version="v2") == structure_to_scope(listed, version="v2")
+    assert structure_to_scope(named, version="v2").startswith(f"SG{number} ")
+
+
+def _xyz(rotation, translation) -> str:
+    from tokenization.cif_structure import _operation_text
+
+    return _operation_text(rotation, translation)

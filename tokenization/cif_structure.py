@@ -65,6 +65,7 @@ from .cif_reader import (
 )
 from .cif_symmetry import (
     METRIC_TOLERANCE,
+    centred_variant,
     close_operations,
     hall_number_for_symbol,
     hall_numbers_for_it_number,
@@ -436,6 +437,17 @@ def _symmetry(
         if texts is not None and len(closed[0]) == len(listed[0]) and exact:
             listed_texts = [texts] if isinstance(texts, str) else list(texts)
         return [closed], listed_texts, False
+    name = _first(data, _HM_KEYS)
+    if any(item.startswith("H-M") for item in unreadable) and all(
+        w.startswith("IT number") for w, _ in declared
+    ):
+        variant = centred_variant(name)
+        if variant is not None:
+            return (
+                [_centred_variant_operations(variant, name, declared, lattice, parameters, source, notes)],
+                None,
+                False,
+            )
     if declared:
         what, candidates = min(declared, key=lambda item: len(item[1]))  # the most specific declaration
         rhombohedral = is_rhombohedral_axes(parameters)
@@ -480,6 +492,40 @@ def _symmetry(
         "if the sites are the whole cell",
         source,
     )
+
+
+def _centred_variant_operations(
+    variant: tuple[np.ndarray, np.ndarray],
+    name: str,
+    declared: list[tuple[str, list[int]]],
+    lattice: Lattice,
+    parameters: tuple[float, ...],
+    source: str,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The operations of a centred triclinic or monoclinic name (:func:`cif_symmetry.centred_variant`), checked
+    against the IT number beside it and the cell's metric."""
+    rotations, translations = variant
+    hall = space_group_type_of_operations(rotations, translations, lattice.matrix)
+    if hall is None:
+        raise StructureParseError(f"the H-M symbol {name!r} names no space group in this cell", source)
+    number = it_number(hall)
+    if declared and it_number(declared[0][1][0]) != number:
+        raise StructureParseError(
+            f"the file contradicts itself: its H-M symbol {name!r} is No. {number}, but its {declared[0][0]} means "
+            f"{space_group_label(declared[0][1][0])}",
+            source,
+        )
+    deviation = metric_deviation(rotations, lattice.metric_tensor).max()
+    if deviation > METRIC_TOLERANCE:
+        raise StructureParseError(
+            f"the file contradicts itself: the rotations of its H-M symbol {name!r} do not preserve the cell's metric "
+            f"(a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}): R^T G R differs from G by "
+            f"{deviation:.2g} of the cell, above the tolerance {METRIC_TOLERANCE}",
+            source,
+        )
+    notes.append(f"H-M symbol {name!r} read as No. {number} in a {name.strip()[0].upper()}-centred cell")
+    return rotations, translations
 
 
 def _operation_text(rotation: np.ndarray, translation: np.ndarray) -> str:

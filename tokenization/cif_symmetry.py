@@ -37,6 +37,7 @@ __all__ = [
     "it_number",
     "it_number_is_unambiguous",
     "setting_choice",
+    "centred_variant",
     "close_operations",
     "lattice_fault",
     "lattice_letter",
@@ -337,6 +338,38 @@ def _hall_numbers_for_name(name: str, rhombohedral_axes: bool, every_axis: bool 
     if len(origin_choices) == len(candidates) and len(candidates) == 2:
         return tuple(candidates)  # origin choice 1, then 2: left to the caller
     return tuple(candidates[:1])
+
+
+def centred_variant(name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(rotations, translations)`` of a triclinic or monoclinic H-M name written in a centred cell that no ITA
+    setting uses (``'C -1'``, ``'A -1'``, ``'B 1 21 1'``, ``'F 1 2/m 1'``; COD writes such cells), or None. The
+    space-group type is that of the operations in the file's cell (``'F 1 2/m 1'`` is No. 12, not 10).
+
+    In these crystal systems the symmetry directions do not depend on the centring, so the name means the
+    operations of its primitive-lettered form (``'P -1'``, ``'P 1 21 1'``) combined with the centring vectors of
+    its lattice letter (:data:`CONVENTIONAL_CENTRINGS`). Only the full monoclinic symbol is read this way (the short
+    one does not say the unique axis).
+
+    Example:
+        >>> rotations, translations = centred_variant("C -1")
+        >>> len(rotations), sorted(translations.round(3).tolist())
+        (4, [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.5, 0.0]])
+    """
+    base, choice = _split_setting(name)
+    letter = lattice_letter(base)
+    if choice is not None or letter in (None, "P", "R") or _hall_numbers_for_name(name, False):
+        return None
+    primitive = "P" + base.strip().lstrip("-").strip()[1:]
+    candidates = [h for h in _hall_numbers_for_name(primitive, False) if it_number(h) <= 15]
+    if not candidates or (it_number(candidates[0]) > 2 and len(primitive.split()) != 4):
+        return None
+    rotations, translations = operations_of_hall_number(candidates[0])
+    centring = np.vstack([np.zeros((1, 3)), *_centring_sets(letter)[:1]])
+    closed = close_operations(
+        np.concatenate([rotations] * len(centring)),
+        np.concatenate([translations + shift for shift in centring]),
+    )
+    return closed
 
 
 def hall_number_for_symbol(hall_symbol: str) -> int | None:
