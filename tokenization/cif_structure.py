@@ -7,9 +7,12 @@ Every data block that lists atom sites is one crystal. For each block this reade
    ``_symmetry_equiv_pos_as_xyz``, ``_space_group_symop_operation_xyz``, the dotted DDLm/CIF 2.0 names, magnetic
    CIF operations and centrings with their time-reversal part dropped), closed under composition; or, when no list
    is given, the operations of the declared Hall symbol, H-M name (with its setting or origin suffix) or IT number
-   in the declared setting. A file whose operations build another space group than the one it declares
-   contradicts itself and is refused, naming both groups. A file that declares no symmetry at all is refused:
-   assuming P1 would invent data;
+   in the declared setting, among the settings it allows those whose rotations preserve the cell's metric. A file
+   whose operations build another space group than the one it declares contradicts itself and is refused, naming
+   both groups; so is an operation list whose closure holds a translation that is not a lattice vector of the
+   declared lattice (of a conventional lattice when none is declared), more operations than the declared group, or
+   rotations that do not fit the cell, naming the mistyped operation (never repaired). A file that declares no
+   symmetry at all is refused: assuming P1 would invent data;
 3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (or the label), fractional
    (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy;
 4. expands the rows by the operations and merges symmetry images closer than :data:`IMAGE_MERGE_DISTANCE` into one
@@ -61,6 +64,8 @@ from .cif_reader import (
     _tokenize,
 )
 from .cif_symmetry import (
+    METRIC_TOLERANCE,
+    centred_variant,
     close_operations,
     hall_number_for_symbol,
     hall_numbers_for_it_number,
@@ -69,7 +74,11 @@ from .cif_symmetry import (
     is_rhombohedral_axes,
     it_number,
     it_number_is_unambiguous,
+    lattice_fault,
+    lattice_letter,
+    metric_deviation,
     operations_of_hall_number,
+    preserves_metric,
     setting_choice,
     space_group_label,
     space_group_type_of_operations,
@@ -96,6 +105,8 @@ MIN_DECIMALS_FOR_UNCERTAINTY = 3
 COORDINATE_UNCERTAINTY_NOTE = 0.01
 #: Operation translations within this of a multiple of 1/24 are that multiple (0.667 -> 2/3).
 _TRANSLATION_SNAP = 2e-3
+#: The listed operations are searched for a mistyped one (each left out in turn) only up to this many.
+_MAX_OPERATIONS_TO_BLAME = 192
 #: A cell thinner than this (Å) along any lattice direction cannot hold atoms.
 MIN_CELL_THICKNESS = 0.1
 
@@ -116,10 +127,12 @@ _HM_KEYS = (
     "_symmetry_space_group_name_h-m",
     "_space_group_name_h-m",
     "_space_group_name_h-m_full",
+    "_space_group_name_h-m_ref",  # CIF core: the symbol as a reference (ITA) writes it
 )
 _NUMBER_KEYS = ("_space_group_it_number", "_symmetry_int_tables_number", "_space_group_number")
-# A type symbol: an element, then optionally digits and a charge sign ('Fe', 'Fe3+', 'O2-', 'Ca2').
-_TYPE_SYMBOL_REST = re.compile(r"\d*[+-]?\d*")
+# A type symbol: an element, then optionally a valence and a charge sign ('Fe', 'Fe3+', 'O2-', 'Ca2', 'Fe+3'), the
+# valence possibly non-integer (ICSD's mixed-valence 'Fe2.5+', 'Mn3.33+').
+_TYPE_SYMBOL_REST = re.compile(r"(?:\d+(?:\.\d+)?)?[+-]?(?:\d+(?:\.\d+)?)?")
 # A label: an element, then anything that does not start with a letter ('Fe1', 'O2a', 'Si_3', "O1'").
 _LABEL_REST = re.compile(r"(?![A-Za-z]).*")
 # An atom-site coordinate column, in CIF 1.1 or DDLm (dotted) spelling.
@@ -294,39 +307,52 @@ def _listed_operations(
 
 
 def _declared_settings(
-    data: dict, parameters: tuple[float, ...], source: str
+    data: dict, lattice: Lattice, parameters: tuple[float, ...], source: str, misfits: list[str] | None = None
 ) -> tuple[list[tuple[str, list[int]]], list[str]]:
-    """``([(what the file says, candidate Hall numbers)], [declarations that name no known space group])``."""
+    """``([(what the file says, candidate Hall numbers)], [declarations that name no known space group])``.
+
+    The settings a Hall symbol or H-M name allows are kept when their rotations preserve the cell's metric
+    (:func:`cif_symmetry.preserves_metric`): a monoclinic short symbol (``'P 21/a'``) is read in the unique axis
+    that the cell's angles allow. A declaration none of whose settings fits the cell keeps them all and is named in
+    ``misfits``: the file then contradicts itself unless its operation list decides.
+    """
     rhombohedral = is_rhombohedral_axes(parameters)
+    metric = lattice.metric_tensor
     resolved: list[tuple[str, list[int]]] = []
     unreadable: list[str] = []
+    misfits = [] if misfits is None else misfits
     hall = _first(data, _HALL_KEYS)
     if isinstance(hall, str):
         number = hall_number_for_symbol(hall)
-        (
+        if number:
             resolved.append((f"Hall symbol {hall!r}", [number]))
-            if number
-            else unreadable.append(f"Hall {hall!r}")
-        )
+            if not preserves_metric(number, metric):
+                misfits.append(resolved[-1][0])
+        else:
+            unreadable.append(f"Hall {hall!r}")
     name = _first(data, _HM_KEYS)
     if isinstance(name, str):
         numbers = hall_numbers_for_name(name, rhombohedral_axes=rhombohedral)
-        (
-            resolved.append((f"H-M symbol {name!r}", numbers))
-            if numbers
-            else unreadable.append(f"H-M {name!r}")
-        )
+        fitting = hall_numbers_for_name(name, rhombohedral_axes=rhombohedral, metric=metric)
+        if numbers:
+            resolved.append((f"H-M symbol {name!r}", fitting or numbers))
+            if not fitting:
+                misfits.append(resolved[-1][0])
+        else:
+            unreadable.append(f"H-M {name!r}")
     number_text = _first(data, _NUMBER_KEYS)
     if isinstance(number_text, str):
         value = _number(number_text)
         numbers = (
             hall_numbers_for_it_number(int(value), rhombohedral) if value and value == int(value) else []
         )
-        (
+        if numbers:
             resolved.append((f"IT number {number_text}", numbers))
-            if numbers
-            else unreadable.append(f"IT number {number_text!r}")
-        )
+            every = hall_numbers_for_it_number(int(value), rhombohedral, every_setting=True)
+            if not any(preserves_metric(h, metric) for h in every):
+                misfits.append(resolved[-1][0])
+        else:
+            unreadable.append(f"IT number {number_text!r}")
     return resolved, unreadable
 
 
@@ -366,15 +392,19 @@ def _symmetry(
     source: str,
     notes: list[str],
     pending: list[tuple[str, list[int], int, int]],
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str] | None]:
-    """Candidate operation sets (one, or two origin choices to decide from the sites) and the listed xyz strings.
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str] | None, bool]:
+    """Candidate operation sets (one, or several settings to decide from the sites), the listed xyz strings, and
+    whether the first candidate is the declared name's conventional reading (the ITA unique axis b of a monoclinic
+    short symbol whose other axes the cell also allows).
 
     Raises StructureParseError when the file declares nothing, names an unknown group without listing operations,
-    or declares contradicting groups. When the listed operations form another group than the declared one,
-    ``pending`` receives ``(declaration, declared Hall numbers, number of operations, their Hall number)`` for
-    :func:`_check_declared_group` to decide on the built sites.
+    declares contradicting groups or a setting that the cell's metric excludes, or lists operations that do not
+    build a space group in this cell (:func:`_check_listed_group`). When the listed operations form another group
+    than the declared one, ``pending`` receives ``(declaration, declared Hall numbers, number of operations, their
+    Hall number)`` for :func:`_check_declared_group` to decide on the built sites.
     """
-    declared, unreadable = _declared_settings(data, parameters, source)
+    misfits: list[str] = []
+    declared, unreadable = _declared_settings(data, lattice, parameters, source, misfits)
     numbers = {it_number(candidates[0]): what for what, candidates in declared}
     if len(numbers) > 1:
         described = " but ".join(f"{what} means {space_group_label(c[0])}" for what, c in declared)
@@ -383,9 +413,7 @@ def _symmetry(
     operation_list = _listed_operations(data, source, notes)
     if operation_list is not None:
         *listed, exact = operation_list
-        closed = close_operations(*listed)
-        if closed is None:
-            raise StructureParseError("the listed symmetry operations do not form a space group", source)
+        closed = _check_listed_group(data, listed, declared, lattice, parameters, source)
         if len(closed[0]) > len(
             {(r.tobytes(), tuple(np.round(t % 1, 4))) for r, t in zip(*listed, strict=True)}
         ):
@@ -402,21 +430,56 @@ def _symmetry(
             pending.append((what, candidates, len(closed[0]), hall))
         for item in unreadable:
             notes.append(f"{item} names no space group; the listed operations were used")
+        for item in misfits:
+            notes.append(f"the setting of the {item} does not fit the cell; the listed operations were used")
         texts = _first(data, _OPERATION_KEYS)
         listed_texts = None
         if texts is not None and len(closed[0]) == len(listed[0]) and exact:
             listed_texts = [texts] if isinstance(texts, str) else list(texts)
-        return [closed], listed_texts
+        return [closed], listed_texts, False
+    name = _first(data, _HM_KEYS)
+    if any(item.startswith("H-M") for item in unreadable) and all(
+        w.startswith("IT number") for w, _ in declared
+    ):
+        variant = centred_variant(name)
+        if variant is not None:
+            return (
+                [_centred_variant_operations(variant, name, declared, lattice, parameters, source, notes)],
+                None,
+                False,
+            )
     if declared:
         what, candidates = min(declared, key=lambda item: len(item[1]))  # the most specific declaration
+        rhombohedral = is_rhombohedral_axes(parameters)
         if what.startswith("IT number") and not it_number_is_unambiguous(
-            it_number(candidates[0]), is_rhombohedral_axes(parameters)
+            it_number(candidates[0]), rhombohedral
         ):
-            # The number alone leaves the setting open: every setting is tried, and the sites must decide.
-            candidates = hall_numbers_for_it_number(
-                it_number(candidates[0]), is_rhombohedral_axes(parameters), every_setting=True
+            # The number alone leaves the setting open: every setting that fits the cell is tried, and the sites
+            # must decide.
+            every = hall_numbers_for_it_number(it_number(candidates[0]), rhombohedral, every_setting=True)
+            candidates = [h for h in every if preserves_metric(h, lattice.metric_tensor)]
+            if not candidates:
+                misfits.append(what)
+                candidates = every
+        if what in misfits:
+            deviation = metric_deviation(
+                operations_of_hall_number(candidates[0])[0], lattice.metric_tensor
+            ).max()
+            raise StructureParseError(
+                f"the file contradicts itself: the rotations of its {what} ({space_group_label(candidates[0])}, "
+                f"Hall {hall_symbol(candidates[0])!r}) do not preserve the cell's metric (a, b, c, alpha, beta, "
+                f"gamma = {', '.join(f'{x:g}' for x in parameters)}): R^T G R differs from G by "
+                f"{deviation:.2g} of the cell, above the tolerance {METRIC_TOLERANCE}; list the operations, or give "
+                "the setting that fits the cell",
+                source,
             )
-        return [operations_of_hall_number(h) for h in candidates], None
+        conventional = (
+            what.startswith("H-M")
+            and len(candidates) > 1
+            and 3 <= it_number(candidates[0]) <= 15
+            and len({setting_choice(h)[:1] for h in candidates}) > 1
+        )
+        return [operations_of_hall_number(h) for h in candidates], None, conventional
     if unreadable:
         raise StructureParseError(
             f"the space group cannot be read ({', '.join(unreadable)}) and the file lists no symmetry "
@@ -427,6 +490,147 @@ def _symmetry(
         "the file declares no symmetry (no operation list, Hall symbol, H-M name or IT number); "
         "reading the sites as P1 would invent symmetry data. Add _space_group_symop_operation_xyz 'x, y, z' "
         "if the sites are the whole cell",
+        source,
+    )
+
+
+def _centred_variant_operations(
+    variant: tuple[np.ndarray, np.ndarray],
+    name: str,
+    declared: list[tuple[str, list[int]]],
+    lattice: Lattice,
+    parameters: tuple[float, ...],
+    source: str,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The operations of a centred triclinic or monoclinic name (:func:`cif_symmetry.centred_variant`), checked
+    against the IT number beside it and the cell's metric."""
+    rotations, translations = variant
+    hall = space_group_type_of_operations(rotations, translations, lattice.matrix)
+    if hall is None:
+        raise StructureParseError(f"the H-M symbol {name!r} names no space group in this cell", source)
+    number = it_number(hall)
+    if declared and it_number(declared[0][1][0]) != number:
+        raise StructureParseError(
+            f"the file contradicts itself: its H-M symbol {name!r} is No. {number}, but its {declared[0][0]} means "
+            f"{space_group_label(declared[0][1][0])}",
+            source,
+        )
+    deviation = metric_deviation(rotations, lattice.metric_tensor).max()
+    if deviation > METRIC_TOLERANCE:
+        raise StructureParseError(
+            f"the file contradicts itself: the rotations of its H-M symbol {name!r} do not preserve the cell's metric "
+            f"(a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}): R^T G R differs from G by "
+            f"{deviation:.2g} of the cell, above the tolerance {METRIC_TOLERANCE}",
+            source,
+        )
+    notes.append(f"H-M symbol {name!r} read as No. {number} in a {name.strip()[0].upper()}-centred cell")
+    return rotations, translations
+
+
+def _operation_text(rotation: np.ndarray, translation: np.ndarray) -> str:
+    """``'-x,-y,z+1/2'``: an operation written as an xyz triplet (for operations a file did not write itself)."""
+    from .cif_symmetry import _fraction_vector
+
+    fractions = _fraction_vector(translation)[1:-1].split(", ")
+    parts = []
+    for row, shift in zip(np.rint(rotation).astype(int), fractions, strict=True):
+        term = "".join(
+            ("+" if c > 0 else "-") + (str(abs(c)) if abs(c) > 1 else "") + axis
+            for c, axis in zip(row, "xyz", strict=True)
+            if c
+        ).lstrip("+")
+        parts.append(term + ("" if shift == "0" else f"+{shift}"))
+    return ",".join(parts)
+
+
+def _check_listed_group(
+    data: dict,
+    listed: list[np.ndarray],
+    declared: list[tuple[str, list[int]]],
+    lattice: Lattice,
+    parameters: tuple[float, ...],
+    source: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The closure of the listed operations, refused (never repaired) when it cannot be this crystal's group.
+
+    * Its rotations must preserve the cell's metric (:func:`cif_symmetry.preserves_metric`).
+    * Its pure translations must be centring vectors of the declared group's lattice, or of a conventional lattice
+      when none is declared, and it may not hold more operations than the declared group
+      (:func:`cif_symmetry.lattice_fault`). A mistyped operation (``-x,-y,z`` for ``-x,-y,z+1/2``) otherwise closes
+      into a supergroup with a halved cell and twice the atoms.
+
+    The refusal names the listed operations whose removal would leave a valid group (the mistyped ones).
+    """
+    closed = close_operations(*listed)
+    if closed is None:
+        raise StructureParseError("the listed symmetry operations do not form a space group", source)
+    texts = _first(data, _OPERATION_KEYS)
+    texts = [texts] if isinstance(texts, str) else list(texts) if texts is not None else []
+    if len(texts) != len(listed[0]):
+        texts = [_operation_text(r, t) for r, t in zip(*listed, strict=True)]
+    deviation = metric_deviation(closed[0], lattice.metric_tensor)
+    cell = f"a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}"
+    if deviation.max() > METRIC_TOLERANCE:
+        listed_deviation = metric_deviation(listed[0], lattice.metric_tensor)
+        worst = int(np.argmax(listed_deviation))
+        raise StructureParseError(
+            f"the listed symmetry operation {texts[worst]!r} does not preserve the cell's metric ({cell}): "
+            f"R^T G R differs from G by {listed_deviation[worst]:.2g} of the cell (tolerance {METRIC_TOLERANCE}); "
+            "the operations and the cell describe different crystal families",
+            source,
+        )
+    if _first(data, _OPERATION_KEYS) is None:
+        # A magnetic CIF: its cell is the magnetic cell, whose anti-translations (a translation with time reversal)
+        # are pure translations of the nuclear structure that no conventional lattice has.
+        return closed
+    number = it_number(declared[0][1][0]) if declared else None
+    rhombohedral = is_rhombohedral_axes(parameters)
+    letters = tuple(
+        letter
+        for letter in (
+            lattice_letter(text)
+            for text in (_first(data, _HM_KEYS), _first(data, _HALL_KEYS))
+            if isinstance(text, str)
+        )
+        if letter is not None
+    )
+    fault = lattice_fault(
+        *closed, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
+    )
+    if fault is None:
+        return closed
+    culprits = []
+    if len(texts) <= _MAX_OPERATIONS_TO_BLAME:
+        for k in range(len(texts)):
+            keep = np.arange(len(texts)) != k
+            rest = close_operations(listed[0][keep], listed[1][keep])
+            if (
+                rest is not None
+                and lattice_fault(
+                    *rest, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
+                )
+                is None
+            ):
+                culprits.append(texts[k])
+    group = f"the space group its {declared[0][0]} declares" if declared else "any space group"
+    formed = space_group_type_of_operations(*closed, lattice.matrix)
+    if formed is not None and "more than the" in fault:
+        fault += f" (they form {space_group_label(formed)})"
+    if len(culprits) == 1:
+        blame = (
+            f"the listed operation {culprits[0]!r} is likely mistyped: with it, the {len(texts)} operations"
+        )
+    elif culprits:
+        blame = (
+            f"one of the listed operations {', '.join(repr(c) for c in culprits)} is likely mistyped: "
+            f"the {len(texts)} operations"
+        )
+    else:
+        blame = f"the {len(texts)} listed operations"
+    raise StructureParseError(
+        f"the symmetry operations cannot be those of {group} in this cell: {blame} {fault}. "
+        "A wrong operation is not repaired; correct it or remove the list",
         source,
     )
 
@@ -767,13 +971,22 @@ def _fast_structure(rows: _Rows, lattice: Lattice, listed_texts: list[str] | Non
     return _build_structure(lattice, species, rows.coords, images, rows.labels)
 
 
-def _choose_setting(candidates: list[Structure], data: dict, source: str, notes: list[str]) -> Structure:
-    """A declaration that leaves the setting open (an H-M name without its origin choice, an IT number alone):
-    keep the settings whose sites do not collide and match the listed multiplicities; when several remain they
-    must describe the same crystal (one SCOPE v2 string), else the file is ambiguous and refused."""
+def _choose_setting(
+    candidates: list[Structure | None], data: dict, source: str, notes: list[str], conventional: bool = False
+) -> Structure:
+    """A declaration that leaves the setting open (an H-M name without its origin choice, an IT number alone, a
+    monoclinic short symbol in a cell whose angles allow several unique axes): keep the settings whose sites do not
+    collide and match the listed multiplicities; when several remain they must describe the same crystal (one
+    SCOPE v2 string), else the file is ambiguous and refused, unless ``conventional`` says the first candidate is
+    the name's ITA reading (unique axis b for a monoclinic short symbol), which is then used.
+
+    ``candidates`` holds None for a setting whose rows could not even be expanded (they pile up on one position).
+    """
     multiplicities = data.get("_atom_site_symmetry_multiplicity")
     plausible = []
     for structure in candidates:
+        if structure is None:
+            continue
         if isinstance(multiplicities, list):
             counts: dict[str, int] = {}
             for site in structure:
@@ -798,10 +1011,25 @@ def _choose_setting(candidates: list[Structure], data: dict, source: str, notes:
                 f"setting not declared: all {len(plausible)} plausible settings give the same crystal"
             )
             return plausible[0]
+        if conventional and candidates[0] is not None and any(s is candidates[0] for s in plausible):
+            notes.append(
+                "the monoclinic short symbol fits several unique axes of this cell; read with unique axis b, as "
+                "the International Tables define the short symbol"
+            )
+            return candidates[0]
+    given = [
+        what
+        for what, keys in (("Hall symbol", _HALL_KEYS), ("operation list", _OPERATION_KEYS))
+        if _first(data, keys)
+    ]
+    advice = (
+        "add ':1'/':2' or the setting to the H-M symbol"
+        + ("" if "Hall symbol" in given else ", give the Hall symbol")
+        + ", or list the operations"
+    )
     raise StructureParseError(
-        "the declared space group has several settings (origin, axes or cell choices) and the file says "
-        "neither which one nor lists its operations (add ':1'/':2' or the setting to the H-M symbol, give the "
-        "Hall symbol, or list the operations); "
+        "the declared space group has several settings (origin, axes or cell choices) and the file does not say "
+        f"which one ({advice}); "
         + (
             f"{len(plausible)} settings give plausible but different crystals"
             if plausible
@@ -869,7 +1097,7 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
         )
     lattice, parameters = _lattice(data, source)
     pending: list[tuple[str, list[int], int, int]] = []
-    operation_sets, listed_texts = _symmetry(data, lattice, parameters, source, notes, pending)
+    operation_sets, listed_texts, conventional = _symmetry(data, lattice, parameters, source, notes, pending)
     rows = _Rows(data, lattice, parameters, source, notes)
     if any("_atom_site_moment" in key for key in data) and not any("magnetic" in n for n in notes):
         notes.append("magnetic moments ignored (SCOPE encodes the nuclear structure)")
@@ -878,13 +1106,13 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
         if structure is None:
             structure = _general_structure(rows, lattice, operation_sets[0], source, notes)
     else:
-        structures = []
+        structures: list[Structure | None] = []
         for operations in operation_sets:
             try:  # a wrong setting may pile rows onto one position: that setting is not plausible
                 structures.append(_general_structure(rows, lattice, operations, source, []))
             except ScopeError:
-                continue
-        structure = _choose_setting(structures, data, source, notes)
+                structures.append(None)
+        structure = _choose_setting(structures, data, source, notes, conventional)
     for what, candidates, n_listed, listed_hall in pending:
         _check_declared_group(structure, what, candidates, n_listed, listed_hall, source, notes)
     if rows.decimals is not None and rows.decimals >= MIN_DECIMALS_FOR_UNCERTAINTY:

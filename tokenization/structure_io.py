@@ -38,6 +38,13 @@ from .scope_errors import (
 #: interatomic distance (H2, 0.74 A) is well above it.
 DEFAULT_OVERLAP_TOLERANCE = 0.5
 
+#: Partially occupied sites (not hydrogen) closer than this (Å) are alternative positions of one atom (split sites,
+#: e.g. the six 1/6-occupied O positions 0.43 Å apart in beta-cristobalite): no two atoms other than hydrogen are
+#: bonded closer than 1 Å (the shortest, N≡N and C≡O, are 1.10-1.13 Å), so their occupancies may sum to 1 at most.
+#: Bonds to hydrogen are as short as 0.74 Å (and 0.82-0.96 Å in X-ray riding models), so sites holding H are judged
+#: by the overlap tolerance only.
+SPLIT_SITE_DISTANCE = 1.0
+
 #: Cells with less volume per site than this (A^3) are degenerate (flat or collapsed lattices).
 MIN_VOLUME_PER_SITE = 0.1
 
@@ -329,6 +336,95 @@ def _surely_no_overlap(structure: Structure, tolerance: float) -> bool | None:
     return True
 
 
+def _close_pairs(structure: Structure, radius: float) -> dict[int, dict[int, float]]:
+    """``{i: {j: distance}}`` for every pair of sites closer than ``radius`` (Å), periodic images included
+    (the shortest image distance of each pair; ``j == i`` when a site is that close to its own image)."""
+    if _surely_no_overlap(structure, radius) is True:
+        return {}
+    centers, neighbors, _, distances = structure.get_neighbor_list(r=radius, exclude_self=True)
+    pairs: dict[int, dict[int, float]] = {}
+    for i, j, distance in zip(centers.tolist(), neighbors.tolist(), distances.tolist(), strict=True):
+        row = pairs.setdefault(i, {})
+        row[j] = min(distance, row.get(j, np.inf))
+    return pairs
+
+
+def _largest_cluster(site: int, pairs: dict[int, dict[int, float]], occupancy: np.ndarray) -> list[int]:
+    """A set of mutually close sites containing ``site`` (a clique of ``pairs``), grown greedily by occupancy.
+
+    Every two of its sites exclude each other, so its occupancies must sum to at most 1. A chain of sites (A close
+    to B, B close to C, A far from C) is not one cluster: A and C may both be occupied when B is empty.
+    """
+    members = [site]
+    for other in sorted(pairs.get(site, {}), key=lambda j: -occupancy[j]):
+        if other != site and all(other in pairs.get(member, {}) for member in members):
+            members.append(other)
+    return members
+
+
+def _check_site_clusters(structure: Structure, source: str, overlap_tolerance: float) -> None:
+    """Refuse sites that cannot be occupied together: their occupancies, summed over a cluster of mutually close
+    sites, exceed 1 plus the rounding of each (``OCCUPANCY_TOLERANCE`` per site, occupancies are written to two
+    decimals: six 1/6 sites written 0.17 sum to 1.02).
+
+    Clusters are formed by every site closer than ``overlap_tolerance`` (a full atom there is a duplicate), and by
+    partially occupied sites without hydrogen closer than :data:`SPLIT_SITE_DISTANCE` (split positions of one atom).
+    Split sites that sum to at most 1 are alternatives, not overlapping atoms: they are kept, each on its own orbit
+    (SCOPE_V2.md, disordered crystals).
+
+    Cost: one neighbour list within each radius, O(n) memory for n sites; the clusters are small.
+
+    Raises:
+        OverlappingSitesError: names the sites, their distance and the occupancy sum.
+    """
+    occupancy = np.array([sum(site.species.values()) for site in structure])
+    partial = occupancy < 1.0 - OCCUPANCY_TOLERANCE
+    hydrogen = np.array(
+        [any(getattr(sp, "symbol", None) == "H" for sp in site.species) for site in structure]
+    )
+    pairs = _close_pairs(structure, overlap_tolerance)
+    _check_band(pairs, occupancy, partial, overlap_tolerance, overlap_tolerance, source)
+    split = np.flatnonzero(partial & ~hydrogen)
+    if len(split) > 1 and overlap_tolerance < SPLIT_SITE_DISTANCE:
+        local = _close_pairs(Structure.from_sites([structure[int(k)] for k in split]), SPLIT_SITE_DISTANCE)
+        pairs = {int(split[i]): {int(split[j]): d for j, d in row.items()} for i, row in local.items()}
+        _check_band(pairs, occupancy, partial, SPLIT_SITE_DISTANCE, overlap_tolerance, source)
+
+
+def _check_band(
+    pairs: dict[int, dict[int, float]],
+    occupancy: np.ndarray,
+    partial: np.ndarray,
+    radius: float,
+    overlap_tolerance: float,
+    source: str,
+) -> None:
+    """The occupancy-sum test of :func:`_check_site_clusters` over the pairs closer than ``radius``."""
+    for site in sorted(pairs):
+        row = pairs[site]
+        if site in row and 2 * occupancy[site] > 1.0 + 2 * OCCUPANCY_TOLERANCE:
+            raise OverlappingSitesError(
+                f"site {site} is {row[site]:.3f} A from its own periodic image (below {radius} A)", source
+            )
+        members = _largest_cluster(site, pairs, occupancy)
+        total = float(occupancy[members].sum())
+        if len(members) == 1 or total <= 1.0 + OCCUPANCY_TOLERANCE * len(members):
+            continue
+        nearest = min((j for j in row if j != site), key=row.get)
+        if not partial[members].any():
+            raise OverlappingSitesError(
+                f"sites {site} and {nearest} are {row[nearest]:.3f} A apart "
+                f"(below the overlap tolerance {overlap_tolerance} A)",
+                source,
+            )
+        raise OverlappingSitesError(
+            f"sites {', '.join(str(k) for k in sorted(members))} are within {radius} A of each other (nearest "
+            f"pair {row[nearest]:.3f} A) and their occupancies sum to {total:.3g} > 1: sites this close are "
+            "alternative positions of one atom (split positions), so they cannot all be occupied",
+            source,
+        )
+
+
 def validate_structure(
     structure: Structure,
     source: str,
@@ -340,7 +436,9 @@ def validate_structure(
     Args:
         structure: the structure to check.
         source: the input's name for messages.
-        overlap_tolerance: minimum distance (Å) between two sites.
+        overlap_tolerance: minimum distance (Å) between two sites that can be occupied together; closer sites
+            (and partially occupied sites without hydrogen up to :data:`SPLIT_SITE_DISTANCE` apart) are split
+            positions of one atom, refused only when their occupancies sum above 1 (:func:`_check_site_clusters`).
         disorder: ``"encode"`` accepts partially occupied and mixed sites (each site's occupancies must sum to at
             most 1 + ``OCCUPANCY_TOLERANCE``); ``"raise"`` refuses them with ``DisorderedStructureError``.
 
@@ -396,19 +494,8 @@ def validate_structure(
                 plain_elements = False
                 if symbol is None or not Element.is_valid_symbol(symbol) or not hasattr(sp, "oxi_state"):
                     raise UnknownSpeciesError(f"{name}: {sp!s} is not a chemical element H-Og", source)
-    if (
-        overlap_tolerance > 0
-        and len(structure) > 1
-        and _surely_no_overlap(structure, overlap_tolerance) is not True
-    ):
-        centers, neighbors, _, distances = structure.get_neighbor_list(r=overlap_tolerance, exclude_self=True)
-        if len(distances):
-            k = int(np.argmin(distances))
-            raise OverlappingSitesError(
-                f"sites {int(centers[k])} and {int(neighbors[k])} are {distances[k]:.3f} A apart "
-                f"(below the overlap tolerance {overlap_tolerance} A)",
-                source,
-            )
+    if overlap_tolerance > 0 and len(structure) > 1:
+        _check_site_clusters(structure, source, overlap_tolerance)
     if not plain_elements:
         # Oxidation-state decorations (Fe2+) would leak into the composition part as 'Fe2+'.
         structure = structure.copy()
