@@ -21,6 +21,7 @@ import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
 from .cif_structure import cif_crystal_blocks, read_cif_structures
+from .file_claims import CLAIMS_PROPERTY, check_file_claims
 from .input_names import describe_source
 from .scope_defaults import DEFAULT_DISORDER, DISORDER_POLICIES, OCCUPANCY_TOLERANCE
 from .scope_errors import (
@@ -329,6 +330,17 @@ def _surely_no_overlap(structure: Structure, tolerance: float) -> bool | None:
     return True
 
 
+def _check_claims(structure: Structure, source: str) -> None:
+    """What the file says about itself against the crystal built (``file_claims``); notes join the reader's."""
+    properties = getattr(structure, "properties", None)
+    claims = properties.pop(CLAIMS_PROPERTY, None) if isinstance(properties, dict) else None
+    if claims is None:
+        return
+    notes = check_file_claims(structure, claims, source)
+    if notes:
+        properties["reader_notes"] = list(dict.fromkeys([*properties.get("reader_notes", []), *notes]))
+
+
 def validate_structure(
     structure: Structure,
     source: str,
@@ -344,12 +356,18 @@ def validate_structure(
         disorder: ``"encode"`` accepts partially occupied and mixed sites (each site's occupancies must sum to at
             most 1 + ``OCCUPANCY_TOLERANCE``); ``"raise"`` refuses them with ``DisorderedStructureError``.
 
+    A structure from one of the package's readers carries what its file says about itself (formula and Z,
+    multiplicities, volume, OPTIMADE ``nsites``, a POSCAR's counts, ...): that is checked first, against the crystal
+    built (:mod:`file_claims`), and deviations within the tolerances become notes.
+
     Raises:
+        InconsistentFileError (UnlocatedAtomsError): the file disagrees with itself.
         NonPeriodicStructureError, EmptyStructureError, InvalidGeometryError, DisorderedStructureError,
         UnknownSpeciesError, OverlappingSitesError: each names ``source`` and the reason.
     """
     if disorder not in DISORDER_POLICIES:
         raise ValueError(f"disorder must be one of {DISORDER_POLICIES}, got {disorder!r}")
+    _check_claims(structure, source)
     pbc = tuple(bool(p) for p in getattr(structure.lattice, "pbc", (True, True, True)))
     if not all(pbc):
         raise NonPeriodicStructureError(
