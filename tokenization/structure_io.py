@@ -93,7 +93,40 @@ def is_optimade_entry(data: dict) -> bool:
     )
 
 
+def _dict_crystals(data: dict, source: str) -> list[tuple[str, Structure | ScopeError]]:
+    """One crystal per entry of an OPTIMADE response document, else the one crystal of the dict."""
+    from .optimade_structure import document_entries, is_optimade_document, optimade_to_structure
+
+    if not is_optimade_document(data):
+        return [(source, _from_dict(data, source))]
+    crystals: list[tuple[str, Structure | ScopeError]] = []
+    for name, entry in document_entries(data, source):
+        if not isinstance(entry, ScopeError):
+            try:
+                entry = optimade_to_structure(entry, name)
+            except ScopeError as exc:
+                entry = exc
+        crystals.append((name, entry))
+    return crystals
+
+
+def _json_kind(data: dict) -> str:
+    """What a dict that is no structure is, for the refusal."""
+    cls = data.get("@class")
+    if isinstance(cls, str) and cls not in ("Structure", "IStructure"):
+        return f"a pymatgen {cls} dict, not a Structure"
+    keys = ", ".join(sorted(map(str, data))[:8]) + (", ..." if len(data) > 8 else "")
+    return (
+        f"a JSON object with keys {keys}: neither a pymatgen Structure dict nor an OPTIMADE structures entry or "
+        "response document"
+    )
+
+
 def _from_dict(data: dict, source: str) -> Structure:
+    from .optimade_structure import is_optimade_document
+
+    if is_optimade_document(data):
+        return _single(_dict_crystals(data, source), source)
     if is_optimade_entry(data):
         # An OPTIMADE structures entry (or its attributes): species with concentrations, vacancies, assemblies.
         from .optimade_structure import optimade_to_structure
@@ -101,6 +134,8 @@ def _from_dict(data: dict, source: str) -> Structure:
         return optimade_to_structure(data, source)
     if data.get("sites") == [] and isinstance(data.get("lattice"), dict):
         raise EmptyStructureError("the structure has no sites", source)
+    if not ("lattice" in data and "sites" in data):
+        raise StructureParseError(_json_kind(data), source)
     try:
         return Structure.from_dict(data)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -116,7 +151,9 @@ def _text_crystals(text: str, source: str) -> list[tuple[str, Structure | ScopeE
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise StructureParseError(f"not valid JSON ({exc})", source) from exc
-        return [(source, _from_dict(data, source))]
+        if not isinstance(data, dict):
+            raise StructureParseError(f"JSON of type {type(data).__name__}, not a structure object", source)
+        return _dict_crystals(data, source)
     if _looks_like_cif(text):
         return read_cif_structures(text, source)
     return [(source, _parse_poscar_text(text, source))]
@@ -503,6 +540,8 @@ def load_structures(
         crystals = _file_crystals(Path(obj))
     elif isinstance(obj, str) and obj.strip():
         crystals = _text_crystals(obj, source)  # CIF text may hold several data blocks
+    elif isinstance(obj, dict):
+        crystals = _dict_crystals(obj, source)  # an OPTIMADE response document holds one crystal per entry
     else:
         crystals = [(source, _to_structure(obj, source))]
     validated: list[tuple[str, Structure | ScopeError]] = []
