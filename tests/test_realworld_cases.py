@@ -34,12 +34,9 @@ def _rows(capsys) -> list[dict]:
 
 # Round-3 cases still failing (issue 21); each is removed from this set when its kind is fixed at its root.
 KNOWN_FAILING: set[str] = {
-    "r3_02_portlandite_OPTIMADE_implicit_atoms.json",
-    "r3_05_NMC111_thirds_two_decimals.cif",
     "r3_07_black_phosphorus_Cmca_old_symbol.cif",
     "r3_10_titanite_unique_axis_c_short_symbol.cif",
     "r3_11_beta_cristobalite_split_O.cif",
-    "r3_12_NaCl_OPTIMADE_response_document.json",
 }
 
 

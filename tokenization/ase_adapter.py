@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
+from .file_claims import Measured, shares_fill_site
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
@@ -133,13 +134,17 @@ def _site_species(atoms: Any, occupancy: Any, source: str) -> list[dict[str, flo
         total = sum(site.values())
         if total == 0:
             raise DisorderedStructureError(f"site {i} has zero total occupancy", source)
-        if total > 1 + OCCUPANCY_TOLERANCE:
+        if total > 1 + OCCUPANCY_TOLERANCE and not shares_fill_site(
+            [Measured.of_float(v) for v in site.values()]
+        ):
             listing = ", ".join(f"{sp}:{occ:g}" for sp, occ in site.items())
             raise OverlappingSitesError(
                 f"site {i} holds {listing} (total occupancy {total:.4g} > 1): more than one atom on one position",
                 source,
             )
-        if total > 1:
+        if total > 1 or (total < 1 and shares_fill_site([Measured.of_float(v) for v in site.values()])):
+            # Above 1: within the tolerance. Below 1: n shares that sum to 1 within their rounding (0.33 x 3), as
+            # the CIF reader reads them (file_claims.shares_fill_site).
             site = {name: value / total for name, value in site.items()}
         species.append(site)
     return species

@@ -74,7 +74,15 @@ from .cif_symmetry import (
     space_group_label,
     space_group_type_of_operations,
 )
-from .file_claims import FileClaims, Measured, SiteClaim, UnlocatedRow, attach_claims, parse_formula
+from .file_claims import (
+    FileClaims,
+    Measured,
+    SiteClaim,
+    UnlocatedRow,
+    attach_claims,
+    parse_formula,
+    shares_fill_site,
+)
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
@@ -88,6 +96,8 @@ from .scope_errors import (
 
 __all__ = ["IMAGE_MERGE_DISTANCE", "OCCUPANCY_TOLERANCE", "cif_crystal_blocks", "read_cif_structures"]
 
+#: An occupancy that is not written: a full site, exactly.
+_FULL = Measured(1.0, None, "1")
 #: Symmetry images (or rows) closer than this, in Å, are one site.
 IMAGE_MERGE_DISTANCE = 0.1
 #: Coordinates with fewer decimals than this are taken as exact (hand-written 0.1, 0.25, 0.3): only files written
@@ -464,15 +474,16 @@ def _element(symbol: str, is_label: bool, row_label: str, source: str, notes: li
 _COMPOSITE_PART = re.compile(r"\s*(\d*\.?\d+)?\s*([A-Za-z][A-Za-z0-9+-]*)\s*")
 
 
-def _composite(symbol: str) -> list[tuple[float, str]] | None:
-    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites), else None."""
+def _composite(symbol: str) -> list[tuple[Measured, str]] | None:
+    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites; the shares as written),
+    else None."""
     parts = []
     # '+' between terms ('0.75Si + 0.25Al', '0.5Na+0.5K'), not the '+' of a charge ('Fe3+'): a term follows it.
     for term in re.split(r"\s*\+\s*(?=\d*\.?\d+\s*[A-Za-z])", symbol):
         match = _COMPOSITE_PART.fullmatch(term)
         if match is None or match.group(1) is None:
             return None
-        parts.append((float(match.group(1)), match.group(2)))
+        parts.append((Measured(float(match.group(1)), None, match.group(1)), match.group(2)))
     return parts if len(parts) > 1 else None
 
 
@@ -550,6 +561,9 @@ class _Rows:
         self.unknown: list[UnknownSpeciesError] = []  # rows whose element cannot be read
         self.elements: list[Element] = []
         self.occupancies: list[float] = []
+        self.shares: list[
+            Measured
+        ] = []  # each entry's occupancy as written (its rounding decides full sites)
         self.site_rows: list[tuple[str, int]] = []
         self.unlocated: list[UnlocatedRow] = []
         self._decimals: list[int | None] = []
@@ -570,7 +584,8 @@ class _Rows:
             for element, share in elements:
                 self.labels.append(columns.labels[i])
                 self.elements.append(element)
-                self.occupancies.append(share)
+                self.occupancies.append(share.value)
+                self.shares.append(share)
                 coords.append(point)
         self._raise_unknown()
         if not coords:
@@ -626,11 +641,12 @@ class _Rows:
             point.append(value)
         return point
 
-    def _occupancy(self, columns: _Columns, i: int) -> float | None:
-        """The row's occupancy (1 when not given; within OCCUPANCY_TOLERANCE of 1 counts as full), None for 0."""
+    def _occupancy(self, columns: _Columns, i: int) -> Measured | None:
+        """The row's occupancy as written (1 when not given; within OCCUPANCY_TOLERANCE of 1 counts as full), None
+        for 0."""
         label = columns.labels[i]
         if columns.occupancies is None or columns.occupancies[i].strip() in ("?", "."):
-            return 1.0
+            return _FULL
         text = columns.occupancies[i].strip()
         occupancy = _number(text)
         if occupancy is None or occupancy < 0:
@@ -642,19 +658,19 @@ class _Rows:
             self.notes.append(
                 f"site {label}: occupancy {text} counted as full (within {OCCUPANCY_TOLERANCE} of 1)"
             )
-            return 1.0
+            return _FULL
         if occupancy > 1.0:
             raise StructureParseError(
                 f"site {label}: occupancy {text} is above 1 (tolerance {OCCUPANCY_TOLERANCE})", self.source
             )
         if occupancy < 1.0:
             self.partial.append(f"{label} ({occupancy:g})")
-        return occupancy
+        return Measured.parse(text) or Measured(occupancy, None, text)
 
     def _row_elements(
-        self, columns: _Columns, i: int, occupancy: float
-    ) -> list[tuple[Element, float]] | None:
-        """``[(element, occupancy)]`` of the row (several for a Pauling-file composite), or None when its element
+        self, columns: _Columns, i: int, occupancy: Measured
+    ) -> list[tuple[Element, Measured]] | None:
+        """``[(element, occupancy as written)]`` of the row (several for a Pauling-file composite), or None when its element
         cannot be read (kept in ``unknown``)."""
         label = columns.labels[i]
         symbol = columns.symbol(i)
@@ -664,7 +680,10 @@ class _Rows:
                 # Pauling-file composite site, e.g. '0.75Si + 0.25Al': one row per element.
                 self.partial.append(f"{label} ({symbol})")
                 return [
-                    (_element(part, False, label, self.source, self.notes), share * occupancy)
+                    (
+                        _element(part, False, label, self.source, self.notes),
+                        Measured(share.value * occupancy.value, None, share.text),
+                    )
                     for share, part in parts
                 ]
             name = symbol if symbol is not None else label
@@ -754,10 +773,12 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     site_species: list[dict[Element, float]] = []
     site_labels: list[str] = []
     site_rows: list[list[str]] = []
+    site_shares: list[list[Measured]] = []
     merged_total = 0
-    for label, element, occupancy, point in zip(
-        rows.labels, rows.elements, rows.occupancies, rows.coords, strict=True
+    for label, element, share, point in zip(
+        rows.labels, rows.elements, rows.shares, rows.coords, strict=True
     ):
+        occupancy = share.value
         positions, merged_far = _merged_images(point, rotations, translations, matrix)
         merged_total += merged_far
         for position in positions:
@@ -771,8 +792,9 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
                     species[element] = species.get(element, 0.0) + occupancy
                     if label not in site_rows[k]:
                         site_rows[k].append(label)
+                    site_shares[k].append(share)
                     total = sum(species.values())
-                    if total > 1.0 + OCCUPANCY_TOLERANCE:
+                    if total > 1.0 + OCCUPANCY_TOLERANCE and not shares_fill_site(site_shares[k]):
                         raise OverlappingSitesError(
                             f"rows {' and '.join(site_rows[k])} put atoms on the same position "
                             f"{np.round(site_coords[k], 4).tolist()} (total occupancy {total:.4g} > 1)",
@@ -783,6 +805,7 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
             site_species.append({element: occupancy})
             site_labels.append(label)
             site_rows.append([label])
+            site_shares.append([share])
     if merged_total:
         notes.append(
             f"{merged_total} groups of symmetry images closer than {IMAGE_MERGE_DISTANCE} Å were merged "
@@ -798,12 +821,7 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymatgen warns for elements without an electronegativity
         order = sorted(range(len(site_coords)), key=order_key)
-    # Sums above 1 are within OCCUPANCY_TOLERANCE (checked above): rows rounded up, e.g. Na 0.999 -> 1 + K 0.001.
-    for species in site_species:
-        total = sum(species.values())
-        if total > 1.0:
-            for element in species:
-                species[element] /= total
+    _full_sites(site_species, site_shares, site_rows, notes)
     try:
         return Structure(
             lattice,
@@ -813,6 +831,34 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
         )
     except ValueError as exc:  # pymatgen refuses what it cannot hold (e.g. occupancies summing above 1)
         raise StructureParseError(f"the sites cannot form a structure ({exc})", source) from exc
+
+
+def _full_sites(
+    site_species: list[dict[Element, float]],
+    site_shares: list[list[Measured]],
+    site_rows: list[list[str]],
+    notes: list[str],
+) -> None:
+    """Rescale, in place, the sites whose shares make a full site as written to sum to exactly 1.
+
+    Sums above 1 are within OCCUPANCY_TOLERANCE or the rounding of their shares (checked while merging): rows
+    rounded up, e.g. Na 0.999 -> 1 + K 0.001. Sums below 1 are a full site when their n shares, each rounded to its
+    last decimal, sum to 1 within that rounding (``file_claims.shares_fill_site``: Ni 0.33 + Mn 0.33 + Co 0.33),
+    with a note; anything further below 1 is a vacancy share.
+    """
+    for species, shares, labels in zip(site_species, site_shares, site_rows, strict=True):
+        total = sum(species.values())
+        if total > 1.0:
+            for element in species:
+                species[element] /= total
+        elif total < 1.0 - 1e-12 and shares_fill_site(shares):
+            for element in species:
+                species[element] /= total
+            written = " + ".join(share.text for share in shares)
+            notes.append(
+                f"site {'/'.join(labels)}: occupancies {written} = {total:.4g} counted as a full site (the rounding "
+                f"of {len(shares)} shares as written, or within 3 s.u.); rescaled to sum to 1"
+            )
 
 
 def _fast_structure(rows: _Rows, lattice: Lattice, listed_texts: list[str] | None) -> Structure | None:

@@ -63,6 +63,7 @@ __all__ = [
     "attach_claims",
     "check_file_claims",
     "parse_formula",
+    "shares_fill_site",
 ]
 
 #: Where a reader leaves its record on the structure it builds (popped by the check).
@@ -110,13 +111,40 @@ class Measured:
         return cls(value, su, text.strip())
 
     @property
-    def resolution(self) -> float:
-        """One standard uncertainty: the stated s.u., else half a unit of the last decimal written."""
-        if self.su is not None:
-            return self.su
+    def half_unit(self) -> float:
+        """Half a unit of the last decimal written (``'0.33'`` -> 0.005): how far rounding may have moved it."""
         mantissa = self.text.split("e")[0].split("E")[0]
         decimals = len(mantissa.split(".", 1)[1]) if "." in mantissa else 0
         return 0.5 * 10.0**-decimals
+
+    @property
+    def resolution(self) -> float:
+        """One standard uncertainty: the stated s.u., else half a unit of the last decimal written."""
+        return self.su if self.su is not None else self.half_unit
+
+    @classmethod
+    def of_float(cls, value: float) -> Measured:
+        """A number read from JSON or handed over as a float: written as its shortest repr (0.33 -> '0.33')."""
+        return cls(float(value), None, repr(float(value)))
+
+
+def shares_fill_site(shares: list[Measured]) -> bool:
+    """Whether the occupancy shares of one site (its rows or species) make a full site, as written.
+
+    n shares rounded to d decimals sum to 1 within n x half a unit of the d-th decimal, d being the most decimals
+    any of them is written with (writers drop trailing zeros: '0.5' beside '0.45' is 0.50). So 0.33 x 3 = 0.99 is
+    full and Li 0.49 + Na 0.50 is not: the bound is strict, because a share exactly half a unit off would have
+    been rounded the other way. Shares that state s.u. are full within 3 s.u. of their sum (``0.49(1) + 0.50(1)``).
+    A single share is judged by ``OCCUPANCY_TOLERANCE`` instead.
+    """
+    if len(shares) < 2:
+        return False
+    deficit = abs(sum(share.value for share in shares) - 1.0)
+    written = [share for share in shares if "." in share.text]  # an integer share ('1', '0') was not rounded
+    if written and deficit < len(shares) * min(share.half_unit for share in written) - 1e-12:
+        return True
+    stated = math.sqrt(sum(share.su**2 for share in shares if share.su))
+    return stated > 0 and deficit <= SU_BAND * stated
 
 
 @dataclass(frozen=True)

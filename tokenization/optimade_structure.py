@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .file_claims import FileClaims, attach_claims, parse_formula
+from .file_claims import FileClaims, Measured, attach_claims, parse_formula, shares_fill_site
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     AttachedAtomsError,
@@ -210,8 +210,12 @@ def _site_species(attributes: dict, source: str) -> dict[str, str | dict[str, fl
             if symbol != VACANCY_SYMBOL:  # a symbol listed twice holds the sum of its shares
                 occupancy[symbol] = occupancy.get(symbol, 0.0) + float(value)
         total = sum(occupancy.values())
-        if 1.0 < total <= 1.0 + OCCUPANCY_TOLERANCE:
-            # Shares written with few decimals (6 x 0.1667): scaled to a full site, as the CIF and ASE readers do.
+        rounded_full = VACANCY_SYMBOL not in symbols and shares_fill_site(
+            [Measured.of_float(value) for value in occupancy.values()]
+        )
+        if (1.0 < total <= 1.0 + OCCUPANCY_TOLERANCE) or (total != 1.0 and rounded_full):
+            # Shares written with few decimals (6 x 0.1667, 3 x 0.33): scaled to a full site, as the CIF and ASE
+            # readers do (file_claims.shares_fill_site); a share the entry gives to "vacancy" stays a vacancy.
             occupancy = {symbol: value / total for symbol, value in occupancy.items()}
         if not occupancy:
             raise VacancySiteError(f"species {name!r} is only a vacancy ({VACANCY_SYMBOL!r})", source)
