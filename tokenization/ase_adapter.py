@@ -23,13 +23,14 @@ This module is remote code (copied flat into checkpoints): it imports only pip p
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
-from .file_claims import Measured, shares_fill_site
+from .file_claims import FileClaims, Measured, attach_claims, shares_fill_site
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
@@ -230,6 +231,8 @@ def read_ase_file(
         return [(source, StructureParseError("is a directory, not a structure file", source))]
 
     entries: list[tuple[str, Structure | ScopeError]] = []
+    is_extxyz = (format or os.path.splitext(os.fspath(path))[1].lstrip(".")).lower() in ("extxyz", "xyz")
+    frame_claims = extxyz_claims(path) if is_extxyz else []
     frames = ase.io.iread(os.fspath(path), index=":", format=format, do_not_split_by_at_sign=True)
     while True:
         index = len(entries)
@@ -252,7 +255,10 @@ def read_ase_file(
             break
         name = f"{source}@{index}"
         try:
-            entries.append((name, atoms_to_structure(atoms, name)))
+            structure = atoms_to_structure(atoms, name)
+            if index < len(frame_claims):
+                attach_claims(structure, frame_claims[index])
+            entries.append((name, structure))
         except ScopeError as error:
             entries.append((name, error))
     if not entries:
@@ -261,6 +267,70 @@ def read_ase_file(
         name, item = entries[0]
         return [(source, _renamed(item, source) if name != source else item)]
     return entries
+
+
+_KEY_VALUE = re.compile(r'(\w+)\s*=\s*("[^"]*"|\S+)')
+#: Columns per entry of each extxyz property type (``name:type:count``): all types take one column per count.
+_DEFAULT_PROPERTIES = "species:S:1:pos:R:3"
+
+
+def extxyz_claims(path: str | os.PathLike) -> list[FileClaims]:
+    """What each frame of an extended XYZ file says about itself, read from its text (not through ASE): the
+    ``Lattice`` (any capitalisation), ``pbc``, the number of columns its ``Properties`` declare, and the numbers of
+    columns the atom lines hold. One record per frame, in order; [] when the text is not laid out as extxyz frames
+    (ASE then says what is wrong)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    claims: list[FileClaims] = []
+    index = 0
+    while index < len(lines):
+        if not lines[index].strip():
+            index += 1
+            continue
+        try:
+            n_atoms = int(lines[index].split()[0])
+        except ValueError:
+            return claims
+        if index + 1 + n_atoms >= len(lines) + 1:
+            return claims
+        comment = lines[index + 1] if index + 1 < len(lines) else ""
+        atom_lines = lines[index + 2 : index + 2 + n_atoms]
+        claims.append(_frame_claims(comment, atom_lines))
+        index += 2 + n_atoms
+    return claims
+
+
+def _frame_claims(comment: str, atom_lines: list[str]) -> FileClaims:
+    pairs = {key.lower(): value.strip('"') for key, value in _KEY_VALUE.findall(comment)}
+    lattice = None
+    values = pairs.get("lattice", "").split()
+    if len(values) == 9:
+        try:
+            numbers = [float(v) for v in values]
+            lattice = tuple(tuple(numbers[3 * i : 3 * i + 3]) for i in range(3))
+        except ValueError:
+            lattice = None
+    pbc = None
+    flags = pairs.get("pbc", "").split()
+    if len(flags) == 3 and all(f[:1].upper() in ("T", "F") for f in flags):
+        pbc = tuple(f[:1].upper() == "T" for f in flags)
+    columns = None
+    fields = pairs.get("properties", _DEFAULT_PROPERTIES).split(":")
+    if len(fields) % 3 == 0:
+        try:
+            columns = sum(int(count) for count in fields[2::3])
+        except ValueError:
+            columns = None
+    return FileClaims(
+        "extxyz",
+        lattice=lattice,
+        pbc=pbc,
+        columns_declared=columns,
+        columns_found=tuple(sorted({len(line.split()) for line in atom_lines})),
+    )
 
 
 def _renamed(item: Structure | ScopeError, source: str) -> Structure | ScopeError:
