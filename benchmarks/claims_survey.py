@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -98,18 +99,25 @@ def _deviations(structure, claims: FileClaims) -> dict[str, float]:
     return out
 
 
-def survey(folders: list[Path]) -> dict:
+def survey(folders: list[Path], stream=None) -> dict:
+    """The counts, deviation quantiles and listed notes and errors over every file under ``folders``; each listed
+    row is also written to ``stream`` (a text file) as soon as it is found, with each file's reading time."""
+    import time
+
     files = sorted(p for folder in folders for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
     counts: dict[str, Counter] = defaultdict(Counter)
     listed: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     deviations: dict[str, list[float]] = defaultdict(list)
     crystals = read_failures = 0
     for path in files:
+        start = time.perf_counter()
         try:
             entries = _file_crystals(path)
         except ScopeError:
             read_failures += 1
             continue
+        if stream is not None:
+            print(f"read\t{time.perf_counter() - start:.2f}s\t{path}", file=stream, flush=True)
         for name, structure in entries:
             if isinstance(structure, ScopeError):
                 read_failures += 1
@@ -127,10 +135,14 @@ def survey(folders: list[Path]) -> dict:
                 except ScopeError as exc:
                     counts[group]["error"] += 1
                     listed[group].append(("error", name, exc.message))
+                    if stream is not None:
+                        print(f"error\t{group}\t{name}\t{exc.message}", file=stream, flush=True)
                     continue
                 if notes:
                     counts[group]["note"] += 1
                     listed[group].append(("note", name, notes[0]))
+                    if stream is not None:
+                        print(f"note\t{group}\t{name}\t{notes[0]}", file=stream, flush=True)
                 else:
                     counts[group]["ok"] += 1
             for group, value in _deviations(structure, claims).items():
@@ -157,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--list", choices=("error", "note"), action="append", default=[])
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--progress", action="store_true", help="write each file and each finding to stderr")
     args = parser.parse_args(argv)
-    result = survey(args.folders)
+    result = survey(args.folders, sys.stderr if args.progress else None)
     print(f"{result['files']} files, {result['crystals checked']} crystals checked, "
           f"{result['not read (other reasons)']} not read")  # fmt: skip
     print(f"{'check':18} {'present':>8} {'ok':>6} {'note':>6} {'error':>6}")

@@ -76,6 +76,9 @@ VOLUME_TOLERANCE = 0.01
 DENSITY_TOLERANCE = 0.03
 #: An extxyz ``Lattice`` and the frame's cell agree to this (Å, per component).
 LATTICE_TOLERANCE = 1e-6
+#: Relative deviations below this are never noted, whatever the decimals written: programs that write 8 decimals
+#: compute the volume from unrounded parameters (pymatgen's CifWriter: 2e-6), far below any measured precision.
+NOTE_FLOOR = 1e-4
 #: How many standard uncertainties a stated number may be off without a note.
 SU_BAND = 3.0
 #: 1 amu in g, times 1e24 Å^3/cm^3: density (g/cm^3) = mass (amu) * this / volume (Å^3).
@@ -449,17 +452,16 @@ def _all_scale_alike(amounts: dict[str, float], formula: dict[str, float]) -> bo
 
 
 def _volume_su(claims: FileClaims, lattice: Any) -> float:
-    """The s.u. of the cell volume propagated from the parameters' stated s.u. (numerical derivatives)."""
+    """The s.u. of the cell volume propagated from the parameters' s.u. or rounding (numerical derivatives)."""
     parameters = claims.cell_parameters
     if parameters is None or len(parameters) != 6:
         return 0.0
     values = [p.value for p in parameters]
     variance = 0.0
     for k, parameter in enumerate(parameters):
-        if not parameter.su:
-            continue
         shifted = list(values)
-        shifted[k] += parameter.su
+        # The stated s.u., else the rounding of the value written; an integer ('90', '120') is exact.
+        shifted[k] += parameter.su if parameter.su is not None else ("." in parameter.text) * parameter.half_unit
         variance += (_volume_of(shifted) - _volume_of(values)) ** 2
     return math.sqrt(variance)
 
@@ -475,9 +477,9 @@ def _banded(
 ) -> list[str]:
     """The three bands for one stated number: [] within SU_BAND s.u., a note within ``tolerance``, else raise."""
     deviation = abs(built - stated.value)
-    if deviation <= SU_BAND * math.hypot(stated.resolution, built_su):
-        return []
     relative = deviation / abs(stated.value) if stated.value else math.inf
+    if deviation <= SU_BAND * math.hypot(stated.resolution, built_su) or relative <= NOTE_FLOOR:
+        return []
     message = f"declares {what} {stated.text}; the crystal built has {built:.5g}"
     if relative > tolerance:
         raise InconsistentFileError(f"{message} ({relative:.1%} off, tolerance {tolerance:.0%})", source)
