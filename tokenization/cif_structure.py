@@ -1019,7 +1019,8 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
             )
     if notes:
         structure.properties["reader_notes"] = list(dict.fromkeys(notes))
-    return attach_claims(structure, _file_claims(data, rows, parameters, source))
+    n_operations = len(operation_sets[0][0])
+    return attach_claims(structure, _file_claims(data, rows, parameters, n_operations, source))
 
 
 _MULTIPLICITY_KEYS = ("_atom_site_symmetry_multiplicity", "_atom_site_site_symmetry_multiplicity")
@@ -1027,7 +1028,9 @@ _WYCKOFF_KEYS = ("_atom_site_wyckoff_symbol",)
 _WYCKOFF = re.compile(r"\d*\s*([a-zA-Z])")
 
 
-def _file_claims(data: dict, rows: _Rows, parameters: tuple[float, ...], source: str) -> FileClaims:
+def _file_claims(
+    data: dict, rows: _Rows, parameters: tuple[float, ...], n_operations: int, source: str
+) -> FileClaims:
     """What the block says about its crystal beyond the sites (checked by ``file_claims``): formula sum and Z,
     cell volume and density, each row's multiplicity and Wyckoff letter, and the rows it declares unlocated."""
     formula = parse_formula(data.get("_chemical_formula_sum"))
@@ -1066,6 +1069,7 @@ def _file_claims(data: dict, rows: _Rows, parameters: tuple[float, ...], source:
         density=Measured.parse(data.get("_exptl_crystal_density_diffrn")),
         sites=tuple(sites),
         space_group_number=it_number(declared[0][1][0]) if declared else None,
+        n_operations=n_operations,
         rhombohedral_axes=is_rhombohedral_axes(parameters),
     )
 
