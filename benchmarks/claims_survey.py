@@ -43,7 +43,7 @@ GROUPS = {
     "formula x Z": ("formula", "formula_text", "formula_resolution", "formula_units", "formula_is_ratio"),
     "cell volume": ("cell_volume", "cell_parameters"),
     "density": ("density", "cell_parameters"),
-    "multiplicity": ("sites", "rhombohedral_axes"),
+    "multiplicity": ("sites", "n_operations", "rhombohedral_axes"),
     "Wyckoff letter": ("sites", "space_group_number", "rhombohedral_axes"),
     "OPTIMADE counts": ("nsites", "elements", "nelements", "implicit_atoms"),
     "POSCAR counts": ("counts", "species_names", "positions_listed"),
@@ -126,6 +126,9 @@ def survey(folders: list[Path], stream=None) -> dict:
             if claims is None:
                 continue
             crystals += 1
+            if stream is not None:
+                groups = [group for group, present in _PRESENT.items() if present(claims)]
+                print(f"checked\t{name}\t{','.join(groups)}", file=stream, flush=True)
             for group, present in _PRESENT.items():
                 if not present(claims):
                     continue
