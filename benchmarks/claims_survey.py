@@ -44,7 +44,7 @@ GROUPS = {
     "cell volume": ("cell_volume", "cell_parameters"),
     "density": ("density", "cell_parameters"),
     "multiplicity": ("sites", "n_operations", "rhombohedral_axes"),
-    "Wyckoff letter": ("sites", "space_group_number", "rhombohedral_axes"),
+    "Wyckoff letter": ("sites", "space_group_number", "n_operations", "rhombohedral_axes"),
     "OPTIMADE counts": ("nsites", "elements", "nelements", "implicit_atoms"),
     "POSCAR counts": ("counts", "species_names", "positions_listed"),
     "extxyz frame": ("lattice", "pbc", "columns_declared", "columns_found"),
@@ -99,12 +99,14 @@ def _deviations(structure, claims: FileClaims) -> dict[str, float]:
     return out
 
 
-def survey(folders: list[Path], stream=None) -> dict:
+def survey(folders: list[Path], stream=None, max_bytes: int | None = None) -> dict:
     """The counts, deviation quantiles and listed notes and errors over every file under ``folders``; each listed
     row is also written to ``stream`` (a text file) as soon as it is found, with each file's reading time."""
     import time
 
     files = sorted(p for folder in folders for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES)
+    skipped = [p for p in files if max_bytes is not None and p.stat().st_size > max_bytes]
+    files = [p for p in files if p not in skipped]
     counts: dict[str, Counter] = defaultdict(Counter)
     listed: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     deviations: dict[str, list[float]] = defaultdict(list)
@@ -161,6 +163,7 @@ def survey(folders: list[Path], stream=None) -> dict:
         "files": len(files),
         "crystals checked": crystals,
         "not read (other reasons)": read_failures,
+        "skipped (larger than --max-bytes)": len(skipped),
         "counts": {group: dict(counter) for group, counter in counts.items()},
         "relative deviation quantiles": quantiles,
         "listed": {group: rows for group, rows in listed.items()},
@@ -173,10 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", choices=("error", "note"), action="append", default=[])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--progress", action="store_true", help="write each file and each finding to stderr")
+    parser.add_argument("--max-bytes", type=int, help="skip files larger than this (macromolecular CIFs)")
     args = parser.parse_args(argv)
-    result = survey(args.folders, sys.stderr if args.progress else None)
+    result = survey(args.folders, sys.stderr if args.progress else None, args.max_bytes)
     print(f"{result['files']} files, {result['crystals checked']} crystals checked, "
-          f"{result['not read (other reasons)']} not read")  # fmt: skip
+          f"{result['not read (other reasons)']} not read, {result['skipped (larger than --max-bytes)']} skipped")  # fmt: skip
     print(f"{'check':18} {'present':>8} {'ok':>6} {'note':>6} {'error':>6}")
     for group, counter in result["counts"].items():
         print(f"{group:18} {counter.get('files', 0):8} {counter.get('ok', 0):6} {counter.get('note', 0):6} "

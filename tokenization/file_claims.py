@@ -537,6 +537,20 @@ def _orbit_sizes(structure: Any, sites: tuple[SiteClaim, ...]) -> dict[str, int]
     return orbits
 
 
+def _cell_multiple(claims: FileClaims) -> float:
+    """How many conventional cells of the ITA standard setting the file's cell holds, by its operations (centring
+    included): 2 for P-1 written in an A-centred cell (A-1), 1/3 on rhombohedral axes; 1 when unknown. The ITA
+    letters' multiplicities are those of the standard cell."""
+    if not claims.n_operations or not claims.space_group_number:
+        return 1.0
+    from .cif_symmetry import hall_numbers_for_it_number, operations_of_hall_number
+
+    halls = hall_numbers_for_it_number(claims.space_group_number)
+    if not halls:
+        return 1.0
+    return claims.n_operations / len(operations_of_hall_number(halls[0])[0])
+
+
 def _check_sites(structure: Any, claims: FileClaims, source: str) -> None:
     rows = [row for row in claims.sites if row.multiplicity or row.wyckoff]
     labels = [row.label for row in claims.sites]
@@ -569,7 +583,10 @@ def _check_sites(structure: Any, claims: FileClaims, source: str) -> None:
             letters = WYCKOFF_MULTIPLICITIES.get(claims.space_group_number, {})
             letter = row.wyckoff
             multiplicity = letters.get(letter, letters.get(letter.lower()))
-            if multiplicity is not None and not fits(multiplicity, orbit):
+            cell = _cell_multiple(claims)
+            if multiplicity is not None and not (
+                fits(multiplicity, orbit) or abs(multiplicity * cell - orbit) < 1e-9
+            ):
                 raise InconsistentFileError(
                     f"site {row.label}: the file gives Wyckoff letter {letter} (multiplicity {multiplicity} in "
                     f"space group {claims.space_group_number}), but its orbit in the cell built has {orbit} "
