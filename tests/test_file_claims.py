@@ -186,6 +186,15 @@ def test_wrong_multiplicity_or_wyckoff_letter_is_refused():
         load_structure(right.replace("Na1 Na 4 a", "Na1 Na 4 c"), "m.cif")
 
 
+def test_shelxl_site_symmetry_order_under_the_multiplicity_tag_is_read_as_such():
+    # SHELXL writes the order of the site symmetry there: 192 operations of Fm-3m over an orbit of 4 = 48.
+    header = "_atom_site_symmetry_multiplicity\n"
+    text = _nacl_cif(header=header, na_row="Na1 Na 48 0 0 0").replace("Cl1 Cl 0.5", "Cl1 Cl 4 0.5")
+    assert load_structure(text, "shelxl.cif").composition.reduced_formula == "NaCl"
+    with pytest.raises(InconsistentFileError, match="multiplicity 24"):
+        load_structure(text.replace("Na1 Na 48", "Na1 Na 24"), "shelxl.cif")
+
+
 def test_rhombohedral_axes_may_give_hexagonal_multiplicities():
     # alpha-Hg on rhombohedral axes: one atom per cell, 3a in the hexagonal description.
     text = (REALWORLD / "06c-alpha-Hg-R-3m-rhombohedral-axes-HM-only.cif").read_text()
