@@ -40,7 +40,7 @@ Measured basis (``python -m benchmarks.claims_survey``; the files are not in the
 fires, as ``files with the field: notes / errors``:
 
 * the test CIFs of pymatgen, ASE, gemmi, diffpy.structure and optimade-python-tools with the repository's own
-  fixtures and examples (212 files, 166 crystals built): formula x Z 111: 1 / 2, cell volume 111: 0 / 0,
+  fixtures and examples (212 files, 166 crystals built): formula x Z 111: 0 / 2, cell volume 111: 0 / 0,
   multiplicity 88: 0 / 0 (2 before SHELXL's site-symmetry order was read as such), Wyckoff letter 17: 0 / 0,
   density 24: 1 / 0, POSCAR 5, extxyz 2 and OPTIMADE 2: 0 / 1. The errors: ``Cod_4115344.cif`` places 30 of its
   39 H per formula unit; r3_02 declares ``implicit_atoms``. pymatgen's own CIFs give ``_cell_volume`` with 8
