@@ -348,3 +348,15 @@ def test_formula_parsing():
     assert parse_formula("D2 O")[0] == {"H": 2.0, "O": 1.0}
     assert parse_formula("Co0.33 Li1")[1] == {"Co": 0.005, "Li": 0.0}
     assert parse_formula("(C6 H5)2 O") is None
+
+
+def test_encode_gives_one_row_per_entry_of_an_optimade_document(tmp_path, capsys):
+    from modeling_cloud.cli import main
+
+    path = tmp_path / "response.json"
+    path.write_text(json.dumps({"data": [_nacl_entry(), _nacl_entry(nsites=3)], "meta": {}, "links": {}}))
+    main(["encode", str(path), "--scope-version", "v2", "--jsonl"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [row["source"] for row in rows] == [f"{path}@0", f"{path}@1"]
+    assert rows[0]["scope"] == "SG225 Na 0.5 4a Cl 0.5 4b"
+    assert rows[1]["error"]["reason"] == "inconsistent_file"
