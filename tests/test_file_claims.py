@@ -126,6 +126,17 @@ def test_an_icsd_dum_row_is_refused_as_h_not_located(tmp_path):
     assert any("dummy atom" in note for note in _notes(load_structure(centroid, "c.cif")))
 
 
+def test_the_ase_path_with_the_cif_tags_refuses_the_icsd_dum_file_too(tmp_path):
+    ase_io = pytest.importorskip("ase.io")
+    path = tmp_path / "icsd.cif"
+    path.write_text(ICSD_DUM)
+    # ASE places the dum row as an H on the origin's orbit; the tags it keeps say that H was not located.
+    atoms = ase_io.read(path, store_tags=True)
+    assert "H" in atoms.get_chemical_symbols()
+    with pytest.raises(UnlocatedAtomsError, match="H not located"):
+        structure_to_scope(atoms, "v2", source="icsd via ASE")
+
+
 def test_a_wrong_z_names_both_numbers():
     extra = "_chemical_formula_sum 'Cl Na'\n_cell_formula_units_Z 2\n"
     with pytest.raises(InconsistentFileError, match=r"declares Z = 2; the cell built holds 4 formula units"):

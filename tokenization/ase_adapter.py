@@ -8,6 +8,9 @@ What ASE carries beyond symbols and positions, and how it is honoured:
 
 * ``atoms.pbc``: SCOPE describes 3D crystals, so anything not periodic in all three directions (a molecule,
   with or without a box around it, a slab) is refused with :class:`NonPeriodicStructureError`.
+* What a CIF says about itself: with ``ase.io.read(..., store_tags=True)`` the formula sum, Z and the rows flagged
+  ``dum`` (unlocated atoms, which ASE places on the origin's orbit) are checked as on the file path
+  (``file_claims``); ASE's default read drops those tags, and with them the check.
 * Disorder: ``ase.io.read`` of a CIF with partial occupancies (ASE's default ``fractional_occupancies=True``)
   keeps one atom per site, typed as its majority species, and records the occupancies in
   ``atoms.info["occupancy"]``: a dict keyed by the site's kind (as a string), each value a dict
@@ -30,7 +33,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
-from .file_claims import FileClaims, Measured, attach_claims, shares_fill_site
+from .file_claims import FileClaims, Measured, UnlocatedRow, attach_claims, parse_formula, shares_fill_site
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
@@ -199,11 +202,52 @@ def atoms_to_structure(atoms: Any, source: str) -> Structure:
             for i, (z, share) in enumerate(zip(numbers, shares, strict=True))
         ]
     try:
-        return Structure(Lattice(cell), species, positions, coords_are_cartesian=True)
+        structure = Structure(Lattice(cell), species, positions, coords_are_cartesian=True)
     except (ValueError, KeyError, TypeError) as exc:
         raise StructureParseError(
             f"cannot build a structure from the ASE Atoms ({type(exc).__name__}: {exc})", source
         ) from exc
+    claims = _stored_cif_claims(atoms.info) if isinstance(getattr(atoms, "info", None), Mapping) else None
+    return attach_claims(structure, claims) if claims is not None else structure
+
+
+_SYMBOL_HEAD = re.compile(r"([A-Z][a-z]?)(?![a-z])")
+
+
+def _stored_cif_claims(info: Mapping) -> FileClaims | None:
+    """What a CIF said about itself, from the tags ``ase.io.read(..., store_tags=True)`` keeps in ``atoms.info``:
+    the formula sum and Z, and the rows flagged ``dum`` (ASE places such a row as an atom at (-1, -1, -1), i.e. on
+    the origin's orbit, so the file's own check must refuse it on this path too). None without such tags (ASE's
+    default drops them, and with them what the check needs)."""
+    formula = parse_formula(info.get("_chemical_formula_sum"))
+    flags = info.get("_atom_site_calc_flag")
+    if formula is None and not isinstance(flags, list):
+        return None
+    unlocated = []
+    if isinstance(flags, list):
+        labels = list(info.get("_atom_site_label") or [f"#{i + 1}" for i in range(len(flags))])
+        symbols = list(info.get("_atom_site_type_symbol") or labels)
+        occupancies = list(info.get("_atom_site_occupancy") or [1.0] * len(flags))
+        for i, flag in enumerate(flags):
+            if str(flag).strip().lower() not in ("dum", "dummy") or i >= min(len(symbols), len(labels)):
+                continue
+            match = _SYMBOL_HEAD.match(str(symbols[i]))
+            symbol = "H" if match and match.group(1) in ("D", "T") else (match.group(1) if match else "")
+            try:
+                occupancy = float(occupancies[i]) if i < len(occupancies) else 1.0
+            except (TypeError, ValueError):
+                occupancy = 1.0
+            if Element.is_valid_symbol(symbol) and occupancy > 0:
+                unlocated.append(UnlocatedRow(str(labels[i]), symbol, occupancy))
+    z = info.get("_cell_formula_units_z")
+    return FileClaims(
+        "CIF (read by ASE)",
+        formula=formula[0] if formula else None,
+        formula_text=info.get("_chemical_formula_sum") if formula else None,
+        formula_resolution=formula[1] if formula else {},
+        formula_units=Measured(float(z), None, str(z)) if isinstance(z, (int, float)) else None,
+        unlocated=tuple(unlocated),
+    )
 
 
 def read_ase_file(
