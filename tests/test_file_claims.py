@@ -371,3 +371,42 @@ def test_encode_gives_one_row_per_entry_of_an_optimade_document(tmp_path, capsys
     assert [row["source"] for row in rows] == [f"{path}@0", f"{path}@1"]
     assert rows[0]["scope"] == "SG225 Na 0.5 4a Cl 0.5 4b"
     assert rows[1]["error"]["reason"] == "inconsistent_file"
+
+
+WURTZITE_OPERATIONS = [
+    "x,y,z", "-y,x-y,z", "-x+y,-x,z", "-x,-y,z", "y,-x+y,z+1/2", "x-y,x,z+1/2",
+    "-y,-x,z", "-x+y,y,z", "x,x-y,z", "y,x,z+1/2", "x-y,-y,z+1/2", "-x,-x+y,z+1/2",
+]  # fmt: skip
+
+
+def test_a_mistyped_operation_list_is_caught_by_what_the_file_says_of_z():
+    # Wurtzite (P6_3mc) with '-x,-y,z' typed for '-x,-y,z+1/2' (issue 21, kind 2): the list closes into a group with
+    # the translation (0, 0, 1/2), which doubles the atoms. The file's Z (and its multiplicities) say otherwise.
+    operations = "\n".join(f"'{op}'" for op in WURTZITE_OPERATIONS)
+    text = f"""data_ZnO
+_chemical_formula_sum 'O Zn'
+_cell_formula_units_Z 2
+_space_group_name_H-M_alt 'P 63 m c'
+_cell_length_a 3.2496
+_cell_length_b 3.2496
+_cell_length_c 5.2042
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 120
+loop_
+_space_group_symop_operation_xyz
+{operations}
+loop_
+_atom_site_label
+_atom_site_symmetry_multiplicity
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Zn1 2 0.33333 0.66667 0
+O1 2 0.33333 0.66667 0.3821
+"""
+    right = text.replace("'-x,-y,z'\n", "'-x,-y,z+1/2'\n")
+    assert load_structure(right, "zno.cif").composition.reduced_formula == "ZnO"
+    # Refused, whichever check sees it first (the operation list's own check, or Z and the multiplicities).
+    with pytest.raises(StructureParseError):
+        load_structure(text, "zno.cif")
