@@ -83,6 +83,15 @@ from .cif_symmetry import (
     space_group_label,
     space_group_type_of_operations,
 )
+from .file_claims import (
+    FileClaims,
+    Measured,
+    SiteClaim,
+    UnlocatedRow,
+    attach_claims,
+    parse_formula,
+    shares_fill_site,
+)
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
@@ -96,6 +105,8 @@ from .scope_errors import (
 
 __all__ = ["IMAGE_MERGE_DISTANCE", "OCCUPANCY_TOLERANCE", "cif_crystal_blocks", "read_cif_structures"]
 
+#: An occupancy that is not written: a full site, exactly.
+_FULL = Measured(1.0, None, "1")
 #: Symmetry images (or rows) closer than this, in Å, are one site.
 IMAGE_MERGE_DISTANCE = 0.1
 #: Coordinates with fewer decimals than this are taken as exact (hand-written 0.1, 0.25, 0.3): only files written
@@ -667,15 +678,16 @@ def _element(symbol: str, is_label: bool, row_label: str, source: str, notes: li
 _COMPOSITE_PART = re.compile(r"\s*(\d*\.?\d+)?\s*([A-Za-z][A-Za-z0-9+-]*)\s*")
 
 
-def _composite(symbol: str) -> list[tuple[float, str]] | None:
-    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites), else None."""
+def _composite(symbol: str) -> list[tuple[Measured, str]] | None:
+    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites; the shares as written),
+    else None."""
     parts = []
     # '+' between terms ('0.75Si + 0.25Al', '0.5Na+0.5K'), not the '+' of a charge ('Fe3+'): a term follows it.
     for term in re.split(r"\s*\+\s*(?=\d*\.?\d+\s*[A-Za-z])", symbol):
         match = _COMPOSITE_PART.fullmatch(term)
         if match is None or match.group(1) is None:
             return None
-        parts.append((float(match.group(1)), match.group(2)))
+        parts.append((Measured(float(match.group(1)), None, match.group(1)), match.group(2)))
     return parts if len(parts) > 1 else None
 
 
@@ -704,12 +716,10 @@ def _written_decimals(text: str) -> int | None:
     return len(digits)
 
 
-class _Rows:
-    """The atom-site loop: labels, elements, occupancies and fractional coordinates (n, 3)."""
+class _Columns:
+    """The atom-site loop's columns, each one value per row (None when the file does not give that column)."""
 
-    def __init__(
-        self, data: dict, lattice: Lattice, parameters: tuple[float, ...], source: str, notes: list[str]
-    ):
+    def __init__(self, data: dict, source: str):
         labels = data.get("_atom_site_label")
         fract = data.get("_atom_site_fract_x")
         cartn = data.get("_atom_site_cartn_x")
@@ -717,118 +727,200 @@ class _Rows:
         if reference is None:
             raise StructureParseError("no atom sites (_atom_site_fract_x or _atom_site_Cartn_x)", source)
         n_rows = 1 if isinstance(reference, str) else len(reference)
-        labels = _column(data, "_atom_site_label", n_rows, source) or [f"#{i + 1}" for i in range(n_rows)]
-        symbols = _column(data, "_atom_site_type_symbol", n_rows, source)
-        occupancies = _column(data, "_atom_site_occupancy", n_rows, source)
-        flags = _column(data, "_atom_site_calc_flag", n_rows, source)
-        hydrogens = _column(data, "_atom_site_attached_hydrogens", n_rows, source)
-        if fract is not None:
-            columns = [_column(data, f"_atom_site_fract_{axis}", n_rows, source) for axis in "xyz"]
-            cartesian = False
-        else:
-            columns = [_column(data, f"_atom_site_cartn_{axis}", n_rows, source) for axis in "xyz"]
-            cartesian = True
-        if any(column is None for column in columns):
+        self.n_rows = n_rows
+        self.labels = _column(data, "_atom_site_label", n_rows, source) or [
+            f"#{i + 1}" for i in range(n_rows)
+        ]
+        self.symbols = _column(data, "_atom_site_type_symbol", n_rows, source)
+        self.occupancies = _column(data, "_atom_site_occupancy", n_rows, source)
+        self.flags = _column(data, "_atom_site_calc_flag", n_rows, source)
+        self.hydrogens = _column(data, "_atom_site_attached_hydrogens", n_rows, source)
+        self.cartesian = fract is None
+        kind = "cartn" if self.cartesian else "fract"
+        self.coordinates = [_column(data, f"_atom_site_{kind}_{axis}", n_rows, source) for axis in "xyz"]
+        if any(column is None for column in self.coordinates):
             raise StructureParseError("atom sites need all three coordinates", source)
-        decimals: list[int | None] = []
+
+    def symbol(self, i: int) -> str | None:
+        """Row ``i``'s type symbol, or None when the file gives none ('?', '.')."""
+        return self.symbols[i] if self.symbols is not None and self.symbols[i] not in ("?", ".") else None
+
+    def is_dummy(self, i: int) -> bool:
+        return self.flags is not None and self.flags[i].strip().lower() in ("dum", "dummy")
+
+
+class _Rows:
+    """The atom-site loop: labels, elements, occupancies and fractional coordinates (n, 3), one entry per element of
+    each row; ``site_rows`` keeps one ``(label, index of its first entry)`` per row, ``unlocated`` the rows the file
+    declares without a position (``file_claims``)."""
+
+    def __init__(
+        self, data: dict, lattice: Lattice, parameters: tuple[float, ...], source: str, notes: list[str]
+    ):
+        columns = _Columns(data, source)
+        self.source = source
+        self.notes = notes
         self.labels: list[str] = []
         self.partial: list[str] = []  # rows with partial occupancy or several elements
         self.unknown: list[UnknownSpeciesError] = []  # rows whose element cannot be read
         self.elements: list[Element] = []
         self.occupancies: list[float] = []
-        coords = []
-        for i in range(n_rows):
-            label = labels[i]
-            if flags is not None and flags[i].strip().lower() in ("dum", "dummy"):
-                notes.append(f"site {label}: a dummy atom (_atom_site_calc_flag dum), skipped")
+        self.shares: list[
+            Measured
+        ] = []  # each entry's occupancy as written (its rounding decides full sites)
+        self.site_rows: list[tuple[str, int]] = []
+        self.unlocated: list[UnlocatedRow] = []
+        self._decimals: list[int | None] = []
+        coords: list[list[float]] = []
+        for i in range(columns.n_rows):
+            if columns.is_dummy(i):
+                self._dummy_row(columns, i)
                 continue
-            if hydrogens is not None and (_number(hydrogens[i]) or 0) > 0:
-                raise StructureParseError(
-                    f"site {label} carries {hydrogens[i]} implicit hydrogen atoms that the file does not list "
-                    "(_atom_site_attached_hydrogens); the crystal's atoms are incomplete",
-                    source,
-                )
-            point = []
-            for axis, column in zip("xyz", columns, strict=True):
-                text = column[i].strip()
-                decimals.append(_written_decimals(text))
-                value = 0.0 if text == "." else _number(text)  # '.' for zero, as in some ICSD exports
-                if value is None:
-                    raise StructureParseError(
-                        f"site {label}: coordinate {axis} = {text!r} is not a number", source
-                    )
-                point.append(value)
-            occupancy = 1.0
-            if occupancies is not None and occupancies[i].strip() not in ("?", "."):
-                value = _number(occupancies[i])
-                if value is None or value < 0:
-                    raise StructureParseError(
-                        f"site {label}: occupancy {occupancies[i]!r} is not a number", source
-                    )
-                occupancy = value
-            if occupancy == 0:
-                notes.append(f"site {label}: occupancy 0, skipped")
+            self._check_attached_hydrogens(columns, i)
+            point = self._point(columns, i)
+            occupancy = self._occupancy(columns, i)
+            if occupancy is None:
                 continue
-            if occupancy != 1.0 and abs(occupancy - 1.0) <= OCCUPANCY_TOLERANCE:
-                notes.append(
-                    f"site {label}: occupancy {occupancies[i].strip()} counted as full "
-                    f"(within {OCCUPANCY_TOLERANCE} of 1)"
-                )
-                occupancy = 1.0
-            if occupancy > 1.0:
-                raise StructureParseError(
-                    f"site {label}: occupancy {occupancies[i].strip()} is above 1 (tolerance {OCCUPANCY_TOLERANCE})",
-                    source,
-                )
-            symbol = symbols[i] if symbols is not None and symbols[i] not in ("?", ".") else None
-            if occupancy < 1.0:
-                self.partial.append(f"{label} ({occupancy:g})")
-            try:
-                parts = (
-                    _composite(symbol) if symbol is not None and "+" in symbol.strip().lstrip("+") else None
-                )
-                if parts:
-                    # Pauling-file composite site, e.g. '0.75Si + 0.25Al': one row per element.
-                    self.partial.append(f"{label} ({symbol})")
-                    elements = [
-                        (_element(part, False, label, source, notes), share * occupancy)
-                        for share, part in parts
-                    ]
-                else:
-                    name = symbol if symbol is not None else label
-                    elements = [(_element(name, symbol is None, label, source, notes), occupancy)]
-            except UnknownSpeciesError as exc:
-                self.unknown.append(exc)
+            elements = self._row_elements(columns, i, occupancy)
+            if elements is None:
                 continue
+            self.site_rows.append((columns.labels[i], len(self.labels)))
             for element, share in elements:
-                self.labels.append(label)
+                self.labels.append(columns.labels[i])
                 self.elements.append(element)
-                self.occupancies.append(share)
+                self.occupancies.append(share.value)
+                self.shares.append(share)
                 coords.append(point)
-        if self.unknown:
-            if self.partial:
-                # The crystal is disordered whatever those sites hold; say so first (it is the larger obstacle).
-                raise DisorderedStructureError(
-                    f"partially occupied or mixed sites {', '.join(self.partial[:6])}"
-                    + (", ..." if len(self.partial) > 6 else "")
-                    + f"; also, {self.unknown[0].message}",
-                    source,
-                )
-            raise self.unknown[0]
+        self._raise_unknown()
         if not coords:
             raise StructureParseError("the atom-site loop holds no atoms", source)
-        coords = np.array(coords, dtype=float)
-        if cartesian:
-            transform = _cartesian_transform(data, parameters)
-            coords = np.linalg.solve(transform, (coords - _cartesian_origin(data)).T).T
-            notes.append("coordinates read from _atom_site_Cartn_* (Cartesian)")
-        for ideal in _IDEAL_FRACTIONS:  # pymatgen's snapping of 0.33333 to 1/3 (relative 1e-4)
-            coords[np.abs(coords / ideal - 1) <= FRAC_TOLERANCE] = ideal
-        self.coords = coords
+        self.coords = _fractional(np.array(coords, dtype=float), columns.cartesian, data, parameters, notes)
         # The precision the coordinates are written with: the most decimals any of them has (writers drop trailing
         # zeros, so '0.2' beside '0.3333' is 0.2000), ignoring values that are exact fractions.
-        written = [d for d in decimals if d is not None]
+        written = [d for d in self._decimals if d is not None]
         self.decimals = max(written) if written else None
+
+    def _dummy_row(self, columns: _Columns, i: int) -> None:
+        """A row flagged ``dum``: an atom declared without a position (ICSD writes unlocated H so, at -1, -1, -1,
+        with the H per formula unit as its occupancy), recorded for the check; a dummy that is no element is
+        skipped with a note."""
+        label = columns.labels[i]
+        symbol = columns.symbol(i)
+        try:
+            element = _element(
+                symbol if symbol is not None else label, symbol is None, label, self.source, []
+            )
+        except UnknownSpeciesError:
+            self.notes.append(f"site {label}: a dummy atom (_atom_site_calc_flag dum), skipped")
+            return
+        text = columns.occupancies[i].strip() if columns.occupancies is not None else "1"
+        occupancy = 1.0 if text in ("?", ".") else _number(text)
+        if occupancy == 0:
+            self.notes.append(
+                f"site {label}: a dummy atom (_atom_site_calc_flag dum) with occupancy 0, skipped"
+            )
+            return
+        self.unlocated.append(
+            UnlocatedRow(label, element.symbol, occupancy if occupancy is not None else 1.0)
+        )
+
+    def _check_attached_hydrogens(self, columns: _Columns, i: int) -> None:
+        if columns.hydrogens is not None and (_number(columns.hydrogens[i]) or 0) > 0:
+            raise StructureParseError(
+                f"site {columns.labels[i]} carries {columns.hydrogens[i]} implicit hydrogen atoms that the file does "
+                "not list (_atom_site_attached_hydrogens); the crystal's atoms are incomplete",
+                self.source,
+            )
+
+    def _point(self, columns: _Columns, i: int) -> list[float]:
+        point = []
+        for axis, column in zip("xyz", columns.coordinates, strict=True):
+            text = column[i].strip()
+            self._decimals.append(_written_decimals(text))
+            value = 0.0 if text == "." else _number(text)  # '.' for zero, as in some ICSD exports
+            if value is None:
+                raise StructureParseError(
+                    f"site {columns.labels[i]}: coordinate {axis} = {text!r} is not a number", self.source
+                )
+            point.append(value)
+        return point
+
+    def _occupancy(self, columns: _Columns, i: int) -> Measured | None:
+        """The row's occupancy as written (1 when not given; within OCCUPANCY_TOLERANCE of 1 counts as full), None
+        for 0."""
+        label = columns.labels[i]
+        if columns.occupancies is None or columns.occupancies[i].strip() in ("?", "."):
+            return _FULL
+        text = columns.occupancies[i].strip()
+        occupancy = _number(text)
+        if occupancy is None or occupancy < 0:
+            raise StructureParseError(f"site {label}: occupancy {text!r} is not a number", self.source)
+        if occupancy == 0:
+            self.notes.append(f"site {label}: occupancy 0, skipped")
+            return None
+        if occupancy != 1.0 and abs(occupancy - 1.0) <= OCCUPANCY_TOLERANCE:
+            self.notes.append(
+                f"site {label}: occupancy {text} counted as full (within {OCCUPANCY_TOLERANCE} of 1)"
+            )
+            return _FULL
+        if occupancy > 1.0:
+            raise StructureParseError(
+                f"site {label}: occupancy {text} is above 1 (tolerance {OCCUPANCY_TOLERANCE})", self.source
+            )
+        if occupancy < 1.0:
+            self.partial.append(f"{label} ({occupancy:g})")
+        return Measured.parse(text) or Measured(occupancy, None, text)
+
+    def _row_elements(
+        self, columns: _Columns, i: int, occupancy: Measured
+    ) -> list[tuple[Element, Measured]] | None:
+        """``[(element, occupancy as written)]`` of the row (several for a Pauling-file composite), or None when its element
+        cannot be read (kept in ``unknown``)."""
+        label = columns.labels[i]
+        symbol = columns.symbol(i)
+        try:
+            parts = _composite(symbol) if symbol is not None and "+" in symbol.strip().lstrip("+") else None
+            if parts:
+                # Pauling-file composite site, e.g. '0.75Si + 0.25Al': one row per element.
+                self.partial.append(f"{label} ({symbol})")
+                return [
+                    (
+                        _element(part, False, label, self.source, self.notes),
+                        Measured(share.value * occupancy.value, None, share.text),
+                    )
+                    for share, part in parts
+                ]
+            name = symbol if symbol is not None else label
+            return [(_element(name, symbol is None, label, self.source, self.notes), occupancy)]
+        except UnknownSpeciesError as exc:
+            self.unknown.append(exc)
+            return None
+
+    def _raise_unknown(self) -> None:
+        if not self.unknown:
+            return
+        if self.partial:
+            # The crystal is disordered whatever those sites hold; say so first (it is the larger obstacle).
+            raise DisorderedStructureError(
+                f"partially occupied or mixed sites {', '.join(self.partial[:6])}"
+                + (", ..." if len(self.partial) > 6 else "")
+                + f"; also, {self.unknown[0].message}",
+                self.source,
+            )
+        raise self.unknown[0]
+
+
+def _fractional(
+    coords: np.ndarray, cartesian: bool, data: dict, parameters: tuple[float, ...], notes: list[str]
+) -> np.ndarray:
+    """Fractional coordinates (n, 3) of the rows, snapped to 1/3 and 2/3 as pymatgen does (relative 1e-4)."""
+    if cartesian:
+        transform = _cartesian_transform(data, parameters)
+        coords = np.linalg.solve(transform, (coords - _cartesian_origin(data)).T).T
+        notes.append("coordinates read from _atom_site_Cartn_* (Cartesian)")
+    for ideal in _IDEAL_FRACTIONS:
+        coords[np.abs(coords / ideal - 1) <= FRAC_TOLERANCE] = ideal
+    return coords
 
 
 def _cartesian_transform(data: dict, parameters: tuple[float, ...]) -> np.ndarray:
@@ -885,10 +977,12 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     site_species: list[dict[Element, float]] = []
     site_labels: list[str] = []
     site_rows: list[list[str]] = []
+    site_shares: list[list[Measured]] = []
     merged_total = 0
-    for label, element, occupancy, point in zip(
-        rows.labels, rows.elements, rows.occupancies, rows.coords, strict=True
+    for label, element, share, point in zip(
+        rows.labels, rows.elements, rows.shares, rows.coords, strict=True
     ):
+        occupancy = share.value
         positions, merged_far = _merged_images(point, rotations, translations, matrix)
         merged_total += merged_far
         for position in positions:
@@ -902,8 +996,9 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
                     species[element] = species.get(element, 0.0) + occupancy
                     if label not in site_rows[k]:
                         site_rows[k].append(label)
+                    site_shares[k].append(share)
                     total = sum(species.values())
-                    if total > 1.0 + OCCUPANCY_TOLERANCE:
+                    if total > 1.0 + OCCUPANCY_TOLERANCE and not shares_fill_site(site_shares[k]):
                         raise OverlappingSitesError(
                             f"rows {' and '.join(site_rows[k])} put atoms on the same position "
                             f"{np.round(site_coords[k], 4).tolist()} (total occupancy {total:.4g} > 1)",
@@ -914,6 +1009,7 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
             site_species.append({element: occupancy})
             site_labels.append(label)
             site_rows.append([label])
+            site_shares.append([share])
     if merged_total:
         notes.append(
             f"{merged_total} groups of symmetry images closer than {IMAGE_MERGE_DISTANCE} Å were merged "
@@ -929,12 +1025,7 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymatgen warns for elements without an electronegativity
         order = sorted(range(len(site_coords)), key=order_key)
-    # Sums above 1 are within OCCUPANCY_TOLERANCE (checked above): rows rounded up, e.g. Na 0.999 -> 1 + K 0.001.
-    for species in site_species:
-        total = sum(species.values())
-        if total > 1.0:
-            for element in species:
-                species[element] /= total
+    _full_sites(site_species, site_shares, site_rows, notes)
     try:
         return Structure(
             lattice,
@@ -944,6 +1035,34 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
         )
     except ValueError as exc:  # pymatgen refuses what it cannot hold (e.g. occupancies summing above 1)
         raise StructureParseError(f"the sites cannot form a structure ({exc})", source) from exc
+
+
+def _full_sites(
+    site_species: list[dict[Element, float]],
+    site_shares: list[list[Measured]],
+    site_rows: list[list[str]],
+    notes: list[str],
+) -> None:
+    """Rescale, in place, the sites whose shares make a full site as written to sum to exactly 1.
+
+    Sums above 1 are within OCCUPANCY_TOLERANCE or the rounding of their shares (checked while merging): rows
+    rounded up, e.g. Na 0.999 -> 1 + K 0.001. Sums below 1 are a full site when their n shares, each rounded to its
+    last decimal, sum to 1 within that rounding (``file_claims.shares_fill_site``: Ni 0.33 + Mn 0.33 + Co 0.33),
+    with a note; anything further below 1 is a vacancy share.
+    """
+    for species, shares, labels in zip(site_species, site_shares, site_rows, strict=True):
+        total = sum(species.values())
+        if total > 1.0:
+            for element in species:
+                species[element] /= total
+        elif total < 1.0 - 1e-12 and shares_fill_site(shares):
+            for element in species:
+                species[element] /= total
+            written = " + ".join(share.text for share in shares)
+            notes.append(
+                f"site {'/'.join(labels)}: occupancies {written} = {total:.4g} counted as a full site (the rounding "
+                f"of {len(shares)} shares as written, or within 3 s.u.); rescaled to sum to 1"
+            )
 
 
 def _fast_structure(rows: _Rows, lattice: Lattice, listed_texts: list[str] | None) -> Structure | None:
@@ -1128,7 +1247,69 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
             )
     if notes:
         structure.properties["reader_notes"] = list(dict.fromkeys(notes))
-    return structure
+    n_operations = len(operation_sets[0][0])
+    return attach_claims(structure, _file_claims(data, rows, lattice, parameters, n_operations, source))
+
+
+_MULTIPLICITY_KEYS = ("_atom_site_symmetry_multiplicity", "_atom_site_site_symmetry_multiplicity")
+_WYCKOFF_KEYS = ("_atom_site_wyckoff_symbol",)
+_WYCKOFF = re.compile(r"\d*\s*([a-zA-Z])")
+
+
+def _file_claims(
+    data: dict, rows: _Rows, lattice: Lattice, parameters: tuple[float, ...], n_operations: int, source: str
+) -> FileClaims:
+    """What the block says about its crystal beyond the sites (checked by ``file_claims``): formula sum and Z,
+    cell volume and density, each row's multiplicity and Wyckoff letter, and the rows it declares unlocated."""
+    formula = parse_formula(data.get("_chemical_formula_sum"))
+    cell = tuple(Measured.parse(data.get(key)) for key in _CELL_KEYS)
+    labels = data.get("_atom_site_label")
+    labels = [labels] if isinstance(labels, str) else list(labels or [])
+    multiplicities = _optional_column(data, _MULTIPLICITY_KEYS, len(labels))
+    wyckoff = _optional_column(data, _WYCKOFF_KEYS, len(labels))
+    row_of = {label: i for i, label in enumerate(labels)}
+    sites = []
+    for label, first in rows.site_rows:
+        i = row_of.get(label)
+        multiplicity = _number(multiplicities[i]) if multiplicities is not None and i is not None else None
+        letter = _WYCKOFF.fullmatch(wyckoff[i].strip()) if wyckoff is not None and i is not None else None
+        sites.append(
+            SiteClaim(
+                label,
+                tuple(float(x) for x in rows.coords[first]),
+                int(multiplicity) if multiplicity is not None and multiplicity == int(multiplicity) else None,
+                letter.group(1) if letter else None,
+            )
+        )
+    try:
+        declared, _ = _declared_settings(data, lattice, parameters, source)
+    except ScopeError:
+        declared = []
+    return FileClaims(
+        "CIF",
+        formula=formula[0] if formula else None,
+        formula_text=data.get("_chemical_formula_sum") if formula else None,
+        formula_resolution=formula[1] if formula else {},
+        formula_units=Measured.parse(data.get("_cell_formula_units_z")),
+        unlocated=tuple(rows.unlocated),
+        cell_volume=Measured.parse(data.get("_cell_volume")),
+        cell_parameters=cell if all(p is not None for p in cell) else None,
+        density=Measured.parse(data.get("_exptl_crystal_density_diffrn")),
+        sites=tuple(sites),
+        space_group_number=it_number(declared[0][1][0]) if declared else None,
+        n_operations=n_operations,
+        rhombohedral_axes=is_rhombohedral_axes(parameters),
+    )
+
+
+def _optional_column(data: dict, keys: tuple[str, ...], n_rows: int) -> list[str] | None:
+    """A descriptive atom-site column, or None when absent or not one value per row (then it says nothing)."""
+    for key in keys:
+        value = data.get(key)
+        values = [value] if isinstance(value, str) else value
+        if isinstance(values, list) and len(values) == n_rows:
+            return values
+    return None
 
 
 def cif_crystal_blocks(text: str, source: str) -> list[tuple[str, str]]:

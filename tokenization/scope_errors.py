@@ -138,3 +138,20 @@ class VacancySiteError(UnknownSpeciesError):
     """
 
     reason = "vacancy_site"
+
+
+class InconsistentFileError(StructureParseError):
+    """The file does not describe one consistent crystal: what it says about itself (its formula and Z, a site's
+    multiplicity or Wyckoff letter, the cell volume or density, OPTIMADE ``nsites`` or ``elements``, a POSCAR's
+    counts line, an extxyz ``Lattice``) disagrees with the crystal built from its sites beyond a documented
+    tolerance (``file_claims``). The message names what the file says and what was built."""
+
+    reason = "inconsistent_file"
+
+
+class UnlocatedAtomsError(InconsistentFileError):
+    """The file declares atoms that no site places: H in the formula sum but on no site, an ICSD row flagged
+    ``dum`` (an atom whose position was not determined), an OPTIMADE entry with ``implicit_atoms``. Encoding the
+    sites alone would describe another crystal (the skeleton without those atoms)."""
+
+    reason = "unlocated_atoms"

@@ -21,6 +21,7 @@ import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
 from .cif_structure import cif_crystal_blocks, read_cif_structures
+from .file_claims import CLAIMS_PROPERTY, check_file_claims
 from .input_names import describe_source
 from .scope_defaults import DEFAULT_DISORDER, DISORDER_POLICIES, OCCUPANCY_TOLERANCE
 from .scope_errors import (
@@ -99,7 +100,40 @@ def is_optimade_entry(data: dict) -> bool:
     )
 
 
+def _dict_crystals(data: dict, source: str) -> list[tuple[str, Structure | ScopeError]]:
+    """One crystal per entry of an OPTIMADE response document, else the one crystal of the dict."""
+    from .optimade_structure import document_entries, is_optimade_document, optimade_to_structure
+
+    if not is_optimade_document(data):
+        return [(source, _from_dict(data, source))]
+    crystals: list[tuple[str, Structure | ScopeError]] = []
+    for name, entry in document_entries(data, source):
+        if not isinstance(entry, ScopeError):
+            try:
+                entry = optimade_to_structure(entry, name)
+            except ScopeError as exc:
+                entry = exc
+        crystals.append((name, entry))
+    return crystals
+
+
+def _json_kind(data: dict) -> str:
+    """What a dict that is no structure is, for the refusal."""
+    cls = data.get("@class")
+    if isinstance(cls, str) and cls not in ("Structure", "IStructure"):
+        return f"a pymatgen {cls} dict, not a Structure"
+    keys = ", ".join(sorted(map(str, data))[:8]) + (", ..." if len(data) > 8 else "")
+    return (
+        f"a JSON object with keys {keys}: neither a pymatgen Structure dict nor an OPTIMADE structures entry or "
+        "response document"
+    )
+
+
 def _from_dict(data: dict, source: str) -> Structure:
+    from .optimade_structure import is_optimade_document
+
+    if is_optimade_document(data):
+        return _single(_dict_crystals(data, source), source)
     if is_optimade_entry(data):
         # An OPTIMADE structures entry (or its attributes): species with concentrations, vacancies, assemblies.
         from .optimade_structure import optimade_to_structure
@@ -107,6 +141,8 @@ def _from_dict(data: dict, source: str) -> Structure:
         return optimade_to_structure(data, source)
     if data.get("sites") == [] and isinstance(data.get("lattice"), dict):
         raise EmptyStructureError("the structure has no sites", source)
+    if not ("lattice" in data and "sites" in data):
+        raise StructureParseError(_json_kind(data), source)
     try:
         return Structure.from_dict(data)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -122,7 +158,9 @@ def _text_crystals(text: str, source: str) -> list[tuple[str, Structure | ScopeE
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise StructureParseError(f"not valid JSON ({exc})", source) from exc
-        return [(source, _from_dict(data, source))]
+        if not isinstance(data, dict):
+            raise StructureParseError(f"JSON of type {type(data).__name__}, not a structure object", source)
+        return _dict_crystals(data, source)
     if _looks_like_cif(text):
         return read_cif_structures(text, source)
     return [(source, _parse_poscar_text(text, source))]
@@ -425,6 +463,17 @@ def _check_band(
         )
 
 
+def _check_claims(structure: Structure, source: str) -> None:
+    """What the file says about itself against the crystal built (``file_claims``); notes join the reader's."""
+    properties = getattr(structure, "properties", None)
+    claims = properties.pop(CLAIMS_PROPERTY, None) if isinstance(properties, dict) else None
+    if claims is None:
+        return
+    notes = check_file_claims(structure, claims, source)
+    if notes:
+        properties["reader_notes"] = list(dict.fromkeys([*properties.get("reader_notes", []), *notes]))
+
+
 def validate_structure(
     structure: Structure,
     source: str,
@@ -442,12 +491,18 @@ def validate_structure(
         disorder: ``"encode"`` accepts partially occupied and mixed sites (each site's occupancies must sum to at
             most 1 + ``OCCUPANCY_TOLERANCE``); ``"raise"`` refuses them with ``DisorderedStructureError``.
 
+    A structure from one of the package's readers carries what its file says about itself (formula and Z,
+    multiplicities, volume, OPTIMADE ``nsites``, a POSCAR's counts, ...): that is checked first, against the crystal
+    built (:mod:`file_claims`), and deviations within the tolerances become notes.
+
     Raises:
+        InconsistentFileError (UnlocatedAtomsError): the file disagrees with itself.
         NonPeriodicStructureError, EmptyStructureError, InvalidGeometryError, DisorderedStructureError,
         UnknownSpeciesError, OverlappingSitesError: each names ``source`` and the reason.
     """
     if disorder not in DISORDER_POLICIES:
         raise ValueError(f"disorder must be one of {DISORDER_POLICIES}, got {disorder!r}")
+    _check_claims(structure, source)
     pbc = tuple(bool(p) for p in getattr(structure.lattice, "pbc", (True, True, True)))
     if not all(pbc):
         raise NonPeriodicStructureError(
@@ -572,6 +627,8 @@ def load_structures(
         crystals = _file_crystals(Path(obj))
     elif isinstance(obj, str) and obj.strip():
         crystals = _text_crystals(obj, source)  # CIF text may hold several data blocks
+    elif isinstance(obj, dict):
+        crystals = _dict_crystals(obj, source)  # an OPTIMADE response document holds one crystal per entry
     else:
         crystals = [(source, _to_structure(obj, source))]
     validated: list[tuple[str, Structure | ScopeError]] = []
