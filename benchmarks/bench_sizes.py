@@ -10,7 +10,8 @@ Three kinds of cell at each size (8, 32, 128, 512 and 1,024 atoms):
 
 Time: ``structure_to_scope(structure, version="v2")`` (validation and the full v2 encoder, no length limit)
 against ``SpacegroupAnalyzer(structure).get_space_group_number()`` on the same in-memory cell, both warmed once,
-then interleaved in the same process; the median per call. pymatgen caches spglib's answer per cell, so its cache
+then interleaved in the same process; the median per call. ``encode_v2`` alone on the validated structure is timed
+beside them (``encoder_only_time_ratio``), since ``SpacegroupAnalyzer`` checks nothing. pymatgen caches spglib's answer per cell, so its cache
 is cleared before each call. Goal: at most 2x SpacegroupAnalyzer's time.
 
 Memory: the peak resident set size (``VmHWM``, reset after imports through ``/proc/self/clear_refs``) above the RSS
@@ -164,12 +165,18 @@ def measure_time(kind: str, n_atoms: int, min_seconds: float, rounds: int) -> di
     from pymatgen.symmetry import analyzer as pymatgen_analyzer
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    from tokenization import CloudTokenizerFast, ScopeError, structure_to_scope
+    from tokenization import CloudTokenizerFast, ScopeError, load_structure, structure_to_scope
+    from tokenization.scope_v2 import encode_v2
 
     cell = build_cell(kind, n_atoms)
 
     def ours():
         return structure_to_scope(cell, version="v2")
+
+    validated = load_structure(cell)
+
+    def encoder_only():
+        return encode_v2(validated)
 
     def theirs():
         # pymatgen keeps the last 32 spglib datasets (an lru_cache keyed on the cell); cleared, so that every call
@@ -177,11 +184,12 @@ def measure_time(kind: str, n_atoms: int, min_seconds: float, rounds: int) -> di
         pymatgen_analyzer._get_symmetry_dataset.cache_clear()
         return SpacegroupAnalyzer(cell).get_space_group_number()
 
-    scope, space_group = ours(), theirs()  # warm both (caches, first-call imports)
-    v2, sga = [], []
+    scope, space_group, _ = ours(), theirs(), encoder_only()  # warm all (caches, first-call imports)
+    v2, sga, encoder = [], [], []
     for _ in range(rounds):
         v2.append(_median_seconds(ours, min_seconds, 50)[0])
         sga.append(_median_seconds(theirs, min_seconds, 50)[0])
+        encoder.append(_median_seconds(encoder_only, min_seconds, 50)[0])
     try:
         tokenizer_outcome = CloudTokenizerFast.from_scope_version("v2").encode_structure(cell)
     except ScopeError as error:
@@ -191,6 +199,9 @@ def measure_time(kind: str, n_atoms: int, min_seconds: float, rounds: int) -> di
         "v2_seconds": v2_seconds,
         "spacegroupanalyzer_seconds": sga_seconds,
         "time_ratio": v2_seconds / sga_seconds,
+        # encode_v2 alone on the validated structure: the ratio without load_structure's checks.
+        "v2_encoder_only_seconds": statistics.median(encoder),
+        "encoder_only_time_ratio": statistics.median(encoder) / sga_seconds,
         "v2_space_group": int(scope.split()[0][2:]),
         "v2_tokens": len(scope.split()),
         "spacegroupanalyzer_space_group": space_group,
@@ -234,7 +245,8 @@ def _format_row(row: dict) -> str:
     v2_peak = row["v2_peak_mib"]
     return (
         f"{row['kind']:>12} {row['atoms']:>5} atoms | v2 {row['v2_seconds'] * 1e3:9.1f} ms  SGA "
-        f"{row['spacegroupanalyzer_seconds'] * 1e3:9.1f} ms  ratio {row['time_ratio']:5.2f}x | peak RSS v2 "
+        f"{row['spacegroupanalyzer_seconds'] * 1e3:9.1f} ms  ratio {row['time_ratio']:5.2f}x "
+        f"(encoder alone {row['encoder_only_time_ratio']:5.2f}x) | peak RSS v2 "
         f"{'n/a' if v2_peak is None else f'{v2_peak:7.1f}'} MiB, SGA "
         f"{'n/a' if sga_memory is None else f'{sga_memory:7.1f}'} MiB | SG{row['v2_space_group']} "
         f"(SGA {row['spacegroupanalyzer_space_group']}), tokenizer: {outcome}"

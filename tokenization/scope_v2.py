@@ -179,7 +179,7 @@ def encode_v2(
         raise ValueError(f"disorder must be 'encode' or 'raise', got {disorder!r}")
     symprec = searched_tolerance(structure, symprec)
     # Site types: atomic numbers, and one type per distinct mixture of a disordered site (above 118).
-    atomic_numbers, mixtures = site_types(structure, source or describe_source(structure))
+    atomic_numbers, mixtures = site_types(structure, source)  # the structure is described only on failure
     if disorder == "raise" and mixtures:  # at SCOPE's resolution: an occupancy of 0.996 is a full site
         raise DisorderedStructureError(
             "a site is partially occupied or mixed; refused with disorder='raise'",
