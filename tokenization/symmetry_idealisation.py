@@ -56,10 +56,9 @@ STILL_FRACTION = 1e-3
 MATCH_FRACTION = 4.0
 
 #: Most reference atoms (orbits of the rarest types) from which the tolerance-edge search runs spglib, once each. A
-#: crystal with more keeps the group of its first search: the step would cost more than that many spglib searches
-#: of the whole cell. The most among the 6,317 bundled crystals that the quick test flags is 9. A v2 string lists
-#: every orbit, so such a crystal has at least ``MAX_EDGE_REFERENCES + 3`` tokens in any group found from the
-#: first reference.
+#: crystal with more keeps the group of its first search: each reference costs one spglib search of the whole cell,
+#: so without a bound a P1 frame of n atoms would pay n searches per round (O(n^3) time). The most among the 6,317
+#: bundled crystals that the quick test flags is 9.
 MAX_EDGE_REFERENCES = 16
 
 #: Slack of the quick test for a larger group (:func:`_may_gain_symmetry`), as a multiple of ``symprec``. spglib
