@@ -305,3 +305,46 @@ def test_512_atom_frame_and_1024_atom_cell_give_rows_within_a_memory_bound():
     assert small == small_tokenized == "SG221 Cs 0.5 1a Cl 0.5 1b"
     assert frame_tokenized["reason"] == "too_long" and "first symmetry search" in frame_tokenized["message"]
     assert big_tokenized == big
+
+
+def test_pipeline_returns_typed_rows_for_memory_errors_and_crashes(monkeypatch, tmp_path):
+    import torch
+    from transformers import pipeline
+
+    from modeling_cloud import CloudConfig, CloudForPropertyRegression
+
+    tokenizer = CloudTokenizerFast.from_scope_version("v2")
+    torch.manual_seed(0)
+    config = CloudConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        vocab_size=len(tokenizer),
+        scope_version="v2",
+        target_names=["band_gap"],
+    )
+    CloudForPropertyRegression(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    predictor = pipeline("crystal-property", model=str(tmp_path), device="cpu")
+    _fail_on(monkeypatch, 16, MemoryError())
+    results = predictor([rock_salt((2, 1, 1)), rock_salt()], errors="return")
+    assert results[0]["error"]["reason"] == "resource_limit" and results[0]["error"]["source"].startswith(
+        "input 0"
+    )
+    assert results[1]["scope"] == "SG225 Na 0.5 4a Cl 0.5 4b" and results[1]["properties"]
+
+    # An exception that escapes the tokenizer untyped: the pipeline types it itself.
+    real_analyze = type(predictor.tokenizer).analyze
+
+    def crashing_analyze(self, structure, *args, **kwargs):
+        if len(structure) == 16:
+            raise IndexError("index 16 is out of bounds")
+        return real_analyze(self, structure, *args, **kwargs)
+
+    monkeypatch.setattr(type(predictor.tokenizer), "analyze", crashing_analyze)
+    results = predictor([rock_salt((2, 1, 1)), rock_salt()], errors="return")
+    assert results[0]["error"]["reason"] == "internal_error"
+    assert results[0]["error"]["type"] == "InternalEncodingError"
+    assert results[0]["error"]["message"] == "unexpected IndexError: index 16 is out of bounds"
+    assert results[1]["scope"] == "SG225 Na 0.5 4a Cl 0.5 4b"
