@@ -206,11 +206,13 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
         )
 
     def encode_structure(self, structure: Any, source: str | None = None) -> str:
-        """The SCOPE string of ``structure`` with this tokenizer's version and tolerances."""
+        """The SCOPE string of ``structure`` with this tokenizer's version and tolerances (a v2 string too long for
+        ``model_max_length`` raises :class:`ScopeTooLongError` under ``overlength="error"``, as in :meth:`analyze`)."""
         return self.analyze(structure, source=source).get_scope(self.scope_version)
 
     def scope_from_structure(self, structure) -> str:
-        """The SCOPE string of an already validated pymatgen ``Structure`` (skips parsing and validation)."""
+        """The SCOPE string of an already validated pymatgen ``Structure`` (skips parsing and validation; lengths
+        checked as in :meth:`analyze`)."""
         return self.analyze(structure, validated=True).get_scope(self.scope_version)
 
     def as_scope(
