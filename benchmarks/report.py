@@ -222,6 +222,17 @@ def tables(data: dict) -> str:
             "",
         ),
     ]
+    sizes = speed.get("sizes", {})
+    if sizes.get("rows"):
+        rows += [
+            (
+                "`sizes`: worst v2 time / SpacegroupAnalyzer's, 8–1,024 atoms",
+                sizes.get("worst_time_ratio"),
+                2,
+                "",
+            ),
+            ("`sizes`: worst peak RSS of one v2 encoding (MiB)", sizes.get("worst_v2_peak_mib"), 476, ""),
+        ]
     for label, value, goal, unit in rows:
         # "×" marks a speed-up (higher is better); a bare factor is a cost (encode_overhead: lower is better).
         shown = f"{_fmt(value)}{unit if value is not None else ''}"

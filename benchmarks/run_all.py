@@ -6,7 +6,8 @@
     python -m benchmarks --report-only           # rebuild RESULTS.md and the plots from latest.json
 
 Parts: encode, mlm, infer (speed); dielectric_cv (dielectric fold + Cv 300 K + Debye curves), matminer_cv, ablation,
-cli_formation (formation energy through `cloud-crystal finetune`/`predict`); with --only also scaling, cv300_long.
+cli_formation (formation energy through `cloud-crystal finetune`/`predict`); with --only also scaling, cv300_long and
+sizes (time and peak memory of v2 encoding from 8 to 1,024 atoms, `bench_sizes.py`).
 Each part's results carry the date and the command of the run that produced them, because partial runs merge into
 the same file.
 """
@@ -38,9 +39,9 @@ RESULTS_MD = HERE / "RESULTS.md"
 SPEED_PARTS = ("encode", "mlm", "infer")
 ACCURACY_PARTS = ("dielectric_cv", "matminer_cv", "ablation", "cli_formation")
 DEFAULT_PARTS = SPEED_PARTS + ACCURACY_PARTS
-# Studies outside the goals, asked for with --only: scaling (loss against model size and FLOPs, 10 min) and
-# cv300_long (CLOUD-DEBYE from scratch for 15 min).
-ALL_PARTS = DEFAULT_PARTS + ("scaling", "cv300_long")
+# Studies outside the goals, asked for with --only: scaling (loss against model size and FLOPs, 10 min),
+# cv300_long (CLOUD-DEBYE from scratch for 15 min) and sizes (encoding cost against the cell size).
+ALL_PARTS = DEFAULT_PARTS + ("scaling", "cv300_long", "sizes")
 
 
 def machine_info() -> dict:
@@ -154,6 +155,21 @@ def encode_num_proc_scaling(quick: bool) -> dict:
     }
 
 
+def part_sizes(quick: bool) -> dict:
+    """bench_sizes.py in a subprocess (it writes results/sizes.json): v2 encoding against SpacegroupAnalyzer, time
+    and peak memory per structure from 8 to 1,024 atoms (up to 128 with --quick)."""
+    arguments = ["--sizes", "8", "32", "128"] if quick else []
+    data = _json_benchmark("bench_sizes", arguments, RESULTS_DIR / "sizes.json")
+    if "status" in data:
+        return data
+    return {key: value for key, value in data.items() if key != "rows"} | {
+        "rows": [
+            {key: row[key] for key in ("kind", "atoms", "time_ratio", "v2_seconds", "v2_peak_mib")}
+            for row in data["rows"]
+        ]
+    }
+
+
 def part_mlm(quick: bool) -> dict:
     from benchmarks import speed_mlm
 
@@ -250,6 +266,7 @@ PART_KEYS = {
     "matminer_cv": ("accuracy", ["matminer_cv", "matminer_cv_rows"]),
     "ablation": ("accuracy", ["ablation_scope_version"]),
     "scaling": ("scaling", []),
+    "sizes": ("speed", ["sizes"]),
     "cli_formation": ("accuracy", ["cli_formation_energy_mae", "cli_formation"]),
 }
 
@@ -337,6 +354,8 @@ def run_parts(parts: list[str], quick: bool, budget_scale: float, threads: int |
             data["accuracy"]["ablation_scope_version"] = accuracy.run_ablation(budget_scale, previous)
         elif part == "scaling":
             data["scaling"] = scaling.run(budget_scale)
+        elif part == "sizes":
+            data["speed"]["sizes"] = part_sizes(quick)
         elif part == "cli_formation":
             from benchmarks import cli_formation
 

@@ -71,7 +71,7 @@ def failure_row(source: str, error: dict) -> dict:
 def run_encode(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from tokenization import CloudTokenizerFast, ScopeError
+    from tokenization import CloudTokenizerFast, ScopeError, typed_error
     from tokenization.structure_files import iter_structure_inputs
 
     tokenizer = CloudTokenizerFast.from_scope_version(
@@ -90,7 +90,8 @@ def run_encode(args: argparse.Namespace) -> int:
             if isinstance(item, dict) and "scope" in item:
                 scope = item["scope"]  # a table row that already holds a SCOPE string
             else:
-                analyzer = tokenizer.analyze(item, source=source)  # read and validated once
+                # Read and validated once; a string too long for --max-length is refused at its first search.
+                analyzer = tokenizer.analyze(item, source=source, max_length=args.max_length)
                 scope = analyzer.get_scope(args.scope_version)
                 notes = analyzer.reader_notes
             input_ids = tokenizer(scope, truncation=False, max_length=args.max_length)["input_ids"]
@@ -100,6 +101,9 @@ def run_encode(args: argparse.Namespace) -> int:
         except ScopeError as exc:
             failures += 1
             row = failure_row(source, exc.to_dict())
+        except Exception as exc:  # MemoryError, or a bug: a typed row for this input, and the batch goes on
+            failures += 1
+            row = failure_row(source, typed_error(exc, source).to_dict())
         _write_row(row, args.jsonl, lambda row: row["scope"])
     if failures:
         print(f"{failures} of {len(items)} inputs failed to encode", file=sys.stderr)

@@ -119,6 +119,22 @@ def _failure(error: Exception) -> dict[str, Any]:
     }
 
 
+def _unexpected_failure(error: Exception) -> dict[str, Any]:
+    """The failure marker of an exception that no reader or encoder typed, in the shape of the tokenizer's
+    `scope_errors.typed_error` (this file cannot import it): a `MemoryError` is a `ResourceLimitError`
+    (`resource_limit`), anything else an `InternalEncodingError` (`internal_error`) naming the original class."""
+    if isinstance(error, MemoryError):
+        marker = {
+            "reason": "resource_limit",
+            "type": "ResourceLimitError",
+            "message": f"ran out of memory ({error})",
+        }
+    else:
+        message = f"unexpected {type(error).__name__}: {error}"
+        marker = {"reason": "internal_error", "type": "InternalEncodingError", "message": message}
+    return {**marker, "cause": error if torch.utils.data.get_worker_info() is None else None}
+
+
 class CrystalPropertyPipeline(Pipeline):
     """
     Predict crystal properties with a CLOUD checkpoint.
@@ -373,6 +389,9 @@ class CrystalPropertyPipeline(Pipeline):
         except (ValueError, TypeError, OSError, KeyError) as error:
             features["failure"] = _failure(error)
             input_ids = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]  # a placeholder row
+        except Exception as error:  # MemoryError, or a bug: a typed record for this item, the rest go on
+            features["failure"] = _unexpected_failure(error)
+            input_ids = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]
         return {
             "input_ids": torch.tensor([input_ids], dtype=torch.long),
             "attention_mask": torch.ones((1, len(input_ids)), dtype=torch.long),

@@ -33,6 +33,7 @@ from .scope_errors import (
     ScopeError,
     StructureParseError,
     UnknownSpeciesError,
+    typed_error,
 )
 
 #: Two atoms closer than this (in Angstrom) are treated as one duplicated site. The shortest real
@@ -252,6 +253,8 @@ def crystal_sources(path: str | os.PathLike) -> list[tuple[str, Any]]:
             return _file_crystals(path)
     except ScopeError as exc:
         return [(source, exc)]
+    except Exception as exc:  # MemoryError, or a reader's bug: this file's row reports it, the batch goes on
+        return [(source, typed_error(exc, source))]
     return [(source, path)]
 
 
