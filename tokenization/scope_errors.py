@@ -138,3 +138,11 @@ class VacancySiteError(UnknownSpeciesError):
     """
 
     reason = "vacancy_site"
+
+
+class WorkerDiedError(ScopeError):
+    """The worker process handling this item died before it answered: a native library aborted (moyopy's Rust
+    code aborts on a failed allocation; no ``except`` can catch that) or the process was killed. The item gets this
+    error and the batch goes on in a fresh worker."""
+
+    reason = "worker_died"

@@ -129,6 +129,7 @@ def encode_v2(
     angle_tolerance: float = 5.0,
     source: str | None = None,
     disorder: str = "encode",
+    symmetry_backend: str = "spglib",
 ) -> str:
     """Encode a pymatgen ``Structure`` as a canonical SCOPE v2 string.
 
@@ -140,6 +141,9 @@ def encode_v2(
         disorder: ``"encode"`` writes partially occupied and mixed sites in the disorder section (``SCOPE_V2.md``);
             ``"raise"`` refuses them with ``DisorderedStructureError``. Ordered crystals give the same string either
             way.
+        symmetry_backend: ``"spglib"`` (the reference), or ``"moyopy"`` to ask moyopy first and spglib where it
+            gives no answer (``symmetry_search.search_symmetry``). moyopy can abort the process: use it only in
+            worker processes (``benchmarks/RESULTS.md``, "moyopy as the v2 backend").
 
     Returns:
         The v2 string, tokens separated by single spaces.
@@ -185,7 +189,13 @@ def encode_v2(
     # Detect, symmetrise to the group found and detect again until stable (symmetry_idealisation.py).
     try:
         number, wyckoffs, orbits = canonical_symmetry(
-            structure.lattice.matrix, structure.frac_coords, atomic_numbers, symprec, angle_tolerance, source
+            structure.lattice.matrix,
+            structure.frac_coords,
+            atomic_numbers,
+            symprec,
+            angle_tolerance,
+            source,
+            symmetry_backend,
         )
     except SymmetrySearchError as exc:
         if source is None:  # described only on failure
