@@ -209,7 +209,46 @@ def _prediction_summary(row: dict) -> str:
     )
 
 
+def _screen_to_file(args: argparse.Namespace, task: str) -> int:
+    """`predict --output` / `embed`: the screening runner, resumable; a summary line on stderr."""
+    from .screening import ResumeMismatchError, embed_to_file, predict_to_file
+
+    options = dict(
+        disorder=args.disorder, id_column=args.id_column, num_proc=args.num_proc, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, trust_remote_code=args.trust_remote_code,
+    )  # fmt: skip
+    try:
+        if task == "predict":
+            summary = predict_to_file(
+                args.model,
+                args.inputs,
+                args.output,
+                temperatures=args.temperatures,
+                basis=args.basis,
+                **options,
+            )
+        else:
+            summary = embed_to_file(args.model, args.inputs, args.output, **options)
+    except ResumeMismatchError as error:
+        print(f"cloud-crystal {task}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        print(f"cloud-crystal {task}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if summary.already_complete:
+        print(f"{summary.output} is already complete ({summary.rows} rows); nothing to do", file=sys.stderr)
+    else:
+        print(
+            f"{summary.output}: {summary.rows} rows ({summary.failed} failed); computed {summary.computed} in "
+            f"{summary.seconds:.1f} s ({summary.rows_per_second:.1f} rows/s)",
+            file=sys.stderr,
+        )
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
 def run_predict(args: argparse.Namespace) -> int:
+    if args.output:
+        return _screen_to_file(args, "predict")
     from tqdm.auto import tqdm
 
     from tokenization import ScopeError
@@ -268,12 +307,140 @@ def _add_predict(subparsers) -> None:
     )
     _add_disorder_option(parser)
     parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    _add_output_options(parser, required=False)
     parser.add_argument(
         "--jsonl",
         action="store_true",
         help='one JSON line per crystal: {"source","predictions","units"[,"std","basis","temperatures","notes"]} '
         '("std": ensembles\' spread per property) or '
         '{"source","error":{"source","reason","type","message"}}',
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--output",
+        required=required,
+        metavar="FILE",
+        help="write one row per crystal to FILE (.parquet, .jsonl or .csv, by suffix) in input order; the same "
+        "command run again after a kill resumes it",
+    )
+    parser.add_argument(
+        "--num-proc",
+        type=int,
+        default=1,
+        help="with --output: processes that encode structures (1: this one)",
+    )
+    parser.add_argument(
+        "--id-column",
+        default=None,
+        help="with --output: the table column naming rows (default: id, material_id)",
+    )
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    return _screen_to_file(args, "embed")
+
+
+def _add_embed(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "embed",
+        run_embed,
+        "Write the pooled embedding of each crystal (an ensemble: the mean of its members') with a CLOUD checkpoint, "
+        "one row per crystal with the same names as 'predict --output'. The file is an index for 'similar'.",
+        "cloud-crystal embed --model cloud-demo/formation-energy dataset_builders/data/examples --output emb.parquet",
+    )
+    parser.add_argument(
+        "inputs", nargs="+", help="structure files, directories, tables, dumps or hub:ORG/NAME"
+    )
+    parser.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
+    parser.add_argument("--batch-size", type=int, default=32, help="structures per forward pass")
+    parser.add_argument("--chunk-size", type=int, default=256, help="structures per chunk (unit of resuming)")
+    _add_disorder_option(parser)
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    _add_output_options(parser, required=True)
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    import numpy as np
+    from datasets.utils.logging import disable_progress_bar
+
+    from .screening import EmbeddingIndex, MissingExtraError, embed_queries
+
+    disable_progress_bar()  # no bar while the index is built
+    if not args.queries and not args.row:
+        print("cloud-crystal similar: give QUERY files or --row SOURCE", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        index = EmbeddingIndex(args.index)
+    except MissingExtraError as error:
+        print(f"cloud-crystal similar: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, ValueError) as error:
+        print(f"cloud-crystal similar: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    queries: list[tuple[str, np.ndarray | None, dict | None]] = []
+    for source in args.row or []:
+        try:
+            queries.append((source, index.vector(source), None))
+        except KeyError as error:
+            print(f"cloud-crystal similar: {error.args[0]}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.queries:
+        embedded, warning = embed_queries(args.queries, args.model, index, args.trust_remote_code)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+        queries += embedded
+    found = (
+        index.search(np.stack([v for _, v, _ in queries if v is not None]), k=args.k)
+        if any(v is not None for _, v, _ in queries)
+        else []
+    )
+    answers = iter(found)
+    failures = 0
+    for source, vector, failure in queries:
+        if vector is None:
+            failures += 1
+            row = failure_row(source, {"reason": failure["error_reason"], "type": failure["error_type"],
+                                       "message": failure["error_message"]})  # fmt: skip
+            _write_row({"query": source, **row} if args.jsonl else row, args.jsonl, str)
+            continue
+        for neighbour in next(answers):
+            record = {"query": source, **neighbour.to_dict()}
+            if args.jsonl:
+                sys.stdout.write(json.dumps(record) + "\n")
+            else:
+                sys.stdout.write(
+                    f"{source}\t{neighbour.rank}\t{neighbour.source}\t{neighbour.formula}\t"
+                    f"SG{neighbour.space_group}\t{neighbour.distance:.6f}\n"
+                )
+    return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+def _add_similar(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "similar",
+        run_similar,
+        "Find the crystals of an embedding file ('embed') nearest to each query by cosine distance (0 = same "
+        "direction, 2 = opposite). A QUERY is a structure file, embedded with the index's model (or --model); "
+        "--row SOURCE takes a row of the index itself. Needs the optional extra: pip install 'cloud-crystal[faiss]'.",
+        "cloud-crystal similar --index emb.parquet dataset_builders/data/examples/NaCl.cif -k 5 --jsonl",
+    )
+    parser.add_argument("queries", nargs="*", metavar="QUERY", help="structure files to search for")
+    parser.add_argument("--index", required=True, help="a Parquet file written by 'cloud-crystal embed'")
+    parser.add_argument("-k", type=int, default=10, help="neighbours per query")
+    parser.add_argument("--row", action="append", metavar="SOURCE", help="query with the index's row SOURCE")
+    parser.add_argument(
+        "--model", default=None, help="embed the queries with this model (default: the index's)"
+    )
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='one JSON line per neighbour, nearest first: {"query","rank","source","formula","space_group",'
+        '"distance","row"}; a query that failed: {"query","source","error":{...}}',
     )
 
 
@@ -452,6 +619,8 @@ _COMMAND_BUILDERS: list[Callable] = [
     _add_corpus,
     _add_training,
     _add_predict,
+    _add_embed,
+    _add_similar,
     _add_evaluate,
     _add_demo,
 ]

@@ -289,7 +289,25 @@ class CrystalPropertyPipeline(Pipeline):
             batch_size=1,
             collate_fn=no_collate_fn,
         )
-        features = list(reader)
+        outputs = self.forward_features(list(reader), batch_size, forward_params)
+        return PipelineIterator(outputs, self.postprocess, postprocess_params)
+
+    def forward_features(
+        self, features: list[dict[str, Any]], batch_size: int, forward_params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Run the model on items that `preprocess` already encoded, in batches of strings of similar length.
+
+        Args:
+            features: `preprocess` outputs, one per item.
+            batch_size: items per forward pass.
+            forward_params: the `_forward` options (the second dict of `_sanitize_parameters`).
+
+        Returns:
+            One model output per item, in the order of `features`, for `postprocess`. `get_iterator` and the
+            screening runner (`modeling_cloud.screening`, which encodes in its own worker processes) both call it.
+        """
+        if not features:
+            return []
         order = sorted(range(len(features)), key=lambda index: features[index]["input_ids"].shape[-1])
         batches = DataLoader(
             [features[index] for index in order],
@@ -302,7 +320,7 @@ class CrystalPropertyPipeline(Pipeline):
         outputs: list[Any] = [None] * len(features)
         for position, index in enumerate(order):
             outputs[index] = sorted_outputs[position]
-        return PipelineIterator(outputs, self.postprocess, postprocess_params)
+        return outputs
 
     def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
         # A `datasets.Dataset` / `IterableDataset` is not a torch Dataset, so the base `__call__` sees one item; read
