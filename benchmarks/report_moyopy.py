@@ -41,7 +41,7 @@ SYMPREC = 0.01
 ANGLE_TOLERANCE = 5.0  # degrees, SCOPE's default (pymatgen's SpacegroupAnalyzer)
 STEPS = ("spglib", "v2_spglib", "moyopy_default", "moyopy", "v2_moyopy")
 #: Longest wait (s) for one step before the worker is treated as hung and killed.
-STEP_TIMEOUT = 300.0
+STEP_TIMEOUT = 60.0
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------------
@@ -196,8 +196,11 @@ def compare(rows: list[dict]) -> dict:
     """Counts of agreement per input set and in all, and the summed time of each step."""
 
     def group(r, step):
-        return r[step].get("number")
+        return r.get(step, {}).get("number")
 
+    for r in rows:
+        for step in STEPS:
+            r.setdefault(step, {"error": "not run"})
     summary: dict = {}
     for set_name in ["all", *sorted({r["set"] for r in rows})]:
         chosen = [r for r in rows if set_name == "all" or r["set"] == set_name]
@@ -296,6 +299,8 @@ def main(argv: list[str] | None = None) -> dict:
                 print(f"{k} items, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     finally:
         worker.close()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"rows": rows}))  # kept even if the summary below fails
     summary = compare(rows)
     result = {
         "moyopy_version": moyopy.__version__,

@@ -88,12 +88,21 @@ class ModelSpec:
         return Screener(pipeline, task=self.task, batch_size=self.batch_size, model_name=name, **self.options)
 
 
-_ENCODERS: dict[int, Screener] = {}
+_ENCODERS: dict[tuple, Screener] = {}
 
 
 def _encoder(spec: ModelSpec) -> Screener:
-    """One encoder per worker process and spec (Ray reuses worker processes across tasks)."""
-    key = id(spec) if not isinstance(spec.model, (str, Path)) else hash((str(spec.model), spec.task))
+    """One encoder per worker process and spec (Ray reuses worker processes across tasks); a loaded pipeline
+    arrives with each task's arguments and is used as it is."""
+    if not isinstance(spec.model, (str, Path)):
+        return spec.build()
+    key = (
+        str(spec.model),
+        spec.trust_remote_code,
+        spec.task,
+        spec.batch_size,
+        repr(sorted(spec.options.items())),
+    )
     if key not in _ENCODERS:
         import torch
 
