@@ -94,6 +94,9 @@ _ENCODERS: dict[tuple, Screener] = {}
 def _encoder(spec: ModelSpec) -> Screener:
     """One encoder per worker process and spec (Ray reuses worker processes across tasks); a loaded pipeline
     arrives with each task's arguments and is used as it is."""
+    import torch
+
+    torch.set_num_threads(1)  # encoding is Python and spglib
     if not isinstance(spec.model, (str, Path)):
         return spec.build()
     key = (
@@ -104,9 +107,6 @@ def _encoder(spec: ModelSpec) -> Screener:
         repr(sorted(spec.options.items())),
     )
     if key not in _ENCODERS:
-        import torch
-
-        torch.set_num_threads(1)  # encoding is Python and spglib
         _ENCODERS[key] = spec.build()
     return _ENCODERS[key]
 
