@@ -301,26 +301,38 @@ def main(argv: list[str] | None = None) -> dict:
         worker.close()
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"rows": rows}))  # kept even if the summary below fails
-    summary = compare(rows)
-    result = {
-        "moyopy_version": moyopy.__version__,
-        "spglib_version": __import__("spglib").__version__,
-        "symprec": SYMPREC,
-        "angle_tolerance_degrees": ANGLE_TOLERANCE,
-        "angle_tolerance_radians": math.radians(ANGLE_TOLERANCE),
-        "wall_seconds": round(time.perf_counter() - start, 1),
-        "summary": summary,
-        "rows": rows,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
+    result = summarise(rows, moyopy.__version__, time.perf_counter() - start)
     args.json.write_text(json.dumps(result, indent=1))
-    print(markdown(summary))
-    for name, s in summary.items():
+    print(markdown(result["summary"]))
+    for name, s in result["summary"].items():
         for entry in s["v2_differs"][:20]:
             print(f"v2 differs [{name}] {entry}")
         if s["worker_died"]:
             print(f"worker died [{name}]: {s['worker_died']}")
     return result
+
+
+def summarise(rows: list[dict], moyopy_version: str, wall_seconds: float) -> dict:
+    """The file written: versions, tolerances, the summary per set, and the rows of the items where the two
+    backends differ in anything (group, Wyckoff letters, v2 string) or a worker died."""
+    summary = compare(rows)
+    interesting = [
+        r
+        for r in rows
+        if "worker_died" in r
+        or r["spglib"].get("number") != r["moyopy"].get("number")
+        or r["v2_spglib"].get("scope") != r["v2_moyopy"].get("scope")
+    ]
+    return {
+        "moyopy_version": moyopy_version,
+        "spglib_version": __import__("spglib").__version__,
+        "symprec": SYMPREC,
+        "angle_tolerance_degrees": ANGLE_TOLERANCE,
+        "angle_tolerance_radians": math.radians(ANGLE_TOLERANCE),
+        "wall_seconds": round(wall_seconds, 1),
+        "summary": summary,
+        "rows_that_differ": interesting,
+    }
 
 
 if __name__ == "__main__":

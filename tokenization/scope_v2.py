@@ -141,9 +141,11 @@ def encode_v2(
         disorder: ``"encode"`` writes partially occupied and mixed sites in the disorder section (``SCOPE_V2.md``);
             ``"raise"`` refuses them with ``DisorderedStructureError``. Ordered crystals give the same string either
             way.
-        symmetry_backend: ``"spglib"`` (the reference), or ``"moyopy"`` to ask moyopy first and spglib where it
-            gives no answer (``symmetry_search.search_symmetry``). moyopy can abort the process: use it only in
-            worker processes (``benchmarks/RESULTS.md``, "moyopy as the v2 backend").
+        symmetry_backend: ``"spglib"``, the v2 backend. ``"moyopy"`` (moyopy first, spglib where it gives no
+            answer or the check fails; ``symmetry_search.search_symmetry``) exists to re-run the measurement
+            ``benchmarks/report_moyopy.py``: it is not string-identical (1 of the 6,317 bundled crystals differs),
+            it hangs or aborts the process on 4 of them (worker processes only), and it encodes only 1.7x faster
+            (``benchmarks/RESULTS.md``, "moyopy as the v2 backend"). Do not encode data with it.
 
     Returns:
         The v2 string, tokens separated by single spaces.
