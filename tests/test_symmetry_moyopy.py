@@ -136,6 +136,9 @@ def test_margin_check_refuses_operations_at_the_tolerance_edge():
 
 
 def _abort():
+    import faulthandler
+
+    faulthandler.disable()  # pytest's handler, inherited by the fork, would print the module list to stderr
     os.abort()
 
 
