@@ -287,7 +287,7 @@ def run_screening_ray(
                 _ModelActor,
                 batch_size=1,
                 fn_constructor_kwargs={"spec": spec, "device": "cuda" if gpus else None},
-                concurrency=actors,
+                compute=ray.data.ActorPoolStrategy(size=actors),
                 num_gpus=1 if gpus else 0,
                 num_cpus=0 if gpus else 1,
             )
