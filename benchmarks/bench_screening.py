@@ -220,7 +220,9 @@ def projection(encode_rate: float, scaling_ratio: float, model_rates: dict) -> d
     efficiency = min(1.0, scaling_ratio / 2)
     encode_per_core = encode_rate * efficiency
     out = {
-        "assumptions": projection.__doc__.split("Assumptions (stated in the output): ")[1].split("\n\n")[0],
+        "assumptions": " ".join(
+            projection.__doc__.split("Assumptions (stated in the output): ")[1].split("\n\n")[0].split()
+        ),
         "encode_structures_per_second_per_process": encode_rate,
         "scaling_efficiency": efficiency,
         "models": {},
