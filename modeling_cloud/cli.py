@@ -146,11 +146,12 @@ def _add_encode(subparsers) -> None:
 
 
 # -- predict ------------------------------------------------------------------------------------------------------
-def load_property_pipeline(model: str, trust_remote_code: bool = False):
+def load_property_pipeline(model: str, trust_remote_code: bool = False, device=None):
     """``pipeline("crystal-property")`` for a checkpoint folder or Hub repo.
 
     Without ``trust_remote_code`` the installed package's classes are used, whatever code the checkpoint carries
     (a checkpoint that lists ``custom_pipelines`` would otherwise make transformers insist on its own copy).
+    ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) is where the model runs; ``None`` leaves it where it loads.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
     from transformers.utils import logging as transformers_logging
@@ -159,11 +160,13 @@ def load_property_pipeline(model: str, trust_remote_code: bool = False):
 
     transformers_logging.disable_progress_bar()  # no bar per weights file on a command line
 
+    placement = {"device": device} if device is not None else {}
     if trust_remote_code:
-        return pipeline("crystal-property", model=model, trust_remote_code=True)
+        return pipeline("crystal-property", model=model, trust_remote_code=True, **placement)
     return CrystalPropertyPipeline(
         model=AutoModelForSequenceClassification.from_pretrained(model),
         tokenizer=AutoTokenizer.from_pretrained(model),
+        **placement,
     )
 
 
@@ -215,14 +218,17 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
 
     options = dict(
         disorder=args.disorder, id_column=args.id_column, num_proc=args.num_proc, batch_size=args.batch_size,
-        chunk_size=args.chunk_size, trust_remote_code=args.trust_remote_code,
+        chunk_size=args.chunk_size, trust_remote_code=args.trust_remote_code, device=args.device,
     )  # fmt: skip
     try:
         if args.ray is not None:  # the same file as a Ray Data job
             from .screening.ray_job import screen_with_ray
 
-            ray_options = {"temperatures": args.temperatures, "basis": args.basis} if task == "predict" else {}
+            ray_options = (
+                {"temperatures": args.temperatures, "basis": args.basis} if task == "predict" else {}
+            )
             options.pop("num_proc")
+            options.pop("device")  # Ray places the model: one actor per GPU of the cluster, else on CPUs
             summary = screen_with_ray(
                 task, args.model, args.inputs, args.output, address=args.ray or None, **options, **ray_options
             )
@@ -257,6 +263,12 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     if args.output:
         return _screen_to_file(args, "predict")
+    if args.num_proc != 1 or args.id_column is not None or args.device is not None:
+        print(
+            "cloud-crystal predict: --num-proc, --id-column and --device go with --output FILE",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     from tqdm.auto import tqdm
 
     from tokenization import ScopeError
@@ -353,6 +365,11 @@ def _add_output_options(parser: argparse.ArgumentParser, required: bool) -> None
         help="with --output: run as a Ray Data job (extra 'ray') on the cluster at ADDRESS ('auto', host:6379, "
         "ray://host:10001), or on a local Ray without ADDRESS; the same file, resumed the same way",
     )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="with --output: where the model runs, e.g. cpu, cuda:1 (default: cuda if any)",
+    )
 
 
 def run_embed(args: argparse.Namespace) -> int:
@@ -380,59 +397,40 @@ def _add_embed(subparsers) -> None:
 
 
 def run_similar(args: argparse.Namespace) -> int:
-    import numpy as np
     from datasets.utils.logging import disable_progress_bar
 
-    from .screening import EmbeddingIndex, MissingExtraError, embed_queries
+    from .screening import MissingExtraError, find_similar
 
     disable_progress_bar()  # no bar while the index is built
     if not args.queries and not args.row:
         print("cloud-crystal similar: give QUERY files or --row SOURCE", file=sys.stderr)
         return EXIT_USAGE
     try:
-        index = EmbeddingIndex(args.index)
-    except MissingExtraError as error:
+        answers, warning = find_similar(
+            args.index, args.queries, args.row or [], k=args.k, model=args.model,
+            trust_remote_code=args.trust_remote_code,
+        )  # fmt: skip
+    except KeyError as error:
+        print(f"cloud-crystal similar: {error.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MissingExtraError, OSError, ValueError) as error:
         print(f"cloud-crystal similar: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except (OSError, ValueError) as error:
-        print(f"cloud-crystal similar: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    queries: list[tuple[str, np.ndarray | None, dict | None]] = []
-    for source in args.row or []:
-        try:
-            queries.append((source, index.vector(source), None))
-        except KeyError as error:
-            print(f"cloud-crystal similar: {error.args[0]}", file=sys.stderr)
-            return EXIT_USAGE
-    if args.queries:
-        embedded, warning = embed_queries(args.queries, args.model, index, args.trust_remote_code)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-        queries += embedded
-    found = (
-        index.search(np.stack([v for _, v, _ in queries if v is not None]), k=args.k)
-        if any(v is not None for _, v, _ in queries)
-        else []
-    )
-    answers = iter(found)
-    failures = 0
-    for source, vector, failure in queries:
-        if vector is None:
-            failures += 1
-            row = failure_row(source, {"reason": failure["error_reason"], "type": failure["error_type"],
-                                       "message": failure["error_message"]})  # fmt: skip
-            _write_row({"query": source, **row} if args.jsonl else row, args.jsonl, str)
-            continue
-        for neighbour in next(answers):
-            record = {"query": source, **neighbour.to_dict()}
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    for answer in answers:
+        if answer.error is not None:
+            row = {"query": answer.query, **failure_row(answer.query, answer.error)}
+            _write_row(row, args.jsonl, str)
+        for neighbour in answer.neighbours:
             if args.jsonl:
-                sys.stdout.write(json.dumps(record) + "\n")
+                sys.stdout.write(json.dumps({"query": answer.query, **neighbour.to_dict()}) + "\n")
             else:
                 sys.stdout.write(
-                    f"{source}\t{neighbour.rank}\t{neighbour.source}\t{neighbour.formula}\t"
+                    f"{answer.query}\t{neighbour.rank}\t{neighbour.source}\t{neighbour.formula}\t"
                     f"SG{neighbour.space_group}\t{neighbour.distance:.6f}\n"
                 )
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+    return EXIT_SOME_FAILED if any(answer.error for answer in answers) else EXIT_OK
 
 
 def _add_similar(subparsers) -> None:
@@ -448,9 +446,11 @@ def _add_similar(subparsers) -> None:
     parser.add_argument("queries", nargs="*", metavar="QUERY", help="structure files to search for")
     parser.add_argument("--index", required=True, help="a Parquet file written by 'cloud-crystal embed'")
     parser.add_argument("-k", type=int, default=10, help="neighbours per query")
-    parser.add_argument("--row", action="append", metavar="SOURCE", help="query with the index's row SOURCE")
     parser.add_argument(
-        "--model", default=None, help="embed the queries with this model (default: the index's)"
+        "--row", action="append", metavar="SOURCE", help="query with the index's row SOURCE (repeatable)"
+    )
+    parser.add_argument(
+        "--model", default=None, help="embed the queries with this model instead of the one the index records"
     )
     parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
     parser.add_argument(

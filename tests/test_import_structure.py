@@ -126,6 +126,8 @@ TRAINING_COMMANDS = ("pretrain", "finetune", "train-debye")
         None,
         "encode",
         "predict",
+        "embed",
+        "similar",
         "evaluate",
         "demo",
         "push",

@@ -38,6 +38,8 @@ _EXPORTS = {
     "EmbeddingIndex": ".embeddings",
     "MissingExtraError": ".embeddings",
     "Neighbour": ".embeddings",
+    "SimilarCrystals": ".embeddings",
+    "find_similar": ".embeddings",
     "embed_queries": ".embeddings",
     "require_faiss": ".embeddings",
 }

@@ -25,7 +25,15 @@ import numpy as np
 from .runner import pooled_embedding
 from .writers import read_metadata
 
-__all__ = ["EmbeddingIndex", "MissingExtraError", "Neighbour", "pooled_embedding", "require_faiss"]
+__all__ = [
+    "EmbeddingIndex",
+    "MissingExtraError",
+    "Neighbour",
+    "SimilarCrystals",
+    "find_similar",
+    "pooled_embedding",
+    "require_faiss",
+]
 
 #: The optional extra that provides FAISS.
 FAISS_EXTRA = "faiss"
@@ -100,7 +108,9 @@ class EmbeddingIndex:
         faiss = require_faiss()
         self.path = Path(path)
         self.metadata = read_metadata(self.path) or {}
-        table = pq.read_table(self.path, columns=None)
+        names = pq.read_schema(self.path).names
+        wanted = [name for name in ("source", "formula", "space_group", "embedding") if name in names]
+        table = pq.read_table(self.path, columns=wanted)  # not the SCOPE strings, notes or errors
         if "embedding" not in table.column_names:
             raise ValueError(f"{self.path}: no 'embedding' column; write one with `cloud-crystal embed`")
         positions = np.flatnonzero(pc.is_valid(table.column("embedding")).to_numpy(zero_copy_only=False))
@@ -110,7 +120,7 @@ class EmbeddingIndex:
         embeddings = table.column("embedding").combine_chunks()
         self.dimension = embeddings.type.list_size
         self._vectors = (
-            embeddings.values.to_numpy().astype(np.float32, copy=False).reshape(-1, self.dimension)
+            embeddings.flatten().to_numpy().astype(np.float32, copy=False).reshape(-1, self.dimension)
         )
         self._norms = np.linalg.norm(self._vectors.astype(np.float64), axis=1)
         self.rows = datasets.Dataset(
@@ -222,3 +232,62 @@ def embed_queries(
         else:
             embedded.append((row["source"], np.asarray(row["embedding"], dtype=np.float32), None))
     return embedded, warning
+
+
+@dataclass
+class SimilarCrystals:
+    """The answer to one query of [`find_similar`].
+
+    Attributes:
+        query (`str`): the query's name (`--row SOURCE`, or the crystal's name in a structure file).
+        neighbours (`list[Neighbour]`): nearest first; empty when the query failed.
+        error (`dict`, *optional*): the failure record `{"source", "reason", "type", "message"}` of a query crystal
+            that could not be embedded.
+    """
+
+    query: str
+    neighbours: list[Neighbour]
+    error: dict | None = None
+
+
+def find_similar(
+    index: EmbeddingIndex | str | Path,
+    queries: list[str] = (),
+    rows: list[str] = (),
+    k: int = 10,
+    model: str | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[list[SimilarCrystals], str | None]:
+    """`cloud-crystal similar`: the `k` nearest crystals of `index` to each query.
+
+    Args:
+        index: an [`EmbeddingIndex`] or the path of an `embed` Parquet file.
+        queries: structure files (every crystal of each is a query), embedded with `model` or the index's model.
+        rows: names of the index's own rows to use as queries (the first row of each name).
+        k: neighbours per query.
+
+    Returns:
+        `(answers, warning)`: one [`SimilarCrystals`] per query (rows first, then the files' crystals), and a
+        warning when `model` is not the one the index was made with.
+
+    Raises:
+        KeyError: a name in `rows` that the index does not hold.
+        MissingExtraError: faiss is not installed.
+    """
+    index = index if isinstance(index, EmbeddingIndex) else EmbeddingIndex(index)
+    named: list[tuple[str, np.ndarray | None, dict | None]] = [(row, index.vector(row), None) for row in rows]
+    warning = None
+    if queries:
+        embedded, warning = embed_queries(list(queries), model, index, trust_remote_code)
+        named += embedded
+    vectors = [vector for _, vector, _ in named if vector is not None]
+    found = iter(index.search(np.stack(vectors), k=k) if vectors else [])
+    answers = []
+    for source, vector, failure in named:
+        if vector is None:
+            error = {"source": source, "reason": failure["error_reason"], "type": failure["error_type"],
+                     "message": failure["error_message"]}  # fmt: skip
+            answers.append(SimilarCrystals(source, [], error))
+        else:
+            answers.append(SimilarCrystals(source, next(found)))
+    return answers, warning

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ HUB_PREFIX = "hub:"
 #: Columns that name a table row, in order of preference (`--id-column` comes first).
 ID_COLUMNS = ("id", "material_id")
 #: Extra keys that name a dump record (Materials Project summary docs, Alexandria `ComputedStructureEntry`).
-_DUMP_ID_KEYS = ("material_id", "entry_id", "mat_id", "id")
+_DUMP_ID_KEYS = (*ID_COLUMNS, "entry_id", "mat_id")
 #: The columns a table reader needs besides the ids (the rest of a wide table is never read).
 _INPUT_COLUMNS = ("structure", "cif", "poscar", "scope", "n_atoms", "formula")
 _COMPRESSED = (".gz", ".bz2", ".xz")
@@ -119,9 +120,10 @@ def _table_columns(
 
 
 def _table_rows(path: Path, id_column: str | None, skip: int) -> Iterator[tuple[str, Any]]:
-    """`(name, input)` per row of a Parquet or CSV table, in record batches; the first `skip` rows are passed over
-    without being decoded (whole batches where they can be)."""
+    """`(name, input)` per row of a Parquet or CSV table, in record batches. The first `skip` rows give
+    `(name, None)`: only their id columns are read (a Parquet batch of skipped rows is never decoded)."""
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     name = str(path)
@@ -132,7 +134,7 @@ def _table_rows(path: Path, id_column: str | None, skip: int) -> Iterator[tuple[
             if isinstance(columns, Exception):
                 yield name, columns
                 return
-            batches = (batch.to_pandas() for batch in parquet.iter_batches(TABLE_BATCH_ROWS, columns=columns))
+            batches = parquet.iter_batches(TABLE_BATCH_ROWS, columns=columns)
         else:
             header = pd.read_csv(path, nrows=0).columns
             columns = _table_columns(list(header), path, id_column)
@@ -140,32 +142,30 @@ def _table_rows(path: Path, id_column: str | None, skip: int) -> Iterator[tuple[
                 yield name, columns
                 return
             batches = pd.read_csv(
-                path,
-                usecols=columns,
-                chunksize=TABLE_BATCH_ROWS,
+                path, usecols=columns, chunksize=TABLE_BATCH_ROWS,
                 dtype={c: str for c in columns if c != "n_atoms"},
-            )
+            )  # fmt: skip
+        id_names = [c for c in columns if c in ([id_column] if id_column else ID_COLUMNS)]
         offset = 0
-        for frame in batches:
-            rows = len(frame)
-            if offset + rows <= skip:
-                yield from ((f"{name}#{offset + i}", None) for i in range(rows))  # passed over, not decoded
-                offset += rows
-                continue
-            for index, record in enumerate(frame.to_dict(orient="records")):
-                row_number = offset + index
-                if row_number < skip:
-                    yield f"{name}#{row_number}", None
-                    continue
-                record = {key: _clean(value) for key, value in record.items()}
-                source = f"{name}#{row_number}"
-                yield _record_id(record, id_column, dump=False) or source, _record_input(record, source)
+        for batch in batches:
+            rows = len(batch)
+            # Names from the id columns alone, read the same way for skipped and computed rows.
+            ids = {c: (batch.column(c).to_pylist() if isinstance(batch, pa.RecordBatch) else list(batch[c]))
+                   for c in id_names}  # fmt: skip
+            names = [
+                _record_id({c: values[index] for c, values in ids.items()}, id_column, dump=False)
+                or f"{name}#{offset + index}"
+                for index in range(rows)
+            ]
+            skipped = min(rows, max(0, skip - offset))
+            yield from ((names[index], None) for index in range(skipped))
+            if skipped < rows:
+                frame = batch.to_pandas() if isinstance(batch, pa.RecordBatch) else batch
+                for index, record in enumerate(frame.iloc[skipped:].to_dict(orient="records"), start=skipped):
+                    record = {key: _clean(value) for key, value in record.items()}
+                    yield names[index], _record_input(record, f"{name}#{offset + index}")
             offset += rows
-    except (
-        OSError,
-        ValueError,
-        UnicodeDecodeError,
-    ) as error:  # pyarrow's errors are OSError/ValueError subclasses
+    except (OSError, ValueError, UnicodeDecodeError) as error:  # pyarrow's errors subclass OSError/ValueError
         yield name, StructureParseError(f"unreadable table ({type(error).__name__}: {error})", name)
 
 
@@ -224,31 +224,47 @@ def _kind(path: Path) -> str:
     return "structure"
 
 
-def _folder_files(folder: Path) -> list[Path]:
+def _wanted(path: Path) -> bool:
+    return is_structure_file(path) or _kind(path) in ("table", "jsonl", "json")
+
+
+def _walk_sorted(folder: Path) -> Iterator[Path]:
+    """The files below `folder` in `sorted(folder.rglob("*"))` order (paths compare by their parts, so this is a
+    walk with each folder's entries sorted by name), holding one folder listing in memory at a time."""
+    try:
+        with os.scandir(folder) as listing:
+            keyed = sorted((entry.name, entry) for entry in listing)
+    except OSError:
+        return
+    for _, entry in keyed:
+        if entry.name.startswith("."):
+            continue  # hidden files and folders (.git, editors' files)
+        if entry.is_dir():
+            yield from _walk_sorted(Path(entry.path))
+        elif entry.is_file():
+            yield Path(entry.path)
+
+
+def _folder_files(folder: Path) -> Iterator[Path]:
+    """The input files of a folder, searched recursively in path order; a `cloud-crystal corpus` output folder gives
+    its shards only (not `failures.jsonl` or the card)."""
     shards = sorted(folder.glob(_CORPUS_SHARD))
-    if shards:  # a `cloud-crystal corpus` output folder: its shards, not failures.jsonl or the card
-        return shards
-    return sorted(
-        path
-        for path in folder.rglob("*")
-        if path.is_file()
-        and (is_structure_file(path) or _kind(path) in ("table", "jsonl", "json"))
-        and not path.name.startswith(".")
-    )
+    if shards:
+        yield from shards
+        return
+    yield from (path for path in _walk_sorted(folder) if _wanted(path))
 
 
 def _hub_rows(spec: str, id_column: str | None, skip: int) -> Iterator[tuple[str, Any]]:
+    """Rows of a Hub dataset's `train` split, streamed; the first `skip` rows are read for their names only."""
     import datasets
 
-    repo = spec.removeprefix(HUB_PREFIX)
-    stream = datasets.load_dataset(repo, split="train", streaming=True)
-    if skip:
-        yield from ((f"{spec}#{index}", None) for index in range(skip))
-        stream = stream.skip(skip)
-    for index, record in enumerate(stream, start=skip):
+    stream = datasets.load_dataset(spec.removeprefix(HUB_PREFIX), split="train", streaming=True)
+    for index, record in enumerate(stream):
         record = {key: _clean(value) for key, value in record.items()}
         source = f"{spec}#{index}"
-        yield _record_id(record, id_column, dump=False) or source, _record_input(record, source)
+        name = _record_id(record, id_column, dump=False) or source
+        yield name, None if index < skip else _record_input(record, source)
 
 
 def _named_inputs(raw: str | Path, id_column: str | None, skip: int) -> Iterator[tuple[str, Any]]:
@@ -258,14 +274,16 @@ def _named_inputs(raw: str | Path, id_column: str | None, skip: int) -> Iterator
         return
     path = Path(raw)
     if path.is_dir():
-        files = _folder_files(path)
-        if not files:
+        given = 0
+        for file in _folder_files(path):
+            for named in _named_inputs(file, id_column, max(0, skip - given)):
+                given += 1
+                yield named
+        if given == 0:
             yield (
                 str(path),
                 StructureParseError("folder holds no structure files, tables or dumps", str(path)),
             )
-        for file in files:
-            yield from _named_inputs(file, id_column, 0)
         return
     if not path.exists():
         yield str(path), StructureParseError("no such file or folder", str(path))
@@ -289,8 +307,9 @@ def iter_inputs(
     Args:
         inputs: paths (files, folders) and `hub:ORG/NAME` datasets, as on the command line.
         id_column: the column (or record key) that names a row; default `id`, else `material_id`.
-        skip: pass over the first `skip` crystals cheaply (a resumed run): Parquet batches are not decoded.
-            Skipped positions are still yielded, with `item=None`, so positions stay those of a full run.
+        skip: pass over the first `skip` crystals cheaply (a resumed run): their items are `None` and not read
+            (a Parquet batch of skipped rows is not decoded, only its id columns), but they are still yielded
+            with their positions and names, as in a full run.
 
     Cost: time linear in the number of crystals; memory bounded by one record batch (1,024 rows) of a table, or
     one JSON document for `.json` files.

@@ -73,18 +73,19 @@ class ModelSpec:
         self.options = options
 
     def build(self, device: str | None = None) -> Screener:
+        """This worker's screener, with the model on `device` (`None`: where it loads, the CPU)."""
         if isinstance(self.model, (str, Path)):
             from ..cli import load_property_pipeline
 
-            pipeline = load_property_pipeline(str(self.model), trust_remote_code=self.trust_remote_code)
             name = str(self.model)
+            pipeline = load_property_pipeline(name, trust_remote_code=self.trust_remote_code, device=device)
         else:
             pipeline, name = self.model, None
-        if device is not None:
-            import torch
+            if device is not None:
+                import torch
 
-            pipeline.model.to(device)
-            pipeline.device = torch.device(device)
+                pipeline.model.to(device)
+                pipeline.device = torch.device(device)
         return Screener(pipeline, task=self.task, batch_size=self.batch_size, model_name=name, **self.options)
 
 

@@ -1,7 +1,7 @@
 # Copyright 2026 the cloud-crystal developers. MIT licence.
 """The screening loop: stream inputs -> encode (in worker processes) -> model on encoded batches -> rows -> file.
 
-[`Screener`] turns crystals into output rows with one `crystal-property` pipeline, in three steps that any driver can
+[`Screener`] turns crystals into output rows with one `crystal-property` pipeline, in two steps that any driver can
 call (this module's loop, and the Ray path): `encode` (the pipeline's `preprocess`: read, validate, symmetry, SCOPE,
 token ids; plain picklable values out), `rows` (the pipeline's `forward_features` and `postprocess` on a chunk of
 encoded crystals, then one flat row per crystal). The pipeline stays the one place where a crystal becomes a
@@ -9,9 +9,12 @@ prediction; this module only schedules it and lays out the rows.
 
 [`run_screening`] is the loop behind `cloud-crystal predict --output` and `cloud-crystal embed`:
 
-- inputs are streamed ([`iter_inputs`]) in chunks of `chunk_size` consecutive positions;
+- inputs are streamed ([`iter_inputs`]) in chunks: the positions of the aligned blocks `[k * chunk_size,
+  (k + 1) * chunk_size)` not written yet, so a resumed run forms the same batches as an uninterrupted one;
 - with `num_proc` N > 1, N forked worker processes encode the chunks (at most 2N chunks in flight) while the main
-  process runs the model on the chunks already encoded; with N = 1 everything runs in the calling process;
+  process runs the model on the chunks already encoded; a crystal that kills its worker (a crash in a native
+  library) becomes a `worker_died` row and the run goes on. With N = 1 everything runs in the calling process
+  (where such a crash ends the run; run again to resume);
 - rows are written in input order, one part per chunk ([`ScreeningOutput`]), so a run killed at any moment resumes
   where it stopped, and memory stays flat in the number of inputs (a few chunks are held at once);
 - a progress bar (tqdm, on stderr) shows the rate and, when the number of inputs is cheap to count, the ETA.
@@ -36,8 +39,10 @@ from __future__ import annotations
 import collections
 import hashlib
 import multiprocessing
+import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -47,6 +52,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..scope_defaults import DEFAULT_DISORDER
 from .inputs import InputItem, count_inputs, iter_inputs
 from .writers import ResumeMismatchError, ScreeningOutput
 
@@ -170,15 +176,13 @@ class Screener:
             model_name or getattr(self.config, "_name_or_path", None) or type(pipeline.model).__name__
         )
         self.basis = basis
-        self.disorder = disorder
+        self.disorder = disorder or DEFAULT_DISORDER  # spelled out, so the API and the CLI make the same run
         self.temperatures = (
             [float(t) for t in (temperatures or self.config.debye_temperatures)]
             if pipeline.is_debye
             else None
         )
-        options: dict[str, Any] = {"errors": "return"}
-        if disorder is not None:
-            options["disorder"] = disorder
+        options: dict[str, Any] = {"errors": "return", "disorder": self.disorder}
         if pipeline.is_debye:
             options["basis"] = basis
             options["temperatures"] = self.temperatures
@@ -259,6 +263,14 @@ class Screener:
             features["failure"] = {**features["failure"], "cause": None}
         return {key: value.numpy() if hasattr(value, "numpy") else value for key, value in features.items()}
 
+    def failed_features(self, reason: str, error_type: str, message: str) -> dict[str, Any]:
+        """What `encode` returns for a crystal that could not be encoded outside the pipeline's own checks (a dead
+        encoding process): `rows` turns it into a failure row with this reason, type and message."""
+        # The pipeline's own features of an item it refuses (an exception in place of a crystal), then this failure.
+        features = self.encode(ValueError(message))
+        features["failure"] = {"reason": reason, "type": error_type, "message": message, "cause": None}
+        return features
+
     def encode_chunk(self, items: Sequence[InputItem]) -> list[dict[str, Any] | None]:
         """`encode` for each item that holds a crystal; `None` for an item that is already an error."""
         return [None if isinstance(item.item, Exception) else self.encode(item.item) for item in items]
@@ -281,7 +293,7 @@ class Screener:
         rows = []
         for item, one in zip(items, encoded, strict=True):
             if one is None:
-                result = {"error": item.item.to_dict(item.source)}
+                result = {"error": _failure_record(item.item, item.source)}
             else:
                 result = self.pipeline.postprocess(next(outputs), **postprocess_params)
             rows.append(self.row(item.source, result))
@@ -350,26 +362,127 @@ class ScreeningSummary:
         return {**asdict(self), "rows_per_second": round(self.rows_per_second, 2)}
 
 
+def _failure_record(error: Exception, source: str) -> dict:
+    """The failure record of an input that was an error before it reached the pipeline (a `ScopeError` gives its
+    own; any other error the pipeline's generic reason)."""
+    if hasattr(error, "to_dict"):
+        return error.to_dict(source)
+    from ..pipeline_crystal_property import GENERIC_REASON
+
+    return {"source": source, "reason": GENERIC_REASON, "type": type(error).__name__, "message": str(error)}
+
+
 # -- worker processes --------------------------------------------------------------------------------------------
 _WORKER_SCREENER: Screener | None = None
+#: The reason code of a crystal whose encoding process died (a crash in a native library, say).
+WORKER_DIED = "worker_died"
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     import torch
 
-    torch.set_num_threads(
-        1
-    )  # encoding is Python and spglib; leave the cores to the other workers and the model
+    # Encoding is Python and spglib: leave the cores to the other workers and the model.
+    torch.set_num_threads(1)
+    # A parent killed with SIGKILL cannot stop its workers, and a forked worker may hold both ends of its task pipe
+    # (so it would wait forever): each worker leaves on its own once its parent is gone.
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _worker_encode(items: list[InputItem]) -> list[dict[str, Any] | None]:
     return _WORKER_SCREENER.encode_chunk(items)
 
 
+def _encode_in_child(connection, item: InputItem) -> None:
+    connection.send(_WORKER_SCREENER.encode_chunk([item])[0])
+    connection.close()
+
+
+def _encode_isolated(screener: Screener, items: Sequence[InputItem]) -> list[dict[str, Any] | None]:
+    """Encode each item in its own forked process (after a worker died on one of them): an item whose process dies
+    gets a `worker_died` failure, and the others their features. About a fork per item: used for such chunks only."""
+    context = multiprocessing.get_context("fork")
+    encoded = []
+    for item in items:
+        if isinstance(item.item, Exception):
+            encoded.append(None)
+            continue
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(target=_encode_in_child, args=(sender, item), daemon=True)
+        process.start()
+        sender.close()
+        try:
+            features = receiver.recv()
+        except EOFError:  # the process died before it could answer
+            features = None
+        process.join()
+        receiver.close()
+        if features is None:
+            features = screener.failed_features(
+                WORKER_DIED, "WorkerDiedError",
+                f"the encoding process died (exit code {process.exitcode}) on this crystal",
+            )  # fmt: skip
+        encoded.append(features)
+    return encoded
+
+
+class _EncodingPool:
+    """`num_proc` forked encoding processes (`concurrent.futures`, which reports a dead worker instead of waiting
+    for it). When a worker dies, the pool is started again, the chunks in flight are submitted again, and the chunk
+    being collected is encoded item by item in isolated processes, so the crystal that killed it becomes a
+    `worker_died` row and the run goes on."""
+
+    def __init__(self, screener: Screener, num_proc: int):
+        self.screener = screener
+        self.num_proc = num_proc
+        self.executor = self._start()
+
+    def _start(self):
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(
+            self.num_proc,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
+        )
+
+    def submit(self, chunk: list[InputItem]):
+        return self.executor.submit(_worker_encode, chunk)
+
+    def result(self, chunk: list[InputItem], future, in_flight: collections.deque) -> list:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = self._start()
+            for index, (waiting, _) in enumerate(in_flight):
+                in_flight[index] = (waiting, self.submit(waiting))
+            return _encode_isolated(self.screener, chunk)
+
+    def close(self) -> None:
+        # Workers still encoding chunks that nobody will collect (an error upstream) are stopped, not awaited.
+        processes = list((getattr(self.executor, "_processes", None) or {}).values())
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+            process.join()
+
+
 def _chunks(
     items: Iterator[InputItem], output: ScreeningOutput, chunk_size: int, check: tuple[int, str] | None
 ) -> Iterator[list[InputItem]]:
-    """Runs of at most `chunk_size` consecutive positions that are not written yet."""
+    """Runs of consecutive positions that are not written yet, within the aligned blocks `[k * chunk_size,
+    (k + 1) * chunk_size)`. Aligned blocks make a resumed run batch its crystals exactly as an uninterrupted run
+    with the same `chunk_size` does (batches are formed per chunk, by string length), so it gives the same values
+    bit for bit; with another chunk size, padding in other batch shapes can move a value by float rounding."""
     chunk: list[InputItem] = []
     for item in items:
         if check is not None and item.position == check[0] and item.source != check[1]:
@@ -382,7 +495,10 @@ def _chunks(
                 yield chunk
                 chunk = []
             continue
-        if chunk and (len(chunk) == chunk_size or chunk[-1].position + 1 != item.position):
+        if chunk and (
+            item.position // chunk_size != chunk[0].position // chunk_size
+            or chunk[-1].position + 1 != item.position
+        ):
             yield chunk
             chunk = []
         chunk.append(item)
@@ -434,8 +550,8 @@ def run_screening(
     if writer.complete:
         rows, failed = writer.metadata.get("rows", 0), writer.metadata.get("failed", 0)
         return ScreeningSummary(str(output), rows, failed, 0, time.perf_counter() - start_time, True)
-    prefix = writer.done_ranges[0][1] if writer.done_ranges and writer.done_ranges[0][0] == 0 else 0
-    check = writer.last_done()
+    check = writer.last_done()  # (position, source) of the last row of the done prefix
+    prefix = check[0] + 1 if check is not None else 0
     bar = tqdm(
         total=count_inputs(inputs),
         initial=writer.rows_done,
@@ -463,21 +579,20 @@ def run_screening(
                 finish(chunk, screener.encode_chunk(chunk))
         else:
             _WORKER_SCREENER = screener  # inherited by the forked workers
-            pool = multiprocessing.get_context("fork").Pool(num_proc, initializer=_worker_init)
+            pool = _EncodingPool(screener, num_proc)
             in_flight: collections.deque = collections.deque()
             for chunk in _chunks(counted, writer, chunk_size, check):
-                in_flight.append((chunk, pool.apply_async(_worker_encode, (chunk,))))
+                in_flight.append((chunk, pool.submit(chunk)))
                 if len(in_flight) >= 2 * num_proc:
                     chunk, pending = in_flight.popleft()
-                    finish(chunk, pending.get())
+                    finish(chunk, pool.result(chunk, pending, in_flight))
             while in_flight:
                 chunk, pending = in_flight.popleft()
-                finish(chunk, pending.get())
+                finish(chunk, pool.result(chunk, pending, in_flight))
     finally:
         _WORKER_SCREENER = None
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.close()
         bar.close()
     metadata = writer.finish(counted.count, extra={"model": screener.model_name, "task": screener.task})
     return ScreeningSummary(
@@ -512,13 +627,17 @@ def _screen(
     batch_size: int = 32,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: bool = True,
+    device: str | None = None,
     **options,
 ) -> ScreeningSummary:
     if isinstance(model, (str, Path)):
+        import torch
+
         from ..cli import load_property_pipeline
 
         name = str(model)
-        pipeline = load_property_pipeline(name, trust_remote_code=trust_remote_code)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        pipeline = load_property_pipeline(name, trust_remote_code=trust_remote_code, device=device)
     else:
         pipeline, name = model, None
     screener = Screener(pipeline, task=task, batch_size=batch_size, model_name=name, **options)
@@ -539,6 +658,7 @@ def predict_to_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     trust_remote_code: bool = False,
     progress: bool = True,
+    device: str | None = None,
 ) -> ScreeningSummary:
     """`cloud-crystal predict --output`: one row of predicted properties per input crystal (see the module).
 
@@ -547,6 +667,8 @@ def predict_to_file(
         inputs, output, id_column, num_proc, chunk_size, progress: see [`run_screening`].
         temperatures, basis, disorder, batch_size: see [`Screener`].
         trust_remote_code: run the checkpoint's own code.
+        device: where the model runs when `model` is a name (`"cpu"`, `"cuda:1"`, ...; default: CUDA when there is
+            a GPU, else the CPU). The encoding workers always run on the CPU.
 
     Example:
 
@@ -559,7 +681,7 @@ def predict_to_file(
     """
     return _screen(
         "predict", model, inputs, output, trust_remote_code, id_column, num_proc, batch_size, chunk_size, progress,
-        temperatures=temperatures, basis=basis, disorder=disorder,
+        device, temperatures=temperatures, basis=basis, disorder=disorder,
     )  # fmt: skip
 
 
@@ -575,10 +697,11 @@ def embed_to_file(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     trust_remote_code: bool = False,
     progress: bool = True,
+    device: str | None = None,
 ) -> ScreeningSummary:
     """`cloud-crystal embed`: one row with the pooled embedding per input crystal, with the same row identity as
     [`predict_to_file`]; the file is an index for [`EmbeddingIndex`] (`cloud-crystal similar`)."""
     return _screen(
         "embed", model, inputs, output, trust_remote_code, id_column, num_proc, batch_size, chunk_size, progress,
-        disorder=disorder,
+        device, disorder=disorder,
     )  # fmt: skip
