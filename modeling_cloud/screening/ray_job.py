@@ -5,7 +5,8 @@ The job reuses [`Screener`]'s steps and [`ScreeningOutput`]'s parts, so its outp
 resuming are those of the single-process run ([`run_screening`]); either can finish what the other started.
 
 1. **Plan (driver).** Open the output as the single-process run does (same run fingerprint). The positions not yet
-   written are cut into chunks of `chunk_size` consecutive positions, and the chunks into spans (about four per
+   written are cut into the single-process run's chunks (runs within the aligned blocks of `chunk_size` positions,
+   so every batch and every value is the same), and the chunks into spans (about four per
    encoding CPU). The Ray dataset holds one row per span (`start`, `stop` and the chunk bounds): small, whatever the
    number of crystals.
 2. **Read and encode (CPU tasks).** `map_batches` with a function: each task reads its span's inputs itself
@@ -166,11 +167,16 @@ def _one_cpu() -> dict:
 
 
 def _undone_chunks(writer: ScreeningOutput, total: int, chunk_size: int) -> list[tuple[int, int]]:
-    """`[start, stop)` of each chunk of positions not written yet (at most `chunk_size` positions each)."""
+    """`[start, stop)` of each run of positions not written yet within the aligned blocks `[k * chunk_size,
+    (k + 1) * chunk_size)`: the chunks of the single-process run (`runner._chunks`), so the model sees the same
+    batches and gives the same values bit for bit."""
     chunks, position = [], 0
     for start, stop in [*writer.done_ranges, (total, total)]:
-        for chunk_start in range(position, min(start, total), chunk_size):
-            chunks.append((chunk_start, min(chunk_start + chunk_size, start, total)))
+        begin, end = position, min(start, total)
+        while begin < end:
+            chunk_stop = min(end, (begin // chunk_size + 1) * chunk_size)
+            chunks.append((begin, chunk_stop))
+            begin = chunk_stop
         position = max(position, stop)
     return chunks
 
