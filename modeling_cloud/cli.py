@@ -222,7 +222,7 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
     )  # fmt: skip
     try:
         if args.ray is not None:  # the same file as a Ray Data job
-            from .screening.ray_job import screen_with_ray
+            from .screening import screen_with_ray
 
             ray_options = (
                 {"temperatures": args.temperatures, "basis": args.basis} if task == "predict" else {}
