@@ -50,7 +50,8 @@ STILL_FRACTION = 1e-3
 MATCH_FRACTION = 4.0
 
 #: The moyopy fast path keeps moyopy's group only when each of its operations holds within this fraction of the
-#: tolerances (:func:`_within_margin`); spglib then accepts every one of them.
+#: tolerances (:func:`_within_margin`), meant to make spglib accept every one of them; mp-570321 shows that it
+#: does not always (``benchmarks/RESULTS.md``, "moyopy as the v2 backend").
 MARGIN_FRACTION = 0.5
 
 #: Slack of the quick test for a larger group (:func:`_may_gain_symmetry`), as a multiple of ``symprec``. spglib
@@ -460,7 +461,10 @@ def _within_margin(lattice, frac, types, dataset, symprec: float, angle_toleranc
     within the tolerances. If some translation brings every image within ``MARGIN_FRACTION * symprec`` (one half),
     the translation measured from spglib's reference atom is off by at most that much more: spglib accepts the
     operation too, so its group contains the one checked. With :func:`_may_gain_symmetry` false (no larger group
-    within reach) the two groups are then the same. Cost: one neighbour search over ``operations x sites`` images.
+    within reach) the two groups are then the same. Measured, the argument fails once in 7,003 crystals: for
+    mp-570321 moyopy's C2/m operations pass this check and spglib still finds only P-1 (its search is not the
+    per-operation test assumed here), which is why moyopy is not the v2 backend. Cost: one neighbour search over
+    ``operations x sites`` images.
 
     Args:
         lattice: lattice vectors as rows (Å); frac, types: the sites in the order the dataset was found for.
