@@ -263,9 +263,9 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     if args.output:
         return _screen_to_file(args, "predict")
-    if args.num_proc != 1 or args.id_column is not None or args.device is not None:
+    if args.num_proc != 1 or args.id_column is not None or args.device is not None or args.ray is not None:
         print(
-            "cloud-crystal predict: --num-proc, --id-column and --device go with --output FILE",
+            "cloud-crystal predict: --num-proc, --id-column, --device and --ray go with --output FILE",
             file=sys.stderr,
         )
         return EXIT_USAGE

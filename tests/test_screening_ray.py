@@ -26,8 +26,6 @@ import pytest
 
 from modeling_cloud.cli import main
 
-pytest.importorskip("ray.data")
-
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -136,11 +134,24 @@ def _assert_same_rows(expected: list[dict], found: list[dict]) -> None:
                 assert got[key] == value, (want["source"], key)
 
 
+def test_ray_goes_with_output_and_names_its_extra(tmp_path, monkeypatch, capsys):
+    """Neither call can start Ray: the first is refused before anything loads, the second cannot import it."""
+    model = _tiny_checkpoint(tmp_path / "model")
+    cif = str(FIXTURES / "realworld" / "10a-rutile-clean.vasp")
+    assert main(["predict", "--model", str(model), cif, "--ray"]) == 2
+    assert "--ray go with --output FILE" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    assert (
+        main(["predict", "--model", str(model), cif, "--output", str(tmp_path / "out.parquet"), "--ray"]) == 2
+    )
+    assert "pip install 'cloud-crystal[ray]'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_ray_job_writes_the_single_process_file_and_resumes_it(tmp_path):
     from modeling_cloud.screening import ScreeningOutput, read_metadata, read_rows
-    from modeling_cloud.screening.ray_job import screen_with_ray  # noqa: F401  (importable without a cluster)
 
+    pytest.importorskip("ray.data")
     reason = _loopback_namespace()
     if reason is not None:
         if os.environ.get("CI") == "true":
