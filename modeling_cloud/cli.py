@@ -195,14 +195,25 @@ def _prediction_summary(row: dict) -> str:
 
 def _screen_to_file(args: argparse.Namespace, task: str) -> int:
     """`predict --output` / `embed`: the screening runner, resumable; a summary line on stderr."""
-    from .screening import ResumeMismatchError, embed_to_file, predict_to_file
+    from .screening import MissingExtraError, ResumeMismatchError, embed_to_file, predict_to_file
 
     options = dict(
         disorder=args.disorder, id_column=args.id_column, num_proc=args.num_proc, batch_size=args.batch_size,
         chunk_size=args.chunk_size, trust_remote_code=args.trust_remote_code, device=args.device,
     )  # fmt: skip
     try:
-        if task == "predict":
+        if args.ray is not None:  # the same file as a Ray Data job
+            from .screening import screen_with_ray
+
+            ray_options = (
+                {"temperatures": args.temperatures, "basis": args.basis} if task == "predict" else {}
+            )
+            options.pop("num_proc")
+            options.pop("device")  # Ray places the model: one actor per GPU of the cluster, else on CPUs
+            summary = screen_with_ray(
+                task, args.model, args.inputs, args.output, address=args.ray or None, **options, **ray_options
+            )
+        elif task == "predict":
             summary = predict_to_file(
                 args.model,
                 args.inputs,
@@ -213,7 +224,7 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
             )
         else:
             summary = embed_to_file(args.model, args.inputs, args.output, **options)
-    except ResumeMismatchError as error:
+    except (ResumeMismatchError, MissingExtraError) as error:
         print(f"cloud-crystal {task}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as error:
@@ -233,9 +244,9 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     if args.output:
         return _screen_to_file(args, "predict")
-    if args.num_proc != 1 or args.id_column is not None or args.device is not None:
+    if args.num_proc != 1 or args.id_column is not None or args.device is not None or args.ray is not None:
         print(
-            "cloud-crystal predict: --num-proc, --id-column and --device go with --output FILE",
+            "cloud-crystal predict: --num-proc, --id-column, --device and --ray go with --output FILE",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -329,6 +340,15 @@ def _add_output_options(parser: argparse.ArgumentParser, required: bool) -> None
         "--id-column",
         default=None,
         help="with --output: the table column naming rows, instead of id or material_id",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="with --output: run as a Ray Data job (extra 'ray') on the cluster at ADDRESS ('auto', host:6379, "
+        "ray://host:10001), or on a local Ray without ADDRESS; the same file, resumed the same way",
     )
     parser.add_argument(
         "--device",

@@ -208,3 +208,11 @@ def typed_error(error: Exception, source: str | None = None) -> ScopeError:
         detail = f" ({error})" if str(error) else ""
         return ResourceLimitError(f"ran out of memory{detail}; limit: {_memory_limit()}", source)
     return InternalEncodingError(f"unexpected {type(error).__name__}: {error}", source)
+
+
+class WorkerDiedError(ScopeError):
+    """The worker process handling this item died before it answered: a native library aborted (moyopy's Rust
+    code aborts on a failed allocation; no ``except`` can catch that) or the process was killed. The item gets this
+    error and the batch goes on in a fresh worker."""
+
+    reason = "worker_died"

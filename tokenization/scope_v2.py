@@ -131,6 +131,7 @@ def encode_v2(
     source: str | None = None,
     disorder: str = "encode",
     max_length: int | None = None,
+    symmetry_backend: str = "spglib",
 ) -> str:
     """Encode a pymatgen ``Structure`` as a canonical SCOPE v2 string.
 
@@ -146,6 +147,11 @@ def encode_v2(
             or ``None`` for no limit. A string longer than this in the group of the first symmetry search is refused
             there, before the tolerance-edge search (``symmetry_idealisation``), which could only rarely shorten it
             and costs more than the first search.
+        symmetry_backend: ``"spglib"``, the v2 backend. ``"moyopy"`` (moyopy first, spglib where it gives no
+            answer or the check fails; ``symmetry_search.search_symmetry``) exists to re-run the measurement
+            ``benchmarks/report_moyopy.py``: it is not string-identical (1 of the 6,317 bundled crystals differs),
+            it hangs or aborts the process on 4 of them (worker processes only), and it encodes only 1.7x faster
+            (``benchmarks/RESULTS.md``, "moyopy as the v2 backend"). Do not encode data with it.
 
     Returns:
         The v2 string, tokens separated by single spaces.
@@ -211,6 +217,7 @@ def encode_v2(
             angle_tolerance,
             source,
             check_first=check_first,
+            backend=symmetry_backend,
         )
     except SymmetrySearchError as exc:
         if source is None:  # described only on failure

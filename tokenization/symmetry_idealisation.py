@@ -61,6 +61,11 @@ MATCH_FRACTION = 4.0
 #: bundled crystals that the quick test flags is 9.
 MAX_EDGE_REFERENCES = 16
 
+#: The moyopy fast path keeps moyopy's group only when each of its operations holds within this fraction of the
+#: tolerances (:func:`_within_margin`), meant to make spglib accept every one of them; mp-570321 shows that it
+#: does not always (``benchmarks/RESULTS.md``, "moyopy as the v2 backend").
+MARGIN_FRACTION = 0.5
+
 #: Slack of the quick test for a larger group (:func:`_may_gain_symmetry`), as a multiple of ``symprec``. spglib
 #: accepts an operation when every image lies within ``symprec`` of an atom measured from its reference atom;
 #: measured from any other atom the same operation is within twice that.
@@ -452,6 +457,7 @@ def canonical_symmetry(
     angle_tolerance: float,
     source: str | None,
     check_first: Callable[[int, np.ndarray], None] | None = None,
+    backend: str = "spglib",
 ) -> tuple[int, list[str], np.ndarray]:
     """Space group, Wyckoff letters and orbits of a crystal, stable under symmetrisation to the group found.
 
@@ -472,6 +478,10 @@ def canonical_symmetry(
         check_first: called as ``check_first(number, orbits)`` with the space-group number and the per-site orbit
             labels of the first search, before any tolerance-edge step; it may raise (the v2 encoder refuses a
             string that is too long there, since idealisation costs more than the first search).
+        backend: symmetry finder of the first search (``symmetry_search.SYMMETRY_BACKENDS``). moyopy's answer is
+            kept only when spglib must agree with it: no larger group within reach (step 2) and every operation
+            it reports holds with a margin (:func:`_within_margin`). Otherwise spglib searches again, so the rare
+            path below runs on spglib's datasets alone.
 
     Returns:
         ``(number, wyckoffs, orbits)`` for the input sites in input order: the space-group number, the Wyckoff
@@ -485,9 +495,15 @@ def canonical_symmetry(
     frac = np.asarray(frac_coords, dtype=float)
     types = np.asarray(types, dtype=np.int64)
     order = reference_first_order(lattice, frac, types)
-    found = search_symmetry((lattice, frac[order], types[order]), symprec, angle_tolerance, source)
+    found = search_symmetry((lattice, frac[order], types[order]), symprec, angle_tolerance, source, backend)
     dataset, angle = found.dataset, found.angle_tolerance
     atom_of_site = np.arange(len(types))  # input site -> atom of the cell searched last
+    if found.backend != "spglib" and (
+        _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle)
+        or not _within_margin(lattice, frac[order], types[order], dataset, symprec, angle)
+    ):
+        found = search_symmetry((lattice, frac[order], types[order]), symprec, angle_tolerance, source)
+        dataset, angle = found.dataset, found.angle_tolerance
     first_orbits = _per_site_orbits(dataset, order)
     if check_first is not None:
         check_first(int(dataset.number), first_orbits)
@@ -533,6 +549,40 @@ def canonical_symmetry(
     lowest = np.full(len(orbits), len(orbits), dtype=np.int64)
     np.minimum.at(lowest, orbits, np.arange(len(orbits)))
     return int(dataset.number), wyckoffs, lowest[orbits]
+
+
+def _within_margin(lattice, frac, types, dataset, symprec: float, angle_tolerance: float) -> bool:
+    """Whether every operation of ``dataset`` holds within ``MARGIN_FRACTION`` of the tolerances (numpy only).
+
+    The check of the moyopy fast path. spglib accepts an operation when, with the translation that takes its
+    reference atom onto an atom, every image lies within ``symprec`` of an atom of its type and the lattice is kept
+    within the tolerances. If some translation brings every image within ``MARGIN_FRACTION * symprec`` (one half),
+    the translation measured from spglib's reference atom is off by at most that much more: spglib accepts the
+    operation too, so its group contains the one checked. With :func:`_may_gain_symmetry` false (no larger group
+    within reach) the two groups are then the same. Measured, the argument fails once in 7,003 crystals: for
+    mp-570321 moyopy's C2/m operations pass this check and spglib still finds only P-1 (its search is not the
+    per-operation test assumed here), which is why moyopy is not the v2 backend. Cost: one neighbour search over
+    ``operations x sites`` images.
+
+    Args:
+        lattice: lattice vectors as rows (Å); frac, types: the sites in the order the dataset was found for.
+        dataset: a dataset with ``rotations`` and ``translations`` in that basis (spglib's or ``MoyoDatasetView``).
+        symprec, angle_tolerance: the tolerances of the search (Å, degrees); a negative angle is never verified.
+    """
+    if angle_tolerance < 0:
+        return False
+    rotations = np.asarray(dataset.rotations, dtype=float)
+    translations = np.asarray(dataset.translations, dtype=float)
+    metric = lattice @ lattice.T
+    lengths = np.sqrt(np.diag(metric))
+    length_tolerance = MARGIN_FRACTION * symprec
+    allowed = np.outer(lengths, lengths) * np.radians(
+        MARGIN_FRACTION * angle_tolerance
+    ) + length_tolerance * (lengths[:, None] + lengths[None, :])
+    images = np.einsum("gji,jk,gkl->gil", rotations, metric, rotations)
+    if np.any(np.abs(images - metric) > allowed):
+        return False
+    return _site_permutations(lattice, frac, types, rotations, translations, length_tolerance) is not None
 
 
 def _group_key(dataset) -> tuple[int, int, int]:

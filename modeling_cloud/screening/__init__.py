@@ -5,7 +5,8 @@
   `crystal-property` pipeline over streamed inputs ([`iter_inputs`]: folders, tables, dumps, corpus shards,
   `hub:ORG/NAME`) with `num_proc` encoding processes, and write Parquet, JSON Lines or CSV that a killed run resumes
   ([`ScreeningOutput`]);
-- [`Screener`] holds the pipeline and the row layout, in steps that other drivers (the Ray path) reuse;
+- [`Screener`] holds the pipeline and the row layout, in steps that other drivers reuse: [`screen_with_ray`]
+  (`--ray`) runs the same screening as a Ray Data job, with Ray from the optional extra `ray`;
 - [`EmbeddingIndex`] (`cloud-crystal similar`) finds the nearest rows of an embedding file by cosine distance, with
   FAISS from the optional extra `faiss`.
 
@@ -33,6 +34,7 @@ _EXPORTS = {
     "predict_to_file": ".runner",
     "run_screening": ".runner",
     "space_group_from_scope": ".runner",
+    "screen_with_ray": ".ray_job",
     "EmbeddingIndex": ".embeddings",
     "MissingExtraError": ".embeddings",
     "Neighbour": ".embeddings",
