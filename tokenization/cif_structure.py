@@ -175,6 +175,32 @@ def _split_blocks(text: str) -> list[tuple[str, str]]:
     return [(name, "\n".join(lines)) for name, lines in blocks]
 
 
+def _loop_count_problem(bare: list[str], values: list[str], marks: list[int]) -> str | None:
+    """The first ``loop_`` whose values do not fill its rows (a value count that is not a multiple of the column
+    count, the CIF 1.1 syntax rule for loops), said in words; None if every loop is whole.
+
+    ``bare``, ``values`` and ``marks`` are :func:`cif_reader._tokenize`'s output: the tokens, their values, and the
+    positions of the keys and ``loop_`` words. Such a loop cannot be read without guessing which value is missing
+    (SHELXL's refinement-flag columns, for example, hold several one-letter values per row).
+    """
+    keys = set(marks)
+    for i in marks:
+        if bare[i].lower() != "loop_":
+            continue
+        j = i + 1
+        while j < len(bare) and bare[j].startswith("_"):
+            j += 1
+        end = next((k for k in sorted(keys) if k >= j), len(bare))
+        columns, n_values = values[i + 1 : j], end - j
+        if columns and n_values and n_values % len(columns):
+            return (
+                f"a CIF loop of {len(columns)} columns ({columns[0]} ... {columns[-1]}) holds {n_values} values, "
+                f"not a whole number of rows ({n_values} / {len(columns)}): a row has a missing or extra value, "
+                "so its values cannot be assigned to columns"
+            )
+    return None
+
+
 def _block_data(block_text: str, source: str) -> dict:
     tokens = _tokenize(block_text)
     data = _parse_block(*tokens) if tokens is not None else None
@@ -189,8 +215,9 @@ def _block_data(block_text: str, source: str) -> dict:
             block = CifBlock.from_str(block_text)
         # ZeroDivisionError: pymatgen's tokenizer on a loop header with no values.
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError) as exc:
+            problem = _loop_count_problem(*tokens) if tokens is not None else None
             raise StructureParseError(
-                f"not a readable CIF block ({type(exc).__name__}: {exc})", source
+                problem or f"not a readable CIF block ({type(exc).__name__}: {exc})", source
             ) from exc
     issues = [str(w.message) for w in caught if "possible issue" in str(w.message).lower()]
     if issues:
