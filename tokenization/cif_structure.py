@@ -149,6 +149,11 @@ _LABEL_REST = re.compile(r"(?![A-Za-z]).*")
 # An atom-site coordinate column, in CIF 1.1 or DDLm (dotted) spelling.
 _SITE_COLUMN = re.compile(r"_atom_site[._](fract|cartn)_x", re.IGNORECASE)
 _HYDROGEN_ISOTOPES = {"D": "deuterium", "T": "tritium"}
+#: Labels that mineral databases (AMCSD, COD) give the O of a hydroxyl or water group and the H of water ('OH',
+#: 'OH1', 'Ow2', 'OW', 'Hw1'); read as that one atom only where no type symbol is given and the file accounts
+#: for the group's H (:func:`_group_labels_are_atoms`); otherwise they may stand for the whole group (a
+#: pseudo-atom, which pymatgen drops for 'OH') and are refused.
+_GROUP_LABEL = re.compile(r"(O)[HhWw]\d*(?![A-Za-z]).*|(H)[Ww]\d*(?![A-Za-z]).*")
 #: Elements above californium (Z = 98) are not read from CIF symbols: no crystal structure of them is known, and
 #: their symbols are what case-folding makes of molecular pseudo-atoms ('NH4+' -> Nh, 'CN-' -> Cn, 'NO3' -> No).
 _HEAVIEST_READ_ELEMENT = 98
@@ -776,6 +781,20 @@ class _Columns:
         return self.flags is not None and self.flags[i].strip().lower() in ("dum", "dummy")
 
 
+def _group_labels_are_atoms(data: dict, columns: _Columns) -> bool:
+    """True when the file accounts for the H of its hydroxyl and water labels: it places H sites of its own (a
+    label or type symbol that reads as H or D), or declares ``_chemical_formula_sum``, which the file-claims check
+    then compares with the atoms built (so a group label whose H is nowhere is refused there, as H not located)."""
+    formula = data.get("_chemical_formula_sum")
+    if isinstance(formula, str) and formula.strip() not in ("", "?", "."):
+        return True
+    for i, label in enumerate(columns.labels):
+        name = (columns.symbol(i) or label).strip()
+        if name[:1] in ("H", "D") and (len(name) == 1 or not name[1].isalpha() or name[:2] in ("Hw", "HW")):
+            return True
+    return False
+
+
 class _Rows:
     """The atom-site loop: labels, elements, occupancies and fractional coordinates (n, 3), one entry per element of
     each row; ``site_rows`` keeps one ``(label, index of its first entry)`` per row, ``unlocated`` the rows the file
@@ -787,6 +806,7 @@ class _Rows:
         columns = _Columns(data, source)
         self.source = source
         self.notes = notes
+        self._group_labels = _group_labels_are_atoms(data, columns)
         self.labels: list[str] = []
         self.partial: list[str] = []  # rows with partial occupancy or several elements
         self.unknown: list[UnknownSpeciesError] = []  # rows whose element cannot be read
@@ -918,6 +938,15 @@ class _Rows:
                     for share, part in parts
                 ]
             name = symbol if symbol is not None else label
+            if symbol is None and self._group_labels:
+                group = _GROUP_LABEL.fullmatch(label.strip())
+                if group is not None:
+                    element = Element("O" if group.group(1) == "O" else "H")
+                    self.notes.append(
+                        f"site {label}: the label of a {'hydroxyl or water' if element.symbol == 'O' else 'water'} "
+                        f"{element.symbol} atom, read as {element.symbol} (the file places or declares its H)"
+                    )
+                    return [(element, occupancy)]
             return [(_element(name, symbol is None, label, self.source, self.notes), occupancy)]
         except UnknownSpeciesError as exc:
             self.unknown.append(exc)
