@@ -150,10 +150,12 @@ _LABEL_REST = re.compile(r"(?![A-Za-z]).*")
 _SITE_COLUMN = re.compile(r"_atom_site[._](fract|cartn)_x", re.IGNORECASE)
 _HYDROGEN_ISOTOPES = {"D": "deuterium", "T": "tritium"}
 #: Labels that mineral databases (AMCSD, COD) give the O of a hydroxyl or water group and the H of water ('OH',
-#: 'OH1', 'Ow2', 'OW', 'Hw1'); read as that one atom only where no type symbol is given and the file accounts
+#: 'OH1', 'Ow2', 'OW', 'Wat', 'Hw1'); read as that one atom only where no type symbol is given and the file accounts
 #: for the group's H (:func:`_group_labels_are_atoms`); otherwise they may stand for the whole group (a
 #: pseudo-atom, which pymatgen drops for 'OH') and are refused.
-_GROUP_LABEL = re.compile(r"(O)[HhWw]\d*(?![A-Za-z]).*|(H)[Ww]\d*(?![A-Za-z]).*")
+_GROUP_LABEL = re.compile(
+    r"(O)[HhWw]\d*(?![A-Za-z]).*|(H)[Ww]\d*(?![A-Za-z]).*|(?:[Ww]at|WAT)\d*(?![A-Za-z]).*"
+)
 #: Elements above californium (Z = 98) are not read from CIF symbols: no crystal structure of them is known, and
 #: their symbols are what case-folding makes of molecular pseudo-atoms ('NH4+' -> Nh, 'CN-' -> Cn, 'NO3' -> No).
 _HEAVIEST_READ_ELEMENT = 98
@@ -941,7 +943,7 @@ class _Rows:
             if symbol is None and self._group_labels:
                 group = _GROUP_LABEL.fullmatch(label.strip())
                 if group is not None:
-                    element = Element("O" if group.group(1) == "O" else "H")
+                    element = Element("H" if group.group(2) == "H" else "O")
                     self.notes.append(
                         f"site {label}: the label of a {'hydroxyl or water' if element.symbol == 'O' else 'water'} "
                         f"{element.symbol} atom, read as {element.symbol} (the file places or declares its H)"
