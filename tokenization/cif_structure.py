@@ -140,6 +140,11 @@ _HM_KEYS = (
     "_space_group_name_h-m_full",
     "_space_group_name_h-m_ref",  # CIF core: the symbol as a reference (ITA) writes it
 )
+#: An H-M symbol followed by its IT number in brackets ('P 21/c (No. 14)', 'P 1 21/c 1 (14)'); the bracket must
+#: follow a space or hold 'No.', so that Bruker's screws ('P 2(1) 2(1) 2(1)') never match.
+_HM_WITH_NUMBER = re.compile(
+    r"(.*?)(?:\s+\(\s*(?:No\.?|#)?\s*|\(\s*(?:No\.?|#)\s*)(\d{1,3})\s*\)", re.IGNORECASE
+)
 _NUMBER_KEYS = ("_space_group_it_number", "_symmetry_int_tables_number", "_space_group_number")
 # A type symbol: an element, then optionally a valence and a charge sign ('Fe', 'Fe3+', 'O2-', 'Ca2', 'Fe+3'), the
 # valence possibly non-integer (ICSD's mixed-valence 'Fe2.5+', 'Mn3.33+').
@@ -376,6 +381,13 @@ def _declared_settings(
         else:
             unreadable.append(f"Hall {hall!r}")
     name = _first(data, _HM_KEYS)
+    bracketed = None
+    if isinstance(name, str) and not hall_numbers_for_name(name, rhombohedral_axes=rhombohedral):
+        # 'P 21/c (No. 14)', 'P 1 21/c 1 (14)': the symbol with its IT number in brackets; each is then a
+        # declaration of its own, and the two must agree like any symbol and number.
+        match = _HM_WITH_NUMBER.fullmatch(name.strip())
+        if match and hall_numbers_for_name(match.group(1), rhombohedral_axes=rhombohedral):
+            name, bracketed = match.group(1), match.group(2)
     if isinstance(name, str):
         numbers = hall_numbers_for_name(name, rhombohedral_axes=rhombohedral)
         fitting = hall_numbers_for_name(name, rhombohedral_axes=rhombohedral, metric=metric)
@@ -385,14 +397,18 @@ def _declared_settings(
                 misfits.append(resolved[-1][0])
         else:
             unreadable.append(f"H-M {name!r}")
-    number_text = _first(data, _NUMBER_KEYS)
-    if isinstance(number_text, str):
+    number_texts = [
+        (f"IT number {text}", text) for text in [_first(data, _NUMBER_KEYS)] if isinstance(text, str)
+    ]
+    if bracketed is not None:
+        number_texts.append((f"IT number {bracketed} (in the H-M symbol)", bracketed))
+    for what, number_text in number_texts:
         value = _number(number_text)
         numbers = (
             hall_numbers_for_it_number(int(value), rhombohedral) if value and value == int(value) else []
         )
         if numbers:
-            resolved.append((f"IT number {number_text}", numbers))
+            resolved.append((what, numbers))
             every = hall_numbers_for_it_number(int(value), rhombohedral, every_setting=True)
             if not any(preserves_metric(h, metric) for h in every):
                 misfits.append(resolved[-1][0])
