@@ -12,9 +12,14 @@ Every data block that lists atom sites is one crystal. For each block this reade
    both groups; so is an operation list whose closure holds a translation that is not a lattice vector of the
    declared lattice (of a conventional lattice when none is declared), more operations than the declared group, or
    rotations that do not fit the cell, naming the mistyped operation (never repaired). A file that declares no
-   symmetry at all is refused: assuming P1 would invent data;
+   symmetry at all is refused: assuming P1 would invent data. An H-M name written with its IT number in brackets
+   (``'P 21/c (No. 14)'``) is read as both, which must agree;
 3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (or the label), fractional
-   (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy;
+   (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy. Without type
+   symbols, the hydroxyl and water labels of mineral databases (``OH``, ``Ow1``, ``Wat``, ``Hw1``) are read as
+   their O or H where the file places H atoms or declares a formula (which ``file_claims`` then checks), and are
+   refused otherwise (they may stand for the whole group). A loop whose values do not fill whole rows is refused
+   naming the loop;
 4. expands the rows by the operations and merges symmetry images closer than :data:`IMAGE_MERGE_DISTANCE` into one
    site (coordinates written with 3-4 decimals put the images of a special position a few mÅ apart), and rows at
    the same position into one mixed site.
