@@ -610,6 +610,33 @@ def _operation_text(rotation: np.ndarray, translation: np.ndarray) -> str:
     return ",".join(parts)
 
 
+def _mistyped_operations(
+    listed: tuple[np.ndarray, np.ndarray],
+    texts: list[str],
+    number: int | None,
+    rhombohedral: bool,
+    letters: tuple[str, ...],
+) -> list[str]:
+    """The listed operations whose removal leaves a valid group: one that closes, with only the centring
+    translations of the declared lattice (:func:`cif_symmetry.lattice_fault`). At most
+    :data:`_MAX_OPERATIONS_TO_BLAME` closures, each bounded by the largest space-group order."""
+    culprits: list[str] = []
+    if len(texts) > _MAX_OPERATIONS_TO_BLAME:
+        return culprits
+    for k in range(len(texts)):
+        keep = np.arange(len(texts)) != k
+        rest = close_operations(listed[0][keep], listed[1][keep])
+        if (
+            rest is not None
+            and lattice_fault(
+                *rest, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
+            )
+            is None
+        ):
+            culprits.append(texts[k])
+    return culprits
+
+
 def _check_listed_group(
     data: dict,
     listed: list[np.ndarray],
@@ -629,12 +656,33 @@ def _check_listed_group(
     The refusal names the listed operations whose removal would leave a valid group (the mistyped ones).
     """
     closed = close_operations(*listed)
-    if closed is None:
-        raise StructureParseError("the listed symmetry operations do not form a space group", source)
     texts = _first(data, _OPERATION_KEYS)
     texts = [texts] if isinstance(texts, str) else list(texts) if texts is not None else []
     if len(texts) != len(listed[0]):
         texts = [_operation_text(r, t) for r, t in zip(*listed, strict=True)]
+    number = it_number(declared[0][1][0]) if declared else None
+    rhombohedral = is_rhombohedral_axes(parameters)
+    letters = tuple(
+        letter
+        for letter in (
+            lattice_letter(text)
+            for text in (_first(data, _HM_KEYS), _first(data, _HALL_KEYS))
+            if isinstance(text, str)
+        )
+        if letter is not None
+    )
+    if closed is None:
+        # More operations than any space group has: name the one whose removal leaves a valid group.
+        culprits = _mistyped_operations(listed, texts, number, rhombohedral, letters)
+        blame = (
+            f": {culprits[0]!r} is likely mistyped (without it the others form a group)"
+            if len(culprits) == 1
+            else ""
+        )
+        raise StructureParseError(
+            f"the listed symmetry operations do not form a space group{blame}; a wrong operation is not repaired",
+            source,
+        )
     deviation = metric_deviation(closed[0], lattice.metric_tensor)
     cell = f"a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}"
     if deviation.max() > METRIC_TOLERANCE:
@@ -650,35 +698,12 @@ def _check_listed_group(
         # A magnetic CIF: its cell is the magnetic cell, whose anti-translations (a translation with time reversal)
         # are pure translations of the nuclear structure that no conventional lattice has.
         return closed
-    number = it_number(declared[0][1][0]) if declared else None
-    rhombohedral = is_rhombohedral_axes(parameters)
-    letters = tuple(
-        letter
-        for letter in (
-            lattice_letter(text)
-            for text in (_first(data, _HM_KEYS), _first(data, _HALL_KEYS))
-            if isinstance(text, str)
-        )
-        if letter is not None
-    )
     fault = lattice_fault(
         *closed, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
     )
     if fault is None:
         return closed
-    culprits = []
-    if len(texts) <= _MAX_OPERATIONS_TO_BLAME:
-        for k in range(len(texts)):
-            keep = np.arange(len(texts)) != k
-            rest = close_operations(listed[0][keep], listed[1][keep])
-            if (
-                rest is not None
-                and lattice_fault(
-                    *rest, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
-                )
-                is None
-            ):
-                culprits.append(texts[k])
+    culprits = _mistyped_operations(listed, texts, number, rhombohedral, letters)
     group = f"the space group its {declared[0][0]} declares" if declared else "any space group"
     formed = space_group_type_of_operations(*closed, lattice.matrix)
     if formed is not None and "more than the" in fault:
