@@ -831,10 +831,11 @@ class _Columns:
 
 def _group_labels_are_atoms(data: dict, columns: _Columns) -> bool:
     """True when the file accounts for the H of its hydroxyl and water labels: it places H sites of its own (a
-    label or type symbol that reads as H or D), or declares ``_chemical_formula_sum``, which the file-claims check
-    then compares with the atoms built (so a group label whose H is nowhere is refused there, as H not located)."""
-    formula = data.get("_chemical_formula_sum")
-    if isinstance(formula, str) and formula.strip() not in ("", "?", "."):
+    label or type symbol that reads as H or D), or declares a ``_chemical_formula_sum`` with H (or D), which the
+    file-claims check then compares with the atoms built (so a group label whose H is nowhere is refused there, as
+    H not located). A formula without H beside 'OH' labels contradicts them: the labels stay refused."""
+    formula = parse_formula(data.get("_chemical_formula_sum"))
+    if formula is not None and any(formula[0].get(element, 0) > 0 for element in ("H", "D")):
         return True
     for i, label in enumerate(columns.labels):
         name = (columns.symbol(i) or label).strip()
