@@ -151,7 +151,7 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
                 summary = gr.Markdown(elem_id="summary")
                 scope = gr.Textbox(label="SCOPE v2", interactive=False, elem_id="scope")
                 orbits = gr.Dataframe(
-                    headers=ORBIT_HEADERS, label="Orbits", interactive=False, elem_id="orbits"
+                    headers=ORBIT_HEADERS, label="Orbits", interactive=False, elem_id="orbits", wrap=True
                 )
                 notes = gr.Markdown(elem_id="notes")
                 predictions = gr.Dataframe(
@@ -159,7 +159,8 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
                     label="Predictions",
                     interactive=False,
                     elem_id="predictions",
-                    column_widths=["20%", "34%", "16%", "14%", "16%"],
+                    column_widths=["18%", "32%", "14%", "14%", "22%"],
+                    wrap=True,  # units such as J/(K·mol-fu) and long model names are shown whole, not cut
                 )
         with gr.Row():
             debye_plot = gr.Plot(label="Debye model: Cv, U, S, F against T", elem_id="debye-plot")
@@ -173,6 +174,7 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
             label="Crystals like this one (bundled Materials Project structures, by the first model's embedding)",
             interactive=False,
             elem_id="neighbours",
+            wrap=True,
         )
         with gr.Accordion("Everything above as JSON", open=False):
             result = gr.JSON(elem_id="result")
