@@ -151,17 +151,18 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
                 summary = gr.Markdown(elem_id="summary")
                 scope = gr.Textbox(label="SCOPE v2", interactive=False, elem_id="scope")
                 orbits = gr.Dataframe(
-                    headers=ORBIT_HEADERS, label="Orbits", interactive=False, elem_id="orbits", wrap=True
+                    headers=ORBIT_HEADERS, label="Orbits", interactive=False, elem_id="orbits"
                 )
                 notes = gr.Markdown(elem_id="notes")
-                predictions = gr.Dataframe(
-                    headers=PREDICTION_HEADERS,
-                    label="Predictions",
-                    interactive=False,
-                    elem_id="predictions",
-                    column_widths=["18%", "32%", "14%", "14%", "22%"],
-                    wrap=True,  # units such as J/(K·mol-fu) and long model names are shown whole, not cut
-                )
+        # Full width: five columns (a unit such as J/(K·mol-fu), the ensemble's std) do not fit beside the inputs.
+        predictions = gr.Dataframe(
+            headers=PREDICTION_HEADERS,
+            label="Predictions",
+            interactive=False,
+            elem_id="predictions",
+            column_widths=["18%", "30%", "16%", "14%", "22%"],
+            wrap=True,
+        )
         with gr.Row():
             debye_plot = gr.Plot(label="Debye model: Cv, U, S, F against T", elem_id="debye-plot")
             structure_view = gr.Model3D(
@@ -174,7 +175,6 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
             label="Crystals like this one (bundled Materials Project structures, by the first model's embedding)",
             interactive=False,
             elem_id="neighbours",
-            wrap=True,
         )
         with gr.Accordion("Everything above as JSON", open=False):
             result = gr.JSON(elem_id="result")
