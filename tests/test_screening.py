@@ -261,6 +261,41 @@ def test_a_crystal_that_kills_its_worker_is_a_row_and_the_run_goes_on(
     _assert_same_rows(rows[:crashed] + rows[crashed + 1 :], expected[:crashed] + expected[crashed + 1 :])
 
 
+def test_a_worker_that_dies_while_later_chunks_wait_to_be_submitted(model_dir, tmp_path, monkeypatch):
+    """A worker dies on the second chunk while the first is still encoding, so the pool is already broken when the
+    next chunk is submitted (before the dead chunk is collected): that chunk waits for the restart, and the run
+    gives one `worker_died` row and the others' values."""
+    from modeling_cloud.screening import Screener
+
+    with gzip.open(
+        FIXTURES / "scope_v1" / "pretrain10k_official_ids.jsonl.gz", "rt", encoding="utf-8"
+    ) as handle:
+        scopes = list(
+            dict.fromkeys(json.loads(line)["scope"] for line, _ in zip(handle, range(40), strict=False))
+        )
+    scopes = scopes[:24]
+    table = tmp_path / "scopes.parquet"
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(24)], "scope": scopes}), table)
+    encode, parent = Screener.encode, os.getpid()
+
+    def slow_first_chunk_crash_on_fourth(self, item):
+        if os.getpid() != parent and isinstance(item, dict):
+            if item.get("scope") == scopes[3]:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if item.get("scope") in scopes[:2]:
+                time.sleep(0.5)
+        return encode(self, item)
+
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    predict_to_file(model_dir, [str(table)], one, chunk_size=2, progress=False)
+    monkeypatch.setattr(Screener, "encode", slow_first_chunk_crash_on_fourth)  # the forked workers inherit it
+    summary = predict_to_file(model_dir, [str(table)], two, chunk_size=2, num_proc=2, progress=False)
+    rows, expected = read_rows(two), read_rows(one)
+    assert summary.rows == 24 and [row["source"] for row in rows] == [f"r{i}" for i in range(24)]
+    assert rows[3]["error_reason"] == "worker_died" and expected[3]["error_reason"] is None
+    _assert_same_rows(rows[:3] + rows[4:], expected[:3] + expected[4:])
+
+
 def test_a_finished_output_is_not_redone_and_another_model_is_refused(
     model_dir, ensemble_dir, tmp_path, capsys
 ):

@@ -453,7 +453,17 @@ class _EncodingPool:
         )
 
     def submit(self, chunk: list[InputItem]):
-        return self.executor.submit(_worker_encode, chunk)
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.executor.submit(_worker_encode, chunk)
+        except BrokenProcessPool as error:
+            # A worker died since the last submit: this chunk waits, failed, for `result` to restart the pool in
+            # input order (the executor refuses new work once broken).
+            failed = Future()
+            failed.set_exception(error)
+            return failed
 
     def result(self, chunk: list[InputItem], future, in_flight: collections.deque) -> list:
         from concurrent.futures.process import BrokenProcessPool
@@ -463,8 +473,11 @@ class _EncodingPool:
         except BrokenProcessPool:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = self._start()
-            for index, (waiting, _) in enumerate(in_flight):
-                in_flight[index] = (waiting, self.submit(waiting))
+            for index, (waiting, pending) in enumerate(in_flight):
+                if (
+                    not pending.done() or pending.exception() is not None
+                ):  # finished chunks keep their features
+                    in_flight[index] = (waiting, self.submit(waiting))
             return _encode_isolated(self.screener, chunk)
 
     def close(self) -> None:
