@@ -473,10 +473,9 @@ class _EncodingPool:
         except BrokenProcessPool:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = self._start()
+            # Resubmit what the dead pool did not finish; finished chunks keep their features.
             for index, (waiting, pending) in enumerate(in_flight):
-                if (
-                    not pending.done() or pending.exception() is not None
-                ):  # finished chunks keep their features
+                if not pending.done() or pending.exception() is not None:
                     in_flight[index] = (waiting, self.submit(waiting))
             return _encode_isolated(self.screener, chunk)
 
