@@ -314,6 +314,52 @@ def test_a_finished_output_is_not_redone_and_another_model_is_refused(
         predict_to_file(model_dir, inputs, tmp_path / "out.txt", progress=False)
 
 
+def test_ctrl_c_keeps_the_parts_and_an_unwritable_output_is_a_message(
+    model_dir, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C in the middle of a run: exit 130 with a line that says how to continue (no traceback), and the same
+    command finishes the file; an output that cannot be written, or a parts folder left by another run, is a
+    one-line error (exit 2)."""
+    from modeling_cloud.screening import Screener
+
+    inputs = [str(EXAMPLES / name) for name in ("NaCl.cif", "Si.cif", "MgO.cif", "Cu.cif")]
+    reference = tmp_path / "reference.jsonl"
+    predict_to_file(model_dir, inputs, reference, chunk_size=2, progress=False)
+    rows, calls = Screener.rows, []
+
+    def interrupted_at_the_second_chunk(self, items, encoded):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return rows(self, items, encoded)
+
+    output = tmp_path / "out.jsonl"
+    argv = ["predict", "--model", str(model_dir), *inputs, "--output", str(output), "--chunk-size", "2"]
+    monkeypatch.setattr(Screener, "rows", interrupted_at_the_second_chunk)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and f"{output}.parts" in err and "Traceback" not in err
+    assert not output.exists() and len(list(Path(f"{output}.parts").glob("part-*.parquet"))) == 1
+    monkeypatch.setattr(Screener, "rows", rows)
+    assert main(argv) == 0
+    assert read_rows(output) == read_rows(reference)
+
+    other = ["predict", "--model", str(model_dir), inputs[0], "--output", str(tmp_path / "other.jsonl")]
+    (tmp_path / "other.jsonl.parts").mkdir()
+    (tmp_path / "other.jsonl.parts" / "run.json").write_text(json.dumps({"command": "embed"}))
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "unfinished parts in" in err and "other.jsonl exists" not in err
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert (
+        main(["predict", "--model", str(model_dir), inputs[0], "--output", str(blocker / "out.parquet")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("cloud-crystal predict: ") and "a-file" in err and "Traceback" not in err
+
+
 # -- resume after SIGKILL ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def screening_table(tmp_path_factory, mp_table) -> Path:

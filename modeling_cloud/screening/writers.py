@@ -68,9 +68,11 @@ class ResumeMismatchError(ValueError):
     def __init__(self, path: Path, differences: list[str]):
         self.path = path
         self.differences = differences
+        parts = parts_folder(path)
+        written = f"{path} exists and was" if path.exists() else f"the unfinished parts in {parts} were"
+        found = " and ".join(str(kept) for kept in (path, parts) if kept.exists()) or "them"
         super().__init__(
-            f"{path} exists and was written by another run ({'; '.join(differences)}); remove it (and "
-            f"{parts_folder(path)}) or choose another --output"
+            f"{written} written by another run ({'; '.join(differences)}); remove {found} or choose another --output"
         )
 
 
