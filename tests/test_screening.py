@@ -720,3 +720,37 @@ def test_similar_names_the_extra_when_faiss_is_missing(index_file, monkeypatch, 
     monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
     assert main(["similar", "--index", str(index_file), "--row", "x"]) == 2
     assert "pip install 'cloud-crystal[faiss]'" in capsys.readouterr().err
+
+
+def test_an_index_made_from_a_relative_model_folder_is_searched_from_anywhere(
+    model_dir, tmp_path, monkeypatch, capsys
+):
+    """`embed --model ./folder` records the folder's absolute path, so `similar` finds the model from another
+    working directory (a relative name would be looked up on the Hub); a model folder that is gone, and an index
+    that is not Parquet, are one-line errors."""
+    pytest.importorskip("faiss")
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(model_dir, work / "model")
+    monkeypatch.chdir(work)
+    crystals = [str(EXAMPLES / name) for name in ("NaCl.cif", "Si.cif", "MgO.cif")]
+    assert main(["embed", "--model", "model", *crystals, "--output", "emb.parquet"]) == 0
+    assert main(["embed", "--model", "model", *crystals, "--output", "emb.csv"]) == 0
+    assert read_metadata(work / "emb.parquet")["model"] == str((work / "model").resolve())
+    capsys.readouterr()
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["similar", "--index", "work/emb.parquet", crystals[1], "-k", "1", "--jsonl"]) == 0
+    (found,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert found["source"] == crystals[1] and found["distance"] == pytest.approx(0.0, abs=1e-6)
+
+    assert main(["similar", "--index", "work/emb.csv", "--row", crystals[1]]) == 2
+    assert "an index is a Parquet file" in capsys.readouterr().err
+    shutil.rmtree(work / "model")
+    assert main(["similar", "--index", "work/emb.parquet", crystals[1]]) == 2
+    assert "not there any more: give --model" in capsys.readouterr().err
+    assert (
+        main(["similar", "--index", "work/emb.parquet", crystals[1], "--model", str(model_dir), "-k", "1"])
+        == 0
+    )

@@ -61,6 +61,7 @@ __all__ = [
     "Screener",
     "ScreeningSummary",
     "embed_to_file",
+    "model_reference",
     "package_versions",
     "pooled_embedding",
     "predict_to_file",
@@ -127,6 +128,13 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def model_reference(model: str | Path) -> str:
+    """How the output metadata names a model: a local checkpoint folder as its absolute path (so that `similar`
+    finds the index's model from any working directory, and Ray workers from theirs), a Hub id as given."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else str(model)
 
 
 def model_sha256(model) -> str:
@@ -647,7 +655,7 @@ def _screen(
 
         from ..loading import load_property_pipeline
 
-        name = str(model)
+        name = model_reference(model)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         pipeline = load_property_pipeline(name, trust_remote_code=trust_remote_code, device=device)
     else:
