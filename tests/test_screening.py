@@ -510,9 +510,43 @@ def test_a_resume_over_changed_inputs_is_refused(model_dir, mp_table, tmp_path):
                              package_versions())  # fmt: skip
     items = list(iter_inputs([table]))[:4]
     writer.write_part(0, screener.rows(items, screener.encode_chunk(items)))  # a run killed after 4 rows
-    frame.iloc[::-1].to_csv(table, index=False)  # the same file name, other rows
-    with pytest.raises(ResumeMismatchError, match="the inputs changed: position 3"):
+    frame.iloc[::-1].to_csv(table, index=False)  # the same file name, other rows (and the same size)
+    with pytest.raises(ResumeMismatchError, match="inputs_sha256"):
         run_screening(screener, [table], output, chunk_size=4, progress=False)
+
+    # A folder's files are not fingerprinted: a file added before the done rows shifts the names, and is caught.
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for name in ("MgO.cif", "NaCl.cif", "Si.cif", "SrTiO3.cif"):
+        (folder / name).write_text((EXAMPLES / name).read_text())
+    output = tmp_path / "folder.parquet"
+    writer = ScreeningOutput(output, screener.schema, screener.run_fingerprint([folder], None), screener.units,
+                             package_versions())  # fmt: skip
+    items = list(iter_inputs([folder]))[:3]
+    writer.write_part(0, screener.rows(items, screener.encode_chunk(items)))  # a run killed after 3 rows
+    (folder / "Cu.cif").write_text((EXAMPLES / "Cu.cif").read_text())  # sorts first
+    with pytest.raises(ResumeMismatchError, match="the inputs changed: position 2"):
+        run_screening(screener, [folder], output, chunk_size=4, progress=False)
+
+
+def test_a_table_rewritten_in_place_is_not_taken_for_its_finished_output(model_dir, mp_table, tmp_path):
+    """The next round of candidates written to the same file name: the finished output of the last round is not
+    reported as complete, whatever the file's timestamps say."""
+    table = tmp_path / "candidates.parquet"
+    columns = ["material_id", "structure"]
+    pq.write_table(mp_table.select(range(4)).data.table.select(columns), table)
+    output = tmp_path / "out.parquet"
+    assert predict_to_file(model_dir, [table], output, progress=False).rows == 4
+    assert predict_to_file(model_dir, [table], output, progress=False).already_complete
+    stat = table.stat()
+    pq.write_table(mp_table.select(range(4, 8)).data.table.select(columns), table)
+    os.utime(table, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # a rewrite within the timestamps' granularity
+    with pytest.raises(ResumeMismatchError, match="inputs_sha256"):
+        predict_to_file(model_dir, [table], output, progress=False)
+    fresh = predict_to_file(model_dir, [table], tmp_path / "fresh.parquet", progress=False)
+    assert fresh.rows == 4 and [row["source"] for row in read_rows(fresh.output)] == [
+        mp_table[i]["material_id"] for i in range(4, 8)
+    ]
 
 
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])
