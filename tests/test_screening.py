@@ -788,3 +788,47 @@ def test_an_index_made_from_a_relative_model_folder_is_searched_from_anywhere(
         main(["similar", "--index", "work/emb.parquet", crystals[1], "--model", str(model_dir), "-k", "1"])
         == 0
     )
+
+
+def test_a_resume_keeps_the_grouping_it_started_with(model_dir, tmp_path, monkeypatch, caplog):
+    """Resumed with another --chunk-size / --batch-size, a run keeps the ones its parts were written with (other
+    batch shapes move float32 values by rounding), so the file equals the uninterrupted run's exactly."""
+    from modeling_cloud.screening import Screener
+
+    with gzip.open(
+        FIXTURES / "scope_v1" / "pretrain10k_official_ids.jsonl.gz", "rt", encoding="utf-8"
+    ) as handle:
+        scopes = [json.loads(line)["scope"] for line, _ in zip(handle, range(120), strict=False)]
+    table = tmp_path / "scopes.parquet"
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(len(scopes))], "scope": scopes}), table)
+    reference = tmp_path / "reference.parquet"
+    predict_to_file(model_dir, [table], reference, chunk_size=40, batch_size=16, progress=False)
+    rows, calls = Screener.rows, []
+
+    def interrupted_at_the_second_chunk(self, items, encoded):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return rows(self, items, encoded)
+
+    output = tmp_path / "resumed.parquet"
+    monkeypatch.setattr(Screener, "rows", interrupted_at_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        predict_to_file(model_dir, [table], output, chunk_size=40, batch_size=16, progress=False)
+    monkeypatch.setattr(Screener, "rows", rows)
+    with caplog.at_level("WARNING", logger="modeling_cloud.screening.runner"):
+        summary = predict_to_file(model_dir, [table], output, chunk_size=1, batch_size=1, progress=False)
+    assert summary.computed == 80 and "continuing with --chunk-size 40 --batch-size 16" in caplog.text
+    assert read_rows(output) == read_rows(reference)  # bit for bit
+
+
+@pytest.mark.parametrize("task", ["predict", "embed"])
+def test_batch_size_1_gives_the_batched_rows(task, model_dir, small_inputs, tmp_path):
+    """`--batch-size 1` (each crystal its own forward pass) gives the rows of batched passes, within float32
+    rounding; transformers does not unroll batches of one, which once reached `postprocess` as lists."""
+    run = predict_to_file if task == "predict" else embed_to_file
+    one, batched = tmp_path / "one.parquet", tmp_path / "batched.parquet"
+    run(model_dir, small_inputs, batched, chunk_size=16, batch_size=32, progress=False)
+    summary = run(model_dir, small_inputs, one, chunk_size=16, batch_size=1, progress=False)
+    assert summary.rows == len(read_rows(batched)) and summary.failed == 3
+    _assert_same_rows(read_rows(one), read_rows(batched), tolerance=1e-5)  # other padding, other rounding

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import logging
 import multiprocessing
 import os
 import re
@@ -68,6 +69,8 @@ __all__ = [
     "run_screening",
     "space_group_from_scope",
 ]
+
+logger = logging.getLogger(__name__)
 
 TASKS = ("predict", "embed")
 #: Crystals per chunk (one encode task, one part of the output) unless the caller says otherwise.
@@ -577,7 +580,8 @@ def run_screening(
         id_column: the table column that names rows (default `id`, else `material_id`).
         num_proc: encoding processes; 1 encodes in this process, N > 1 in N forked workers while this process runs
             the model.
-        chunk_size: crystals per chunk (one part of the output, one encode task).
+        chunk_size: crystals per chunk (one part of the output, one encode task). A resumed run keeps the chunk
+            size and the screener's batch size that the run started with (a warning says so when they differ).
         progress: show a progress bar on stderr.
 
     Returns:
@@ -593,13 +597,22 @@ def run_screening(
         raise ValueError("num_proc and chunk_size must be positive")
     start_time = time.perf_counter()
     inputs = list(inputs)
+    asked = {"chunk_size": chunk_size, "batch_size": screener.batch_size}
     writer = ScreeningOutput(
         output,
         screener.schema,
         screener.run_fingerprint(inputs, id_column),
         screener.units,
         package_versions(),
+        batching=asked,
     )
+    if writer.batching and writer.batching != asked and not writer.complete:
+        # Resume with the grouping the parts were written with: the file then equals an uninterrupted run's.
+        chunk_size, screener.batch_size = writer.batching["chunk_size"], writer.batching["batch_size"]
+        logger.warning(
+            "%s: continuing with --chunk-size %d --batch-size %d, as the run started (asked: %d, %d)",
+            output, chunk_size, screener.batch_size, asked["chunk_size"], asked["batch_size"],
+        )  # fmt: skip
     if writer.complete:
         rows, failed = writer.metadata.get("rows", 0), writer.metadata.get("failed", 0)
         return ScreeningSummary(str(output), rows, failed, 0, time.perf_counter() - start_time, True)

@@ -160,9 +160,13 @@ class ScreeningOutput:
             one ([`ResumeMismatchError`]).
         columns (`dict[str, str | None]`): the unit of each column, for the metadata.
         versions (`dict[str, str]`): package versions, for the metadata.
+        batching (`dict`, *optional*): how the run groups crystals (`chunk_size`, `batch_size`): not part of the
+            fingerprint, but recorded with the parts (`batching.json`) so that a resumed run can keep the grouping
+            it started with (other batch shapes move values by float rounding).
 
     Attributes:
         complete (`bool`): the output already exists, finished, from the same run: nothing to do.
+        batching (`dict` or `None`): the grouping recorded by the run that wrote the parts (else the one given).
         done_ranges (`list[tuple[int, int]]`): positions `[start, stop)` already written, sorted.
 
     Raises:
@@ -176,6 +180,7 @@ class ScreeningOutput:
         run: dict,
         columns: dict[str, str | None] | None = None,
         versions: dict[str, str] | None = None,
+        batching: dict | None = None,
     ):
         self.path = Path(path)
         self.format = output_format(self.path)
@@ -185,6 +190,7 @@ class ScreeningOutput:
         self.versions = dict(versions or {})
         self.parts = parts_folder(self.path)
         self.complete = False
+        self.batching = dict(batching) if batching else None
         self.done_ranges: list[tuple[int, int]] = []
         self._open()
 
@@ -212,6 +218,13 @@ class ScreeningOutput:
             )
         for leftover in self.parts.glob("*.tmp"):
             leftover.unlink()
+        batching_file = self.parts / "batching.json"
+        if batching_file.is_file():
+            self.batching = json.loads(batching_file.read_text(encoding="utf-8"))
+        elif self.batching is not None:
+            _write_atomically(
+                batching_file, lambda tmp: tmp.write_text(json.dumps(self.batching), encoding="utf-8")
+            )
         for part in self.parts.iterdir():
             match = _PART.match(part.name)
             if not match:
