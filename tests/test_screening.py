@@ -832,3 +832,28 @@ def test_batch_size_1_gives_the_batched_rows(task, model_dir, small_inputs, tmp_
     summary = run(model_dir, small_inputs, one, chunk_size=16, batch_size=1, progress=False)
     assert summary.rows == len(read_rows(batched)) and summary.failed == 3
     _assert_same_rows(read_rows(one), read_rows(batched), tolerance=1e-5)  # other padding, other rounding
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(model_dir, tmp_path, capsys):
+    """Two runs of one command at once (a job started twice, a requeued job whose first copy still runs): the
+    second is refused with a message instead of racing the first's merge; after the first ends (killed or not), the
+    command resumes."""
+    pytest.importorskip("fcntl")
+    output = tmp_path / "out.parquet"
+    inputs = [str(EXAMPLES / name) for name in ("NaCl.cif", "Si.cif")]
+    argv = ["predict", "--model", str(model_dir), *inputs, "--output", str(output)]
+    parts = tmp_path / "out.parquet.parts"
+    parts.mkdir()
+    holder = subprocess.Popen(  # another process holding the run's lock, as a running `predict` does
+        [sys.executable, "-c", "import fcntl, sys; h = open(sys.argv[1], 'ab'); fcntl.lockf(h, fcntl.LOCK_EX); "
+         "print('locked', flush=True); sys.stdin.read()", str(parts / "lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(argv) == 2
+        assert "another run is writing" in capsys.readouterr().err and not output.exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert main(argv) == 0 and len(read_rows(output)) == 2 and not parts.exists()

@@ -243,6 +243,7 @@ def run_screening_ray(
             item for item in iter_inputs(inputs, id_column, skip=position) if item.position == position
         )
         if found.source != source:
+            writer.close()
             raise ResumeMismatchError(
                 writer.path,
                 [f"the inputs changed: position {position} is now {found.source!r}, was {source!r}"],
@@ -305,6 +306,9 @@ def run_screening_ray(
                 writer.write_part(int(row["start"]), table)
                 computed += table.num_rows
                 bar.update(table.num_rows)
+    except BaseException:
+        writer.close()  # the parts stay for the next run; the lock goes now
+        raise
     finally:
         bar.close()
         if started_here:

@@ -655,6 +655,9 @@ def run_screening(
             while in_flight:
                 chunk, pending = in_flight.popleft()
                 finish(chunk, pool.result(chunk, pending, in_flight))
+    except BaseException:
+        writer.close()  # the lock goes now, not when the writer is collected (a traceback keeps it alive)
+        raise
     finally:
         _WORKER_SCREENER = None
         if pool is not None:

@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 __all__ = [
     "FORMATS",
     "METADATA_KEY",
+    "OutputBusyError",
     "ResumeMismatchError",
     "ScreeningOutput",
     "output_format",
@@ -73,6 +74,21 @@ class ResumeMismatchError(ValueError):
         found = " and ".join(str(kept) for kept in (path, parts) if kept.exists()) or "them"
         super().__init__(
             f"{written} written by another run ({'; '.join(differences)}); remove {found} or choose another --output"
+        )
+
+
+class OutputBusyError(ValueError):
+    """Another process is writing the same output now (it holds the lock of its parts folder).
+
+    Attributes:
+        path (`Path`): the output file.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        super().__init__(
+            f"another run is writing {path} now (it holds {parts_folder(path) / 'lock'}); wait for it to finish, "
+            "or choose another --output"
         )
 
 
@@ -171,6 +187,9 @@ class ScreeningOutput:
 
     Raises:
         ResumeMismatchError: `path` or its parts come from another run.
+        OutputBusyError: another process is writing `path` now. A run holds an advisory lock (`fcntl.lockf`) on
+            `<output>.parts/lock` from its start to the merge; the system releases it when the process ends, a
+            SIGKILL included. Where `fcntl` is missing (Windows) there is no lock.
     """
 
     def __init__(
@@ -203,16 +222,20 @@ class ScreeningOutput:
                 raise ResumeMismatchError(self.path, differences)
             self.complete = True
             self.metadata = found
-            if self.parts.exists():  # a run killed after the merge, while removing its parts
-                shutil.rmtree(self.parts)
+            # Parts left by a run killed after its merge, while removing them (not those of a run merging now).
+            if self.parts.exists() and self._lock():
+                self.close()
+                shutil.rmtree(self.parts, ignore_errors=True)
             return
+        self.parts.mkdir(parents=True, exist_ok=True)
+        if not self._lock():
+            raise OutputBusyError(self.path)
         run_file = self.parts / "run.json"
         if run_file.is_file():
             differences = _differences(self.run, json.loads(run_file.read_text(encoding="utf-8")))
             if differences:
                 raise ResumeMismatchError(self.path, differences)
         else:
-            self.parts.mkdir(parents=True, exist_ok=True)
             _write_atomically(
                 run_file, lambda tmp: tmp.write_text(json.dumps(self.run, indent=1), encoding="utf-8")
             )
@@ -244,6 +267,29 @@ class ScreeningOutput:
                 raise ValueError(
                     f"{self.parts}: parts overlap at position {start}; remove the folder to start over"
                 )
+
+    def _lock(self) -> bool:
+        """Take the parts folder's lock without waiting; `False` when another process holds it."""
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks here: one run per output is the user's to ensure
+            return True
+        handle = open(self.parts / "lock", "ab")  # noqa: SIM115 (held open for the run's lifetime)
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock_handle = handle
+        return True
+
+    def close(self) -> None:
+        """Release the run's lock without merging (a run that stops on an error; [`finish`] releases it too). The
+        parts stay for the next run."""
+        handle = getattr(self, "_lock_handle", None)
+        if handle is not None:
+            handle.close()  # releases the lock
+            self._lock_handle = None
 
     @property
     def rows_done(self) -> int:
@@ -367,6 +413,7 @@ class ScreeningOutput:
                 self.parts,
             )
         _write_atomically(self.path, merge, self.parts)  # a merge killed midway leaves its file in the parts
+        self.close()
         shutil.rmtree(self.parts)
         self.complete = True
         self.metadata = metadata
