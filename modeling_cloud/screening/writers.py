@@ -8,6 +8,8 @@ How a run is written (one layout for every format, and for the Ray path):
    is: command, model, inputs, options; see [`ScreeningOutput`]). A part is written under a temporary name and
    renamed (`os.replace`, atomic on POSIX), so a part either exists whole or not at all: a SIGKILL at any moment
    leaves only finished parts (and perhaps a `*.tmp` that the next run deletes).
+   The folder also holds `batching.json` (the chunk and batch size, which a resumed run keeps) and `lock`, which the
+   running process holds (`fcntl.lockf`) so that a second run of the same output is refused.
 2. Run again, the same command reads which positions the parts hold ([`ScreeningOutput.done_ranges`]) and computes
    only the others. Positions, not names, are the key: ids may repeat.
 3. When every position is done, the parts are merged, in order, into a temporary file renamed to `<output>`
