@@ -857,3 +857,20 @@ def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(model
         holder.stdin.close()
         holder.wait(timeout=30)
     assert main(argv) == 0 and len(read_rows(output)) == 2 and not parts.exists()
+
+
+def test_an_output_written_into_the_folder_it_screens_is_not_an_input(model_dir, tmp_path):
+    """`predict candidates/ --output candidates/out.parquet`: the run's own parts, and the outputs (with their
+    `.meta.json`) that earlier runs left in the folder, are results, not crystals; a plain table there still is."""
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    for name in ("NaCl.cif", "Si.cif", "MgO.cif"):
+        (folder / name).write_text((EXAMPLES / name).read_text())
+    expected = [str(folder / name) for name in ("MgO.cif", "NaCl.cif", "Si.cif")]
+    for output in ("out.parquet", "out.csv", "out.jsonl"):  # each run sees the others' finished outputs
+        summary = predict_to_file(model_dir, [folder], folder / output, chunk_size=1, progress=False)
+        assert summary.rows == 3 and [row["source"] for row in read_rows(folder / output)] == expected
+    pq.write_table(
+        pa.table({"scope": [read_rows(folder / "out.parquet")[0]["scope"]]}), folder / "more.parquet"
+    )
+    assert [item.source for item in iter_inputs([folder])] == [*expected, f"{folder / 'more.parquet'}#0"]
