@@ -26,6 +26,8 @@ from .scope_defaults import (
 )
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 #: Show a progress bar on stderr from this many inputs on.
 PROGRESS_MIN_ITEMS = 5
 
@@ -230,6 +232,20 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
     except ValueError as error:
         print(f"cloud-crystal {task}: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:  # a model that cannot be loaded, an output folder that cannot be written
+        print(f"cloud-crystal {task}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        from pathlib import Path
+
+        from .screening.writers import parts_folder
+
+        print(
+            f"cloud-crystal {task}: interrupted; the rows written so far are kept in "
+            f"{parts_folder(Path(args.output))}: run the same command again to continue",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if summary.already_complete:
         print(f"{summary.output} is already complete ({summary.rows} rows); nothing to do", file=sys.stderr)
     else:

@@ -324,6 +324,10 @@ class CrystalPropertyPipeline(Pipeline):
         """
         if not features:
             return []
+        if batch_size == 1:
+            # As the base `__call__` runs batch_size=1: each item as `preprocess` gave it, not collated (transformers'
+            # `PipelineIterator` does not unroll batches of one, so collated items would reach `postprocess` as lists).
+            return [self.forward(feature, **forward_params) for feature in features]
         order = sorted(range(len(features)), key=lambda index: features[index]["input_ids"].shape[-1])
         batches = DataLoader(
             [features[index] for index in order],
