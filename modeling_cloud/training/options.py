@@ -227,28 +227,59 @@ class PretrainDataArguments(CloudDataArguments):
     )
 
 
+#: Fraction of the training rows (after the validation hold-out) that `--ensemble K` holds out to calibrate σ.
+DEFAULT_CALIBRATION_FRACTION = 0.1
+
+
 @dataclass
-class FinetuneDataArguments(CloudDataArguments):
-    target: list[str] | None = _arg(None, "label column(s) to predict. Required", metavar="COLUMN")
-    target_unit: list[str] | None = _arg(
-        None, "physical unit of each target, for the model card and config (e.g. eV/atom)", metavar="UNIT"
-    )
+class PropertyDataArguments(CloudDataArguments):
+    """Settings shared by the property commands (`finetune`, `train-debye`): test data, ensembles, calibration."""
+
     test: list[str] | None = _arg(
         None,
         "held-out test data, evaluated once with the selected model (never used for selection)",
         metavar="FILE",
     )
+    ensemble: int = _arg(
+        1,
+        "train K models with seeds SEED, SEED+1, ... on the same split (each kept at its best validation "
+        "checkpoint, in OUTPUT_DIR/member-<i>) and save them as one checkpoint that predicts their mean, their "
+        "spread (`std_raw`) and a calibrated σ (`std`, see --calibration-fraction); 1: a single model",
+        metavar="K",
+    )
+    calibration: list[str] | None = _arg(
+        None,
+        "calibration data for --ensemble (same formats): rows used only to fit the factor that turns the "
+        "members' spread into a calibrated σ, never for training or early stopping. Default: "
+        "--calibration-fraction of the training rows",
+        metavar="FILE",
+    )
+    calibration_fraction: float | None = _arg(
+        None,
+        "with --ensemble K > 1 and no --calibration: fraction of the training rows left after the validation "
+        f"hold-out that is held out again (seeded) to calibrate σ. Default: {DEFAULT_CALIBRATION_FRACTION} for an "
+        "ensemble; 0 keeps every row for training and leaves σ uncalibrated (std = std_raw)",
+    )
+
+    def resolved_calibration_fraction(self) -> float:
+        """The calibration hold-out fraction of this run (0 for a single model or with --calibration)."""
+        if self.ensemble <= 1 or self.calibration:
+            return 0.0
+        if self.calibration_fraction is None:
+            return DEFAULT_CALIBRATION_FRACTION
+        return self.calibration_fraction
+
+
+@dataclass
+class FinetuneDataArguments(PropertyDataArguments):
+    target: list[str] | None = _arg(None, "label column(s) to predict. Required", metavar="COLUMN")
+    target_unit: list[str] | None = _arg(
+        None, "physical unit of each target, for the model card and config (e.g. eV/atom)", metavar="UNIT"
+    )
     cv_folds: int | None = _arg(
         None,
         "k-fold cross-validation over the training data (KFold, shuffle, random_state 18012019 as MatBench): "
         "trains k models, reports mean and spread of the held-out-fold metrics",
-        metavar="K",
-    )
-    ensemble: int = _arg(
-        1,
-        "train K models with seeds SEED, SEED+1, ... on the same split (each kept at its best validation "
-        "checkpoint, in OUTPUT_DIR/member-<i>) and save them as one checkpoint that predicts their mean and, as "
-        "`std`, their standard deviation; 1: a single model",
         metavar="K",
     )
     early_stopping_patience: int = _arg(
@@ -257,17 +288,12 @@ class FinetuneDataArguments(CloudDataArguments):
 
 
 @dataclass
-class DebyeDataArguments(CloudDataArguments):
+class DebyeDataArguments(PropertyDataArguments):
     target: list[str] = _arg(["cv"], "column with Cv in J/(K mol of cells)", metavar="COLUMN")
     n_atoms_column: str = _arg("n_atoms", "column with the number of atoms in the cell")
     temperature_column: str | None = _arg(None, "column with the temperature (K) of each Cv value")
     temperature: float = _arg(
         300.0, "temperature (K) of every Cv value when there is no --temperature-column"
-    )
-    test: list[str] | None = _arg(
-        None,
-        "held-out test data, evaluated once with the selected model (never used for selection)",
-        metavar="FILE",
     )
     early_stopping_patience: int = _arg(
         40, "stop after this many evaluations without a lower validation MAE (0: never)"
@@ -537,13 +563,9 @@ class RunSettings:
             raise TrainingConfigError(
                 f"--target-unit has {len(data.target_unit)} entries but --target has {len(data.target)}"
             )
-        if data.ensemble < 1:
-            raise TrainingConfigError(f"--ensemble must be >= 1, got {data.ensemble}")
-        if data.ensemble > 1:
-            if data.cv_folds is not None:
-                raise TrainingConfigError("--ensemble and --cv-folds cannot be combined; run them apart")
-            if training.resume_from_checkpoint:
-                raise TrainingConfigError("--resume-from-checkpoint is not supported with --ensemble")
+        self._validate_ensemble()
+        if data.ensemble > 1 and data.cv_folds is not None:
+            raise TrainingConfigError("--ensemble and --cv-folds cannot be combined; run them apart")
         if data.cv_folds is not None:
             if data.cv_folds < 2:
                 raise TrainingConfigError(f"--cv-folds must be >= 2, got {data.cv_folds}")
@@ -559,7 +581,25 @@ class RunSettings:
             if training.resume_from_checkpoint:
                 raise TrainingConfigError("--resume-from-checkpoint is not supported with --cv-folds")
 
+    def _validate_ensemble(self) -> None:
+        data = self.data
+        if data.ensemble < 1:
+            raise TrainingConfigError(f"--ensemble must be >= 1, got {data.ensemble}")
+        if data.ensemble > 1 and self.training.resume_from_checkpoint:
+            raise TrainingConfigError("--resume-from-checkpoint is not supported with --ensemble")
+        if data.calibration_fraction is not None and not 0.0 <= data.calibration_fraction < 1.0:
+            raise TrainingConfigError(
+                f"--calibration-fraction must be in [0, 1), got {data.calibration_fraction}"
+            )
+        if data.ensemble == 1 and (data.calibration or data.calibration_fraction):
+            raise TrainingConfigError(
+                "--calibration and --calibration-fraction calibrate an ensemble's spread; add --ensemble K (K >= 2)"
+            )
+        if data.calibration and data.calibration_fraction:
+            raise TrainingConfigError("give --calibration or --calibration-fraction, not both")
+
     def _validate_train_debye(self) -> None:
+        self._validate_ensemble()
         if len(self.data.target) != 1:
             raise TrainingConfigError(f"train-debye fits one Cv column, got --target {self.data.target}")
         if not self.data.temperature > 0:
