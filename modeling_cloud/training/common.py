@@ -290,6 +290,8 @@ def hyperparameters(
     }
     if settings.data.early_stopping_patience > 0:
         table["early stopping"] = f"patience {settings.data.early_stopping_patience} evaluations"
+    if settings.defaults_note:
+        table["defaults"] = settings.defaults_note
     table.update(extra or {})
     return table
 

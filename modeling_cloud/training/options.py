@@ -282,8 +282,8 @@ class FinetuneDataArguments(PropertyDataArguments):
         "trains k models, reports mean and spread of the held-out-fold metrics",
         metavar="K",
     )
-    early_stopping_patience: int = _arg(
-        20, "stop after this many evaluations without a lower validation MAE (0: never)"
+    early_stopping_patience: int | None = _arg(
+        None, "stop after this many evaluations without a lower validation MAE (0: never)"
     )
 
 
@@ -295,8 +295,8 @@ class DebyeDataArguments(PropertyDataArguments):
     temperature: float = _arg(
         300.0, "temperature (K) of every Cv value when there is no --temperature-column"
     )
-    early_stopping_patience: int = _arg(
-        40, "stop after this many evaluations without a lower validation MAE (0: never)"
+    early_stopping_patience: int | None = _arg(
+        None, "stop after this many evaluations without a lower validation MAE (0: never)"
     )
 
 
@@ -363,13 +363,8 @@ COMMANDS: dict[str, CommandSpec] = {
         "finetune",
         PropertyModelArguments,
         FinetuneDataArguments,
-        {
-            **_TRAINER_DEFAULTS,
-            **_COSINE_TO_MIN_LR,
-            "num_train_epochs": 200.0,
-            "per_device_train_batch_size": 64,
-            "learning_rate": 5e-5,
-        },
+        # Learning rate, warm-up, epochs, batch size and early stopping: by starting point (`defaults.DEFAULTS`).
+        {**_TRAINER_DEFAULTS, **_COSINE_TO_MIN_LR},
         "Fine-tune CLOUD on crystal properties (regression on z-scored targets, best checkpoint by validation MAE, "
         "early stopping); with --cv-folds K, K-fold cross-validation.",
         "cloud-crystal finetune --train train.csv --validation val.csv --target band_gap --target-unit eV "
@@ -380,21 +375,19 @@ COMMANDS: dict[str, CommandSpec] = {
         "train_debye",
         DebyeModelArguments,
         DebyeDataArguments,
-        # The authors: lr 1e-4, batch 128, 400 epochs, gradient clipping 5.
-        {
-            **_TRAINER_DEFAULTS,
-            **_COSINE_TO_MIN_LR,
-            "num_train_epochs": 400.0,
-            "per_device_train_batch_size": 128,
-            "learning_rate": 1e-4,
-            "max_grad_norm": 5.0,
-        },
+        # The authors clip gradients at 5. Learning rate, warm-up, epochs, batch size and early stopping: by starting
+        # point (`defaults.DEFAULTS`).
+        {**_TRAINER_DEFAULTS, **_COSINE_TO_MIN_LR, "max_grad_norm": 5.0},
         "Train CLOUD-DEBYE: a Debye temperature fitted to heat capacities through the Debye model (then predicts "
         "Cv, U, S and F at any temperature).",
         "cloud-crystal train-debye --train bundled:cloud-cv --scope-version v1 --temperature 300 "
         "--output-dir cloud-debye --num-train-epochs 400",
     ),
 }
+
+#: Commands whose learning rate, warm-up, epochs, batch size and early stopping come from `defaults.DEFAULTS`.
+TABLE_COMMANDS = ("finetune", "train-debye")
+TABLE_HELP_PREFIX = "default: by starting point"
 
 BUNDLED_HELP = (
     "bundled data for --train/--validation/--test (slice rows with [a:b], e.g. bundled:cloud-cv[:500]):\n  "
@@ -428,6 +421,10 @@ def command_parser(command: str, **parser_kwargs):
 
     spec = _spec(command)
     parser_kwargs.setdefault("formatter_class", _HelpFormatter)
+    if not issubclass(parser_kwargs["formatter_class"], _TableDefaultsHelp):
+        parser_kwargs["formatter_class"] = type(
+            "TableDefaultsHelpFormatter", (_TableDefaultsHelp, parser_kwargs["formatter_class"]), {}
+        )
     parser_kwargs.setdefault("allow_abbrev", False)  # ~130 flags: a prefix must not silently pick one
     parser_kwargs.setdefault("description", spec.help.replace("%", "%%"))
     parser_kwargs.setdefault("epilog", f"example:\n  {spec.example}\n\n{BUNDLED_HELP}")
@@ -441,10 +438,30 @@ def command_parser(command: str, **parser_kwargs):
         help="YAML or JSON file of settings (keys: the flag names, with _ or -); the command line overrides it",
     )
     parser.set_defaults(**spec.trainer_defaults)
+    if command in TABLE_COMMANDS:
+        # None means "the defaults table's value for this run's starting point" (filled in `_build_settings`).
+        from .defaults import TABLE_FIELDS, table_help
+
+        actions = _actions_by_dest(parser)
+        for name in TABLE_FIELDS:
+            actions[name].help = table_help(command, name).replace("%", "%%")
+        parser.set_defaults(**dict.fromkeys(TABLE_FIELDS))
     return parser
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+class _TableDefaultsHelp:
+    """Help-formatter mixin: a flag whose default comes from the defaults table spells its own default (the table
+    by starting point) instead of argparse's "(default: None)"."""
+
+    def _get_help_string(self, action):
+        if action.default is None and (action.help or "").startswith(TABLE_HELP_PREFIX):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _HelpFormatter(
+    _TableDefaultsHelp, argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
+):
     """Keeps the epilog's line breaks and shows every default."""
 
 
@@ -462,6 +479,7 @@ class RunSettings:
         training: `transformers.TrainingArguments` as given (the Trainer gets a copy adjusted per run, see
             `engine.trainer_arguments`).
         explicit: the names set by the user (config file or command line), as opposed to defaults.
+        defaults_note: which settings came from the defaults table (`defaults.DEFAULTS`), its row and source.
     """
 
     command: str
@@ -469,6 +487,7 @@ class RunSettings:
     data: CloudDataArguments
     training: Any
     explicit: frozenset[str] = frozenset()
+    defaults_note: str = ""
 
     @property
     def output_dir(self) -> str:
@@ -480,6 +499,8 @@ class RunSettings:
         `resume_from_checkpoint` and `overwrite_output_dir` are cleared: how a run was started is not part of its
         recipe."""
         chosen = self.explicit | set(COMMANDS[self.command].trainer_defaults) | {"output_dir"}
+        if self.command in TABLE_COMMANDS:
+            chosen |= {"learning_rate", "warmup_steps", "num_train_epochs", "per_device_train_batch_size"}
         training = {
             name: value
             for name, value in self.training.to_dict().items()
@@ -800,6 +821,19 @@ def _build_settings(command: str, values: dict[str, Any], explicit: frozenset[st
     # The command's min_lr belongs to its cosine_with_min_lr default; another schedule given alone drops it.
     if "lr_scheduler_kwargs" not in explicit and values["lr_scheduler_type"] != "cosine_with_min_lr":
         values["lr_scheduler_kwargs"] = {}
+    defaults_note = ""
+    if command in TABLE_COMMANDS:
+        from .defaults import recipe_for
+
+        recipe, row = recipe_for(
+            command, values.get("pretrained"), values.get("model_size"), values.get("pretrained_subfolder")
+        )
+        filled = [name for name, value in recipe.values().items() if values.get(name) is None]
+        for name in filled:
+            values[name] = recipe.values()[name]
+        defaults_note = (
+            f"{', '.join(filled)} from the defaults table, row '{row}': {recipe.source}" if filled else ""
+        )
     parts = []
     for dtype in (spec.model_arguments, spec.data_arguments):
         names = {f.name for f in dataclasses.fields(dtype) if f.init}
@@ -812,7 +846,7 @@ def _build_settings(command: str, values: dict[str, Any], explicit: frozenset[st
         training = TrainingArguments(**values)
     except (TypeError, ValueError) as error:
         raise TrainingConfigError(f"invalid Trainer settings: {error}") from error
-    settings = RunSettings(command, parts[0], parts[1], training, explicit)
+    settings = RunSettings(command, parts[0], parts[1], training, explicit, defaults_note)
     settings.validate()
     return settings
 
