@@ -6,7 +6,9 @@
     python -m benchmarks --report-only           # rebuild RESULTS.md and the plots from latest.json
 
 Parts: encode, mlm, infer (speed); dielectric_cv (dielectric fold + Cv 300 K + Debye curves), matminer_cv, ablation,
-cli_formation (formation energy through `cloud-crystal finetune`/`predict`); with --only also scaling, cv300_long.
+cli_formation (formation energy through `cloud-crystal finetune`/`predict` with the defaults), calibration (5-member
+ensembles' calibrated uncertainty on formation energy, the dielectric fold and Cv(300 K)), sweep_defaults (the
+validation sweep behind the training defaults); with --only also scaling, cv300_long.
 Each part's results carry the date and the command of the run that produced them, because partial runs merge into
 the same file.
 """
@@ -36,7 +38,14 @@ LATEST = RESULTS_DIR / "latest.json"
 RESULTS_MD = HERE / "RESULTS.md"
 
 SPEED_PARTS = ("encode", "mlm", "infer")
-ACCURACY_PARTS = ("dielectric_cv", "matminer_cv", "ablation", "cli_formation")
+ACCURACY_PARTS = (
+    "dielectric_cv",
+    "matminer_cv",
+    "ablation",
+    "cli_formation",
+    "calibration",
+    "sweep_defaults",
+)
 DEFAULT_PARTS = SPEED_PARTS + ACCURACY_PARTS
 # Studies outside the goals, asked for with --only: scaling (loss against model size and FLOPs, 10 min) and
 # cv300_long (CLOUD-DEBYE from scratch for 15 min).
@@ -251,7 +260,11 @@ PART_KEYS = {
     "ablation": ("accuracy", ["ablation_scope_version"]),
     "scaling": ("scaling", []),
     "cli_formation": ("accuracy", ["cli_formation_energy_mae", "cli_formation"]),
+    "calibration": ("accuracy", ["calibration", "calibration_details"]),
+    "sweep_defaults": ("accuracy", ["defaults_sweep"]),
 }
+#: The keys of `accuracy.calibration.<task>` (issue 24; fractions).
+CALIBRATION_KEYS = ("coverage_1sigma", "coverage_2sigma", "spearman", "miscalibration_area")
 
 
 def changed(part: str, section: str) -> set[str]:
@@ -343,6 +356,24 @@ def run_parts(parts: list[str], quick: bool, budget_scale: float, threads: int |
             result = cli_formation.run(budget_scale)
             data["accuracy"]["cli_formation_energy_mae"] = result["selected_test_mae"]
             data["accuracy"]["cli_formation"] = result
+        elif part == "calibration":
+            from benchmarks import calibration
+
+            result = calibration.run(members=5)
+            # Tasks merge: a run of some tasks keeps the others' earlier figures.
+            summary = dict(data["accuracy"].get("calibration") or {})
+            details = dict(data["accuracy"].get("calibration_details") or {})
+            for task, values in result["tasks"].items():
+                summary[task] = {key: values[key] for key in CALIBRATION_KEYS}
+                details[task] = values
+            data["accuracy"]["calibration"] = summary
+            data["accuracy"]["calibration_details"] = details
+        elif part == "sweep_defaults":
+            from benchmarks import sweep_defaults
+
+            sweep_json = RESULTS_DIR / "sweep_defaults.json"
+            sweep_defaults.main(["--json", str(sweep_json)])
+            data["accuracy"]["defaults_sweep"] = json.loads(sweep_json.read_text())
         data["runs"][part] = dict(
             stamp,
             seconds=time.perf_counter() - start,
