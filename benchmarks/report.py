@@ -178,6 +178,26 @@ def calibration_lines(details: dict) -> list[str]:
     return lines
 
 
+def peer_lines(peer: dict) -> list[str]:
+    """Issue 24: a structure-graph network from PyPI on CLOUD's rows and time budget."""
+    measured = {task: r for task, r in peer.items() if "mae" in r}
+    if not measured:
+        return []
+    lines = [
+        "",
+        "### A graph network on the same rows (`benchmarks/peer_gnn.py`)",
+        "",
+        "| task | peer (version) | peer test MAE | CLOUD test MAE | peer training s (budget) | CLOUD pretraining s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, r in measured.items():
+        lines.append(
+            f"| {task} | {r['model']} (matgl {r['version']}) | {_fmt(r['mae'])} | {_fmt(r.get('cloud_mae'))} | "
+            f"{r['seconds']:.0f} ({r.get('budget_seconds', '—')}) | {r.get('cloud_pretraining_seconds', '—')} |"
+        )
+    return lines
+
+
 def sweep_lines(runs: list[dict]) -> list[str]:
     """Issue 24: the validation sweep behind the training defaults (`benchmarks/sweep_defaults.py`)."""
     if not runs:
@@ -474,6 +494,7 @@ def tables(data: dict) -> str:
     lines += cli_formation_lines(accuracy.get("cli_formation") or {})
     lines += calibration_lines(accuracy.get("calibration_details") or {})
     lines += sweep_lines((accuracy.get("defaults_sweep") or {}).get("runs") or [])
+    lines += peer_lines(accuracy.get("peer_gnn") or {})
     ablation = accuracy.get("ablation_scope_version")
     if ablation:
         lines += [

@@ -8,7 +8,8 @@
 Parts: encode, mlm, infer (speed); dielectric_cv (dielectric fold + Cv 300 K + Debye curves), matminer_cv, ablation,
 cli_formation (formation energy through `cloud-crystal finetune`/`predict` with the defaults), calibration (5-member
 ensembles' calibrated uncertainty on formation energy, the dielectric fold and Cv(300 K)), sweep_defaults (the
-validation sweep behind the training defaults); with --only also scaling, cv300_long.
+validation sweep behind the training defaults), peer_gnn (matgl's MEGNet on the same rows and time budget as CLOUD;
+needs `pip install "matgl==4.1.2" "torch==2.13.0"`); with --only also scaling, cv300_long.
 Each part's results carry the date and the command of the run that produced them, because partial runs merge into
 the same file.
 """
@@ -122,6 +123,44 @@ def _json_benchmark(module: str, arguments: list[str], output: Path) -> dict:
     if completed.returncode != 0 or not output.exists():
         return {"status": f"failed (rc {completed.returncode})", "stderr_tail": completed.stderr[-2000:]}
     return json.loads(output.read_text())
+
+
+def part_peer_gnn(accuracy: dict, budget_scale: float) -> dict:
+    """matgl's MEGNet (`benchmarks/peer_gnn.py`, in a subprocess) on CLOUD's rows with CLOUD's time budget: the
+    CLI formation-energy run's fine-tuning seconds (600 s if that part has not run) and the matminer run's 60 s per
+    dielectric fold. CLOUD trains from scratch in both, so no pretraining time is added."""
+    cli = accuracy.get("cli_formation") or {}
+    selected = (cli.get("configs") or {}).get(cli.get("selected") or "", {})
+    budgets = {
+        "formation_energy": (
+            selected.get("train_seconds") or 600.0,
+            accuracy.get("cli_formation_energy_mae"),
+        ),
+        "dielectric": (
+            60.0,
+            ((accuracy.get("matminer_cv") or {}).get("n") or {}).get("cloud_v2", {}).get("mean"),
+        ),
+    }
+    results = dict(accuracy.get("peer_gnn") or {})
+    for task, (seconds, cloud_mae) in budgets.items():
+        seconds *= budget_scale
+        data = _json_benchmark(
+            "peer_gnn", ["--task", task, "--seconds", f"{seconds:.0f}"], RESULTS_DIR / f"peer_gnn_{task}.json"
+        )
+        if "status" in data:
+            results[task] = data
+            continue
+        results[task] = {
+            "model": data["model"],
+            "version": data["version"],
+            "mae": data["mae"],
+            "cloud_mae": cloud_mae,
+            "seconds": data["seconds"],
+            "budget_seconds": round(seconds, 1),
+            "cloud_pretraining_seconds": 0,
+            "settings": data["settings"],
+        }
+    return results
 
 
 def part_encode(quick: bool) -> dict:
@@ -262,6 +301,7 @@ PART_KEYS = {
     "cli_formation": ("accuracy", ["cli_formation_energy_mae", "cli_formation"]),
     "calibration": ("accuracy", ["calibration", "calibration_details"]),
     "sweep_defaults": ("accuracy", ["defaults_sweep"]),
+    "peer_gnn": ("accuracy", ["peer_gnn"]),
 }
 #: The keys of `accuracy.calibration.<task>` (issue 24; fractions).
 CALIBRATION_KEYS = ("coverage_1sigma", "coverage_2sigma", "spearman", "miscalibration_area")
@@ -368,6 +408,8 @@ def run_parts(parts: list[str], quick: bool, budget_scale: float, threads: int |
                 details[task] = values
             data["accuracy"]["calibration"] = summary
             data["accuracy"]["calibration_details"] = details
+        elif part == "peer_gnn":
+            data["accuracy"]["peer_gnn"] = part_peer_gnn(data["accuracy"], budget_scale)
         elif part == "sweep_defaults":
             from benchmarks import sweep_defaults
 
