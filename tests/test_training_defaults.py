@@ -101,3 +101,11 @@ def test_every_entry_names_its_source_and_the_readme_table_lists_them():
         assert 0 < recipe.warmup_steps < 1 and recipe.learning_rate > 0 and recipe.num_train_epochs >= 1
     table = markdown_table()
     assert table.count("\n") == len(DEFAULTS) + 1
+
+
+def test_the_readme_shows_the_table_as_it_is():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("<!-- defaults-table -->\n", 1)[1].split("\n<!-- /defaults-table -->", 1)[0]
+    assert shown == markdown_table()
