@@ -92,3 +92,50 @@ def test_bad_inputs_are_named():
         miscalibration_area(np.zeros(3), -np.ones(3))
     with pytest.raises(ValueError, match="no row"):
         interval_coverage([np.nan], [1.0])
+
+
+def test_the_calibration_rows_are_held_out_from_training_and_validation(tmp_path):
+    """`--calibration-fraction` carves its rows from the training rows left after the validation hold-out;
+    `--calibration FILE` reads its own rows and leaves the training rows alone; a single model has none."""
+    import datasets
+
+    from modeling_cloud.training.common import RunData, split_calibration, split_validation
+    from modeling_cloud.training.options import settings_from_dict
+
+    rows = datasets.Dataset.from_dict({"row": list(range(200))})
+
+    def data_for(values):
+        settings = settings_from_dict(
+            "finetune", {"train": ["x.csv"], "target": ["n"], "output_dir": "o", **values}
+        )
+        train, validation, note = split_validation(rows, None, settings)
+        return settings, RunData(train, validation, None, [], None, None, None, note)
+
+    settings, data = data_for({"ensemble": 5})
+    split_calibration(data, settings, encode=None)
+    train, validation, calibration = (
+        set(part["row"]) for part in (data.train, data.validation, data.calibration)
+    )
+    assert len(validation) == 20 and len(calibration) == 18 and len(train) == 162  # 10 % of the 180 left
+    assert (
+        not (train & calibration)
+        and not (validation & calibration)
+        and train | validation | calibration == set(range(200))
+    )
+    assert f"seed {settings.training.seed + 1}," in data.calibration_note  # not the validation draw's seed
+
+    settings, data = data_for({"ensemble": 5, "calibration_fraction": 0.0})
+    split_calibration(data, settings, encode=None)
+    assert data.calibration is None and len(data.train) == 180  # uncalibrated: std stays the raw spread
+
+    table = tmp_path / "calibration.csv"
+    table.write_text("scope,n\nSG225 Na 0.5 4a Cl 0.5 4b,1.5\n")
+    settings, data = data_for({"ensemble": 3, "calibration": [str(table)]})
+    seen = []
+    split_calibration(data, settings, encode=lambda tables, purpose: seen.append((tables, purpose)) or rows)
+    assert seen[0][1] == "calibration" and len(seen[0][0][0].frame) == 1
+    assert len(data.train) == 180 and data.calibration is rows
+
+    settings, data = data_for({})
+    split_calibration(data, settings, encode=None)
+    assert data.calibration is None and len(data.train) == 180
