@@ -169,6 +169,9 @@ def calibration_lines(details: dict) -> list[str]:
         factor = ", ".join(f"{v:.3g}" for v in (calibration.get("std_factors") or {}).values())
         raw = r["raw"]
         members = ", ".join(_fmt(v) for v in r.get("members_test_mae") or [])
+        reduced = r.get("reduced_budget") or {}
+        if reduced.get("epochs_per_member"):
+            task = f"{task} (reduced: {reduced['epochs_per_member']} epochs per member)"
         lines.append(
             f"| {task} | {calibration.get('method', '—')} | {factor or '—'} | {r['coverage_1sigma']:.3f} | "
             f"{r['coverage_2sigma']:.3f} | {r['spearman']:.3f} | {r['miscalibration_area']:.3f} | "
@@ -385,13 +388,21 @@ def tables(data: dict) -> str:
         f"{_fmt(accuracy.get('cli_formation_energy_mae'))} | ≤ 0.22 | "
         f"{_goal(accuracy.get('cli_formation_energy_mae'), 0.22)} |"
     )
+    calibration_details = accuracy.get("calibration_details") or {}
     for task, values in (accuracy.get("calibration") or {}).items():
+        reduced = (calibration_details.get(task) or {}).get("reduced_budget") or {}
+        budget = (
+            f", reduced: {reduced['epochs_per_member']} epochs per member"
+            if reduced.get("epochs_per_member")
+            else ""
+        )
         met = all(
             abs(values[key] - nominal) <= 0.05
             for key, nominal in (("coverage_1sigma", 0.6827), ("coverage_2sigma", 0.9545))
         )
         lines.append(
-            f"| `calibration.{task}` coverage ±1σ / ±2σ (5-member ensemble, calibrated; nominal 0.683 / 0.954) | "
+            f"| `calibration.{task}` coverage ±1σ / ±2σ (5-member ensemble, calibrated{budget}; nominal 0.683 / "
+            "0.954) | "
             f"{values['coverage_1sigma']:.3f} / {values['coverage_2sigma']:.3f} | within 0.05 | "
             f"{'**met**' if met else '**missed**'} |"
         )
