@@ -219,6 +219,7 @@ def run_config(name: str, extra: list[str], data: dict, folder: Path) -> dict:
     result = {
         "command": " ".join([*finetune, "&&", *predict]).replace(str(folder) + "/", ""),
         "epochs": training_config.get("num_train_epochs"),
+        "epochs_run": metrics.get("epoch"),  # fewer than `epochs` when early stopping ended the run
         "learning_rate": training_config.get("learning_rate"),
         "seconds": round(train_seconds + predict_seconds, 1),
         "train_seconds": round(train_seconds, 1),
