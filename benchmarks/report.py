@@ -190,13 +190,16 @@ def peer_lines(peer: dict) -> list[str]:
         "",
         "### A graph network on the same rows (`benchmarks/peer_gnn.py`)",
         "",
-        "| task | peer (version) | peer test MAE | CLOUD test MAE | peer training s (budget) | CLOUD pretraining s |",
-        "|---|---|---|---|---|---|",
+        "| task | peer (version) | peer test MAE | CLOUD test MAE | peer training s (budget per model) | peer "
+        "epochs | CLOUD pretraining s | note |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for task, r in measured.items():
+        epochs = ", ".join(str(e) for e in r.get("epochs_per_fold") or []) or "—"
         lines.append(
             f"| {task} | {r['model']} (matgl {r['version']}) | {_fmt(r['mae'])} | {_fmt(r.get('cloud_mae'))} | "
-            f"{r['seconds']:.0f} ({r.get('budget_seconds', '—')}) | {r.get('cloud_pretraining_seconds', '—')} |"
+            f"{r['seconds']:.0f} ({r.get('budget_seconds', '—')}) | {epochs} | "
+            f"{r.get('cloud_pretraining_seconds', '—')} | {r.get('note', '')} |"
         )
     return lines
 
