@@ -123,6 +123,34 @@ def run_authors(cifs, tokenizer, model, batch_size):
     return scopes, predictions, timings
 
 
+def paired_models(sizes: dict, head_layers: int, scope_version: str, device: str = "cpu"):
+    """The authors' `AuthorsRegressor` (seed 0) and our `CloudForPropertyRegression` with the same weights.
+
+    Same weights: the first rows of the authors' 30522-row embedding (all 564 SCOPE v1 ids; for v2 the first 642),
+    the encoder and the head as they are. Both in eval mode on `device`.
+    """
+    torch.manual_seed(0)
+    authors_config = BertConfig(
+        vocab_size=30522, pad_token_id=0, max_position_embeddings=64, type_vocab_size=1, **sizes
+    )
+    authors_model = AuthorsRegressor(authors_config, head_layers).eval().to(device)
+    vocab_size = VOCAB_SIZES[scope_version]
+    ours = CloudForPropertyRegression(
+        CloudConfig(head_num_layers=head_layers, vocab_size=vocab_size, scope_version=scope_version, **sizes)
+    ).eval()
+    state = {f"bert.{k}": v for k, v in authors_model.bert.state_dict().items()}
+    state["bert.embeddings.word_embeddings.weight"] = state["bert.embeddings.word_embeddings.weight"][
+        :vocab_size
+    ]
+    for ours_name, authors_index in [("out_proj", len(authors_model.head) - 1)] + [
+        (f"hidden_layers.{i}", 1 + 2 * i) for i in range(head_layers)
+    ]:
+        for tensor_name in ("weight", "bias"):
+            state[f"head.{ours_name}.{tensor_name}"] = getattr(authors_model.head[authors_index], tensor_name)
+    ours.load_state_dict(state, strict=True)
+    return authors_model, ours.to(device)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -170,32 +198,7 @@ def main(argv=None):
         num_attention_heads=args.heads,
         intermediate_size=args.intermediate_size,
     )
-    torch.manual_seed(0)
-    authors_config = BertConfig(
-        vocab_size=30522, pad_token_id=0, max_position_embeddings=64, type_vocab_size=1, **sizes
-    )
-    authors_model = AuthorsRegressor(authors_config, args.head_layers).eval().to(args.device)
-    vocab_size = VOCAB_SIZES[args.scope_version]
-    ours = CloudForPropertyRegression(
-        CloudConfig(
-            head_num_layers=args.head_layers,
-            vocab_size=vocab_size,
-            scope_version=args.scope_version,
-            **sizes,
-        )
-    ).eval()
-    # Same weights: the first rows of the embedding (all 564 SCOPE v1 ids; for v2 the first 642), the rest as is.
-    state = {f"bert.{k}": v for k, v in authors_model.bert.state_dict().items()}
-    state["bert.embeddings.word_embeddings.weight"] = state["bert.embeddings.word_embeddings.weight"][
-        :vocab_size
-    ]
-    for ours_name, authors_index in [("out_proj", len(authors_model.head) - 1)] + [
-        (f"hidden_layers.{i}", 1 + 2 * i) for i in range(args.head_layers)
-    ]:
-        for tensor_name in ("weight", "bias"):
-            state[f"head.{ours_name}.{tensor_name}"] = getattr(authors_model.head[authors_index], tensor_name)
-    ours.load_state_dict(state, strict=True)
-    ours.to(args.device)
+    authors_model, ours = paired_models(sizes, args.head_layers, args.scope_version, args.device)
     reference_fp32 = None
     if args.dtype == "bfloat16":
         # bf16 weights (what `pipeline(..., dtype=torch.bfloat16)` gives); an fp32 copy measures what it costs.

@@ -179,6 +179,7 @@ def tables(data: dict) -> str:
     infer_runs = speed.get("infer", {}).get("runs", {})
     small_v2 = infer_runs.get("small_4layer_v2", {}).get("e2e_infer_ratio")
     encode_details = speed.get("encode", {})
+    screening = speed.get("screening", {})  # issue 23, `python -m benchmarks --only screening`
     rows = [
         (
             "`e2e_infer_ratio_v2` (CIF→prediction, SCOPE v2, BERT-base)",
@@ -213,6 +214,42 @@ def tables(data: dict) -> str:
             None,
             "×",
         ),
+        (
+            "`screening_ratio_small` (CIF→`predict --output` Parquet, 4L/256, fp32)",
+            screening.get("screening_ratio_small"),
+            3,
+            "×",
+        ),
+        (
+            "`screening_ratio_bert_base` (the same, BERT-base, fp32)",
+            screening.get("screening_ratio_bert_base"),
+            4,
+            "×",
+        ),
+        (
+            "`screening_encode_scaling` (`predict --output --num-proc` 2 / 1)",
+            screening.get("encode_scaling_1_to_2"),
+            1.8,
+            "×",
+        ),
+        (
+            "`screening_memory_growth` (peak RSS, 100 k rows / 10 k rows − 1)",
+            screening.get("memory_growth"),
+            0.10,
+            "",
+        ),
+        (
+            "5 M crystals, one 64-core node, 4L/256 (projected hours)",
+            screening.get("hours_5m_one_node_small"),
+            None,
+            "",
+        ),
+        (
+            "5 M crystals, 8 nodes with Ray, 4L/256 (projected hours)",
+            screening.get("hours_5m_8_nodes_small"),
+            None,
+            "",
+        ),
         ("v1-exact: `mlm_train_ratio` (4L/256)", speed.get("mlm_train_ratio"), None, "×"),
         ("v1-exact: `encode_ratio` (CIF→SCOPE v1 / authors)", speed.get("encode_ratio"), None, "×"),
         (
@@ -222,6 +259,17 @@ def tables(data: dict) -> str:
             "",
         ),
     ]
+    sizes = speed.get("sizes", {})
+    if sizes.get("rows"):
+        rows += [
+            (
+                "`sizes`: worst v2 time / SpacegroupAnalyzer's, 8–1,024 atoms",
+                sizes.get("worst_time_ratio"),
+                2,
+                "",
+            ),
+            ("`sizes`: worst peak RSS of one v2 encoding (MiB)", sizes.get("worst_v2_peak_mib"), 476, ""),
+        ]
     for label, value, goal, unit in rows:
         # "×" marks a speed-up (higher is better); a bare factor is a cost (encode_overhead: lower is better).
         shown = f"{_fmt(value)}{unit if value is not None else ''}"

@@ -6,7 +6,8 @@
     python -m benchmarks --report-only           # rebuild RESULTS.md and the plots from latest.json
 
 Parts: encode, mlm, infer (speed); dielectric_cv (dielectric fold + Cv 300 K + Debye curves), matminer_cv, ablation,
-cli_formation (formation energy through `cloud-crystal finetune`/`predict`); with --only also scaling, cv300_long.
+cli_formation (formation energy through `cloud-crystal finetune`/`predict`); with --only also scaling, cv300_long,
+sizes (time and peak memory of v2 encoding from 8 to 1,024 atoms, `bench_sizes.py`) and screening (issue 23).
 Each part's results carry the date and the command of the run that produced them, because partial runs merge into
 the same file.
 """
@@ -38,9 +39,11 @@ RESULTS_MD = HERE / "RESULTS.md"
 SPEED_PARTS = ("encode", "mlm", "infer")
 ACCURACY_PARTS = ("dielectric_cv", "matminer_cv", "ablation", "cli_formation")
 DEFAULT_PARTS = SPEED_PARTS + ACCURACY_PARTS
-# Studies outside the goals, asked for with --only: scaling (loss against model size and FLOPs, 10 min) and
-# cv300_long (CLOUD-DEBYE from scratch for 15 min).
-ALL_PARTS = DEFAULT_PARTS + ("scaling", "cv300_long")
+# Studies outside the goals, asked for with --only: scaling (loss against model size and FLOPs, 10 min),
+# cv300_long (CLOUD-DEBYE from scratch for 15 min), sizes (encoding cost against the cell size) and screening
+# (issue 23: predict --output against the authors' pipeline, encode scaling, peak memory at 10 k and 100 k rows,
+# the 5 M projection; bench_screening.py).
+ALL_PARTS = DEFAULT_PARTS + ("scaling", "cv300_long", "sizes", "screening")
 
 
 def machine_info() -> dict:
@@ -154,6 +157,32 @@ def encode_num_proc_scaling(quick: bool) -> dict:
     }
 
 
+def part_sizes(quick: bool) -> dict:
+    """bench_sizes.py in a subprocess (it writes results/sizes.json): v2 encoding against SpacegroupAnalyzer, time
+    and peak memory per structure from 8 to 1,024 atoms (up to 128 with --quick)."""
+    arguments = ["--sizes", "8", "32", "128"] if quick else []
+    data = _json_benchmark("bench_sizes", arguments, RESULTS_DIR / "sizes.json")
+    if "status" in data:
+        return data
+    return {key: value for key, value in data.items() if key != "rows"} | {
+        "rows": [
+            {key: row[key] for key in ("kind", "atoms", "time_ratio", "v2_seconds", "v2_peak_mib")}
+            for row in data["rows"]
+        ]
+    }
+
+
+def part_screening(quick: bool) -> dict:
+    """bench_screening.py in a subprocess (it writes results/screening.json): CIF -> prediction file against the
+    authors' pipeline (4-layer/256 and BERT-base, fp32), encode scaling 1 -> 2 processes, peak memory, projection."""
+    arguments = ["--threads", "2"]
+    arguments += ["--n", "200", "--memory-rows", "2000", "4000"] if quick else ["--n", "800"]
+    data = _json_benchmark("bench_screening", arguments, RESULTS_DIR / "screening.json")
+    if "status" in data:
+        return data
+    return {**data["headline"], "details": data, "arguments": arguments}
+
+
 def part_mlm(quick: bool) -> dict:
     from benchmarks import speed_mlm
 
@@ -250,7 +279,9 @@ PART_KEYS = {
     "matminer_cv": ("accuracy", ["matminer_cv", "matminer_cv_rows"]),
     "ablation": ("accuracy", ["ablation_scope_version"]),
     "scaling": ("scaling", []),
+    "sizes": ("speed", ["sizes"]),
     "cli_formation": ("accuracy", ["cli_formation_energy_mae", "cli_formation"]),
+    "screening": ("speed", ["screening"]),
 }
 
 
@@ -313,6 +344,8 @@ def run_parts(parts: list[str], quick: bool, budget_scale: float, threads: int |
             data["speed"]["e2e_infer_ratio"] = result["e2e_infer_ratio"]
             data["speed"]["e2e_infer_ratio_v2"] = result["e2e_infer_ratio_v2"]
             data["speed"]["infer"] = result
+        elif part == "screening":
+            data["speed"]["screening"] = part_screening(quick)
         elif part == "dielectric_cv":
             result = accuracy.run_dielectric_and_cv(budget_scale)
             data["accuracy"]["dielectric_mae"] = result["dielectric"]["cloud_pretrained"]["test_mae"]
@@ -337,6 +370,8 @@ def run_parts(parts: list[str], quick: bool, budget_scale: float, threads: int |
             data["accuracy"]["ablation_scope_version"] = accuracy.run_ablation(budget_scale, previous)
         elif part == "scaling":
             data["scaling"] = scaling.run(budget_scale)
+        elif part == "sizes":
+            data["speed"]["sizes"] = part_sizes(quick)
         elif part == "cli_formation":
             from benchmarks import cli_formation
 

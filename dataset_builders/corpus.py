@@ -136,7 +136,7 @@ def encode_entry(
 
     Times are in seconds. ``scope`` is the requested version; ``scope_v2`` the canonical key.
     """
-    from tokenization import ScopeError, load_structure, structure_to_scope
+    from tokenization import ScopeError, load_structure, structure_to_scope, typed_error
     from tokenization.optimade_structure import optimade_to_structure
 
     from .reporting import FailedRow
@@ -167,6 +167,8 @@ def encode_entry(
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError) as error:
         # Anything a reader did not type: recorded with reason "invalid_input", never dropped.
         record = FailedRow.from_exception(item.key, error).to_dict()
+    except Exception as error:  # MemoryError, or a bug: typed (resource_limit, internal_error), never dropped
+        record = typed_error(error, item.key).to_dict(item.key)
     now = time.perf_counter()
     return ("failed", item.key, record, converted - start, now - converted)
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import datasets
 
 import tokenization
-from tokenization import ScopeError
+from tokenization import ScopeError, typed_error
 
 from .reporting import FailedRow, FailureReport, MissingLabelError, RowEncodingError
 
@@ -136,6 +136,8 @@ class StructureEncoder:
             raise RowEncodingError(
                 f"cannot read the structure ({type(error).__name__}: {error})", name
             ) from error
+        except Exception as error:  # MemoryError, or a bug: a typed failure of this row, the batch goes on
+            raise typed_error(error, name) from error
         try:
             encoded = self.tokenizer(scope)
         except ScopeError as error:

@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from .loading import load_property_pipeline  # noqa: F401 (re-exported: `from modeling_cloud.cli import ...`)
 from .scope_defaults import (
     DEFAULT_ANGLE_TOLERANCE,
     DEFAULT_MAX_LENGTH,
@@ -70,7 +71,7 @@ def failure_row(source: str, error: dict) -> dict:
 def run_encode(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from tokenization import CloudTokenizerFast, ScopeError
+    from tokenization import CloudTokenizerFast, ScopeError, typed_error
     from tokenization.structure_files import iter_structure_inputs
 
     tokenizer = CloudTokenizerFast.from_scope_version(
@@ -89,7 +90,8 @@ def run_encode(args: argparse.Namespace) -> int:
             if isinstance(item, dict) and "scope" in item:
                 scope = item["scope"]  # a table row that already holds a SCOPE string
             else:
-                analyzer = tokenizer.analyze(item, source=source)  # read and validated once
+                # Read and validated once; a string too long for --max-length is refused at its first search.
+                analyzer = tokenizer.analyze(item, source=source, max_length=args.max_length)
                 scope = analyzer.get_scope(args.scope_version)
                 notes = analyzer.reader_notes
             input_ids = tokenizer(scope, truncation=False, max_length=args.max_length)["input_ids"]
@@ -99,6 +101,9 @@ def run_encode(args: argparse.Namespace) -> int:
         except ScopeError as exc:
             failures += 1
             row = failure_row(source, exc.to_dict())
+        except Exception as exc:  # MemoryError, or a bug: a typed row for this input, and the batch goes on
+            failures += 1
+            row = failure_row(source, typed_error(exc, source).to_dict())
         _write_row(row, args.jsonl, lambda row: row["scope"])
     if failures:
         print(f"{failures} of {len(items)} inputs failed to encode", file=sys.stderr)
@@ -146,27 +151,6 @@ def _add_encode(subparsers) -> None:
 
 
 # -- predict ------------------------------------------------------------------------------------------------------
-def load_property_pipeline(model: str, trust_remote_code: bool = False):
-    """``pipeline("crystal-property")`` for a checkpoint folder or Hub repo.
-
-    Without ``trust_remote_code`` the installed package's classes are used, whatever code the checkpoint carries
-    (a checkpoint that lists ``custom_pipelines`` would otherwise make transformers insist on its own copy).
-    """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
-    from transformers.utils import logging as transformers_logging
-
-    from . import CrystalPropertyPipeline
-
-    transformers_logging.disable_progress_bar()  # no bar per weights file on a command line
-
-    if trust_remote_code:
-        return pipeline("crystal-property", model=model, trust_remote_code=True)
-    return CrystalPropertyPipeline(
-        model=AutoModelForSequenceClassification.from_pretrained(model),
-        tokenizer=AutoTokenizer.from_pretrained(model),
-    )
-
-
 def prediction_row(source: str, result: dict) -> dict:
     """One `--jsonl` row: `{"source", "scope", "predictions", "units"}` (ensembles add `std`, the members' standard
     deviation per property in its unit; Debye models add `temperatures` and `basis`; readers' changes add `notes`),
@@ -209,7 +193,63 @@ def _prediction_summary(row: dict) -> str:
     )
 
 
+def _screen_to_file(args: argparse.Namespace, task: str) -> int:
+    """`predict --output` / `embed`: the screening runner, resumable; a summary line on stderr."""
+    from .screening import MissingExtraError, ResumeMismatchError, embed_to_file, predict_to_file
+
+    options = dict(
+        disorder=args.disorder, id_column=args.id_column, num_proc=args.num_proc, batch_size=args.batch_size,
+        chunk_size=args.chunk_size, trust_remote_code=args.trust_remote_code, device=args.device,
+    )  # fmt: skip
+    try:
+        if args.ray is not None:  # the same file as a Ray Data job
+            from .screening import screen_with_ray
+
+            ray_options = (
+                {"temperatures": args.temperatures, "basis": args.basis} if task == "predict" else {}
+            )
+            options.pop("num_proc")
+            options.pop("device")  # Ray places the model: one actor per GPU of the cluster, else on CPUs
+            summary = screen_with_ray(
+                task, args.model, args.inputs, args.output, address=args.ray or None, **options, **ray_options
+            )
+        elif task == "predict":
+            summary = predict_to_file(
+                args.model,
+                args.inputs,
+                args.output,
+                temperatures=args.temperatures,
+                basis=args.basis,
+                **options,
+            )
+        else:
+            summary = embed_to_file(args.model, args.inputs, args.output, **options)
+    except (ResumeMismatchError, MissingExtraError) as error:
+        print(f"cloud-crystal {task}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:
+        print(f"cloud-crystal {task}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if summary.already_complete:
+        print(f"{summary.output} is already complete ({summary.rows} rows); nothing to do", file=sys.stderr)
+    else:
+        print(
+            f"{summary.output}: {summary.rows} rows ({summary.failed} failed); computed {summary.computed} in "
+            f"{summary.seconds:.1f} s ({summary.rows_per_second:.1f} rows/s)",
+            file=sys.stderr,
+        )
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
+
+
 def run_predict(args: argparse.Namespace) -> int:
+    if args.output:
+        return _screen_to_file(args, "predict")
+    if args.num_proc != 1 or args.id_column is not None or args.device is not None or args.ray is not None:
+        print(
+            "cloud-crystal predict: --num-proc, --id-column, --device and --ray go with --output FILE",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     from tqdm.auto import tqdm
 
     from tokenization import ScopeError
@@ -253,7 +293,11 @@ def _add_predict(subparsers) -> None:
         "files, directories, JSON/JSONL records, or CSV/Parquet tables with a 'structure' or 'scope' column.",
         "cloud-crystal predict --model cloud-demo/formation-energy dataset_builders/data/examples --jsonl",
     )
-    parser.add_argument("inputs", nargs="+", help="structure files, directories or tables")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        help="structure files, directories or tables (with --output also dumps, corpus folders, hub:ORG/NAME)",
+    )
     parser.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
     parser.add_argument("--temperatures", type=float, nargs="+", help="temperatures in K (Debye models)")
     parser.add_argument(
@@ -268,12 +312,137 @@ def _add_predict(subparsers) -> None:
     )
     _add_disorder_option(parser)
     parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    _add_output_options(parser, required=False)
     parser.add_argument(
         "--jsonl",
         action="store_true",
         help='one JSON line per crystal: {"source","predictions","units"[,"std","basis","temperatures","notes"]} '
         '("std": ensembles\' spread per property) or '
         '{"source","error":{"source","reason","type","message"}}',
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--output",
+        required=required,
+        metavar="FILE",
+        help="write one row per crystal to FILE (.parquet, .jsonl or .csv, by suffix) in input order; the same "
+        "command run again after a kill resumes it",
+    )
+    parser.add_argument(
+        "--num-proc",
+        type=int,
+        default=1,
+        help="with --output: processes that encode structures (1: this one)",
+    )
+    parser.add_argument(
+        "--id-column",
+        default=None,
+        help="with --output: the table column naming rows, instead of id or material_id",
+    )
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="with --output: run as a Ray Data job (extra 'ray') on the cluster at ADDRESS ('auto', host:6379, "
+        "ray://host:10001), or on a local Ray without ADDRESS; the same file, resumed the same way",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="with --output: where the model runs, e.g. cpu, cuda:1; unset: cuda when there is a GPU",
+    )
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    return _screen_to_file(args, "embed")
+
+
+def _add_embed(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "embed",
+        run_embed,
+        "Write the pooled embedding of each crystal (an ensemble: the mean of its members') with a CLOUD checkpoint, "
+        "one row per crystal with the same names as 'predict --output'. The file is an index for 'similar'.",
+        "cloud-crystal embed --model cloud-demo/formation-energy dataset_builders/data/examples --output emb.parquet",
+    )
+    parser.add_argument(
+        "inputs", nargs="+", help="structure files, directories, tables, dumps or hub:ORG/NAME"
+    )
+    parser.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
+    parser.add_argument("--batch-size", type=int, default=32, help="structures per forward pass")
+    parser.add_argument("--chunk-size", type=int, default=256, help="structures per chunk (unit of resuming)")
+    _add_disorder_option(parser)
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    _add_output_options(parser, required=True)
+
+
+def run_similar(args: argparse.Namespace) -> int:
+    from datasets.utils.logging import disable_progress_bar
+
+    from .screening import MissingExtraError, find_similar
+
+    disable_progress_bar()  # no bar while the index is built
+    if not args.queries and not args.row:
+        print("cloud-crystal similar: give QUERY files or --row SOURCE", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        answers, warning = find_similar(
+            args.index, args.queries, args.row or [], k=args.k, model=args.model,
+            trust_remote_code=args.trust_remote_code,
+        )  # fmt: skip
+    except KeyError as error:
+        print(f"cloud-crystal similar: {error.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    except (MissingExtraError, OSError, ValueError) as error:
+        print(f"cloud-crystal similar: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    for answer in answers:
+        if answer.error is not None:
+            row = {"query": answer.query, **failure_row(answer.query, answer.error)}
+            _write_row(row, args.jsonl, str)
+        for neighbour in answer.neighbours:
+            if args.jsonl:
+                sys.stdout.write(json.dumps({"query": answer.query, **neighbour.to_dict()}) + "\n")
+            else:
+                sys.stdout.write(
+                    f"{answer.query}\t{neighbour.rank}\t{neighbour.source}\t{neighbour.formula}\t"
+                    f"SG{neighbour.space_group}\t{neighbour.distance:.6f}\n"
+                )
+    return EXIT_SOME_FAILED if any(answer.error for answer in answers) else EXIT_OK
+
+
+def _add_similar(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "similar",
+        run_similar,
+        "Find the crystals of an embedding file ('embed') nearest to each query by cosine distance (0 = same "
+        "direction, 2 = opposite). A QUERY is a structure file, embedded with the index's model (or --model); "
+        "--row SOURCE takes a row of the index itself. Needs the optional extra: pip install 'cloud-crystal[faiss]'.",
+        "cloud-crystal similar --index emb.parquet dataset_builders/data/examples/NaCl.cif -k 5 --jsonl",
+    )
+    parser.add_argument("queries", nargs="*", metavar="QUERY", help="structure files to search for")
+    parser.add_argument("--index", required=True, help="a Parquet file written by 'cloud-crystal embed'")
+    parser.add_argument("-k", type=int, default=10, help="neighbours per query")
+    parser.add_argument(
+        "--row", action="append", metavar="SOURCE", help="query with the index's row SOURCE (repeatable)"
+    )
+    parser.add_argument(
+        "--model", default=None, help="embed the queries with this model instead of the one the index records"
+    )
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the checkpoint's own code")
+    parser.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='one JSON line per neighbour, nearest first: {"query","rank","source","formula","space_group",'
+        '"distance","row"}; a query that failed: {"query","source","error":{...}}',
     )
 
 
@@ -360,6 +529,95 @@ def _add_demo(subparsers) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the splits, initialisation and data order"
     )
+
+
+# -- serve / space (the web app, `modeling_cloud/app`; Gradio is imported only when they run) ------------------
+def run_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from .app.serving import demo_checkpoints, serve
+
+    if importlib.util.find_spec("gradio") is None:
+        print("cloud-crystal serve: the page needs Gradio: pip install 'cloud-crystal[app]'", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        models = args.model or demo_checkpoints("cloud-demo")
+    except FileNotFoundError as error:
+        print(f"cloud-crystal serve: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    serve(models, host=args.host, port=args.port, neighbours=args.neighbours, cache_dir=args.cache_dir)
+    return EXIT_OK
+
+
+def _add_serve(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "serve",
+        run_serve,
+        "Serve the web page (Gradio) on checkpoints: upload, paste or pick a crystal; see its SCOPE string, each "
+        "model's predictions (with the ensemble's std), Debye curves, a 3D view and similar bundled crystals. "
+        "Without --model it uses the demo's checkpoints under cloud-demo/. Needs the `app` extra.",
+        "cloud-crystal serve --model cloud-demo/formation-energy --model cloud-demo/debye --port 7860",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="DIR_OR_REPO",
+        help="checkpoint folder or Hub repo id (repeatable)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every one)")
+    parser.add_argument("--port", type=int, default=7860, help="port")
+    parser.add_argument(
+        "--neighbours", type=int, default=5, help="similar bundled crystals to show (0: none, no index)"
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where the neighbour index is kept (default <HF_HOME>/cloud-crystal)",
+    )
+
+
+def run_space(args: argparse.Namespace) -> int:
+    from .app.space import publish_space, write_space
+
+    try:
+        folder = write_space(
+            args.repo_id, args.model, args.output_dir, wheel=args.wheel, neighbours=args.neighbours
+        )
+    except (FileNotFoundError, RuntimeError) as error:
+        print(f"cloud-crystal space: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Space files written to {folder}")
+    if not args.no_push:
+        url = publish_space(folder, args.repo_id, private=args.private)
+        print(f"published to {url}")
+    return EXIT_OK
+
+
+def _add_space(subparsers) -> None:
+    parser = _add_command(
+        subparsers,
+        "space",
+        run_space,
+        "Write a Hugging Face Space that runs the web page on Hub models (app.py, requirements.txt, the Space card "
+        "with sdk: gradio and the model repos, a wheel of this package) and publish it.",
+        "cloud-crystal space my-org/cloud-demo --model my-org/cloud-formation-energy --model my-org/cloud-debye",
+    )
+    parser.add_argument("repo_id", metavar="ORG/NAME", help="the Space repository")
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="REPO",
+        help="model repo id the Space loads (repeatable)",
+    )
+    parser.add_argument(
+        "--output-dir", default=None, help="folder for the Space files (default: space-<name>)"
+    )
+    parser.add_argument("--wheel", default=None, help="a wheel of this package to ship (default: build one)")
+    parser.add_argument("--neighbours", type=int, default=5, help="similar bundled crystals the page shows")
+    parser.add_argument("--private", action="store_true", help="create the Space private")
+    parser.add_argument("--no-push", action="store_true", help="write the files only")
 
 
 # -- corpus -------------------------------------------------------------------------------------------------------
@@ -452,8 +710,12 @@ _COMMAND_BUILDERS: list[Callable] = [
     _add_corpus,
     _add_training,
     _add_predict,
+    _add_embed,
+    _add_similar,
     _add_evaluate,
     _add_demo,
+    _add_serve,
+    _add_space,
 ]
 
 

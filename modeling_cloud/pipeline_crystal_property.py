@@ -119,6 +119,22 @@ def _failure(error: Exception) -> dict[str, Any]:
     }
 
 
+def _unexpected_failure(error: Exception) -> dict[str, Any]:
+    """The failure marker of an exception that no reader or encoder typed, in the shape of the tokenizer's
+    `scope_errors.typed_error` (this file cannot import it): a `MemoryError` is a `ResourceLimitError`
+    (`resource_limit`), anything else an `InternalEncodingError` (`internal_error`) naming the original class."""
+    if isinstance(error, MemoryError):
+        marker = {
+            "reason": "resource_limit",
+            "type": "ResourceLimitError",
+            "message": f"ran out of memory ({error})",
+        }
+    else:
+        message = f"unexpected {type(error).__name__}: {error}"
+        marker = {"reason": "internal_error", "type": "InternalEncodingError", "message": message}
+    return {**marker, "cause": error if torch.utils.data.get_worker_info() is None else None}
+
+
 class CrystalPropertyPipeline(Pipeline):
     """
     Predict crystal properties with a CLOUD checkpoint.
@@ -289,7 +305,25 @@ class CrystalPropertyPipeline(Pipeline):
             batch_size=1,
             collate_fn=no_collate_fn,
         )
-        features = list(reader)
+        outputs = self.forward_features(list(reader), batch_size, forward_params)
+        return PipelineIterator(outputs, self.postprocess, postprocess_params)
+
+    def forward_features(
+        self, features: list[dict[str, Any]], batch_size: int, forward_params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Run the model on items that `preprocess` already encoded, in batches of strings of similar length.
+
+        Args:
+            features: `preprocess` outputs, one per item.
+            batch_size: items per forward pass.
+            forward_params: the `_forward` options (the second dict of `_sanitize_parameters`).
+
+        Returns:
+            One model output per item, in the order of `features`, for `postprocess`. `get_iterator` and the
+            screening runner (`modeling_cloud.screening`, which encodes in its own worker processes) both call it.
+        """
+        if not features:
+            return []
         order = sorted(range(len(features)), key=lambda index: features[index]["input_ids"].shape[-1])
         batches = DataLoader(
             [features[index] for index in order],
@@ -302,7 +336,7 @@ class CrystalPropertyPipeline(Pipeline):
         outputs: list[Any] = [None] * len(features)
         for position, index in enumerate(order):
             outputs[index] = sorted_outputs[position]
-        return PipelineIterator(outputs, self.postprocess, postprocess_params)
+        return outputs
 
     def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
         # A `datasets.Dataset` / `IterableDataset` is not a torch Dataset, so the base `__call__` sees one item; read
@@ -355,6 +389,9 @@ class CrystalPropertyPipeline(Pipeline):
         except (ValueError, TypeError, OSError, KeyError) as error:
             features["failure"] = _failure(error)
             input_ids = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]  # a placeholder row
+        except Exception as error:  # MemoryError, or a bug: a typed record for this item, the rest go on
+            features["failure"] = _unexpected_failure(error)
+            input_ids = [self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]
         return {
             "input_ids": torch.tensor([input_ids], dtype=torch.long),
             "attention_mask": torch.ones((1, len(input_ids)), dtype=torch.long),

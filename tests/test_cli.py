@@ -162,7 +162,8 @@ def test_every_subcommand_help_ends_with_an_example():
     parser = build_parser()
     (subparsers,) = [a for a in parser._actions if a.dest == "command"]
     assert set(subparsers.choices) == {
-        "encode", "pretrain", "finetune", "train-debye", "predict", "evaluate", "push", "demo", "corpus"
+        "encode", "pretrain", "finetune", "train-debye", "predict", "embed", "similar", "evaluate", "push", "demo",
+        "corpus", "serve", "space",
     }  # fmt: skip
     for name, subparser in subparsers.choices.items():
         text = subparser.format_help()

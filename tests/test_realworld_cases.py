@@ -32,17 +32,6 @@ def _rows(capsys) -> list[dict]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
 
 
-# Round-3 cases still failing (issue 21); each is removed from this set when its kind is fixed at its root.
-KNOWN_FAILING: set[str] = {
-    "r3_02_portlandite_OPTIMADE_implicit_atoms.json",
-    "r3_05_NMC111_thirds_two_decimals.cif",
-    "r3_07_black_phosphorus_Cmca_old_symbol.cif",
-    "r3_10_titanite_unique_axis_c_short_symbol.cif",
-    "r3_11_beta_cristobalite_split_O.cif",
-    "r3_12_NaCl_OPTIMADE_response_document.json",
-}
-
-
 def _error_class(name: str) -> type:
     """The package's error class of that name: expected.json's classes are read through the class tree."""
     import tokenization.scope_errors as scope_errors
@@ -58,16 +47,7 @@ def _is_expected_error(type_name: str, expected_names: list[str]) -> bool:
     return raised is not None and any(issubclass(raised, _error_class(name)) for name in expected_names)
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=pytest.mark.xfail(reason="issue 21", strict=True))
-        if case["file"] in KNOWN_FAILING
-        else case
-        for case in EXPECTED
-    ],
-    ids=[case["file"] for case in EXPECTED],
-)
+@pytest.mark.parametrize("case", EXPECTED, ids=[case["file"] for case in EXPECTED])
 def test_each_case_gives_its_expected_outcome_through_encode(case, capsys):
     """expected.json: `scope_v2` (exactly these strings), `error_types` (a typed error of one of these classes or a
     subclass, naming the file), or both keys (either outcome is right under the default `--disorder encode`)."""

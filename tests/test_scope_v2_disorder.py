@@ -292,3 +292,69 @@ def test_tokenizer_call_takes_the_disorder_policy():
     assert tokenizer.unk_token_id not in tokenizer(path)["input_ids"]
     with pytest.raises(DisorderedStructureError):
         tokenizer(path, disorder="raise")
+
+
+# --- Split positions (issue 21, kind 7) ---------------------------------------------------------------------------
+
+
+def _split_pair(occupancy: float, distance: float, element: str = "Si") -> Structure:
+    """A cubic cell (a = 6 Å) with a full Na at the corner and two partial ``element`` sites ``distance`` apart."""
+    half = distance / 2 / 6.0
+    return Structure(
+        Lattice.cubic(6.0),
+        ["Na", {element: occupancy}, {element: occupancy}],
+        [[0, 0, 0], [0.5 - half, 0.5, 0.5], [0.5 + half, 0.5, 0.5]],
+    )
+
+
+def test_split_positions_keep_their_own_orbit():
+    """beta-cristobalite's bridging O over six 1/6-occupied 96h positions, 0.43 Å around the Si...Si line: one atom
+    spread over alternatives, not six overlapping atoms (tests/fixtures/realworld/r3_11)."""
+    y = 0.0424
+    structure = Structure.from_spacegroup(
+        "Fd-3m:2", Lattice.cubic(7.1666), ["Si", {"O": 1 / 6}], [[0.125, 0.125, 0.125], [0, y, -y]]
+    )
+    assert structure.composition.formula == "Si8 O16"
+    assert min(structure.distance_matrix[np.triu_indices(len(structure), 1)]) < 0.5
+    assert structure_to_scope(structure, version="v2") == "SG227 Si 0.33 8a O 0.67 | 96h O 0.17 Vac 0.83"
+    with pytest.raises(DisorderedStructureError):
+        structure_to_scope(structure, version="v2", disorder="raise")
+
+
+@pytest.mark.parametrize(
+    ("occupancy", "distance", "refused"),
+    [
+        (0.8, 0.7, True),  # two atoms 0.7 Å apart: impossible, yet above the overlap tolerance
+        (0.8, 0.3, True),
+        (1.0, 0.3, True),
+        (0.5, 0.7, False),  # alternatives: one atom, half the time on each
+        (0.5, 0.3, False),
+        (0.8, 1.2, False),  # beyond 1 Å two atoms can both be there
+    ],
+)
+def test_partial_sites_closer_than_1_angstrom_must_sum_to_at_most_one(occupancy, distance, refused):
+    from tokenization import OverlappingSitesError
+
+    structure = _split_pair(occupancy, distance)
+    if not refused:
+        assert load_structure(structure).composition["Si"] == pytest.approx(2 * occupancy)
+        return
+    with pytest.raises(OverlappingSitesError, match=f"{distance:.3f} A"):
+        load_structure(structure)
+
+
+def test_partial_hydrogen_riding_on_a_partial_atom_is_not_a_split_site():
+    """X-ray riding H sits 0.82-0.96 Å from its O or C; both belong to one disorder part and are occupied together."""
+    load_structure(_split_pair(0.8, 0.9, element="H"))
+    with pytest.raises(Exception, match="overlap tolerance|sum to"):
+        load_structure(_split_pair(0.8, 0.3, element="H"))
+
+
+def test_a_chain_of_split_sites_is_not_one_cluster():
+    """A-B and B-C 0.8 Å apart, A-C 1.6 Å: B excludes A and C, but A and C may be occupied together (sum 1.5)."""
+    structure = Structure(
+        Lattice.cubic(8.0),
+        ["Na", {"Si": 0.5}, {"Si": 0.5}, {"Si": 0.5}],
+        [[0, 0, 0], [0.4, 0.5, 0.5], [0.5, 0.5, 0.5], [0.6, 0.5, 0.5]],
+    )
+    assert load_structure(structure).composition["Si"] == pytest.approx(1.5)

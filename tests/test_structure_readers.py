@@ -115,8 +115,10 @@ def test_poscars_written_by_ase_read_back_site_by_site(vasp5, direct):
 @pytest.mark.parametrize(
     "comment",
     [
-        "rutile TiO2",  # a formula word is not split: its element order need not be the counts' order
+        "rutile O2Ti",  # a formula word whose counts do not follow the counts line (2 4) in its order
+        "TiO2 grown on SnO2",  # two formulas: which one is meant is unknown
         "Ti",  # fewer symbols than counts
+        "At 0 K, relaxed",  # a lone symbol in a sentence is never a species
         "Ti O Fe relaxed",  # more symbols than counts: ambiguous
     ],
 )
@@ -171,8 +173,10 @@ def test_site_order_is_the_file_order():
     ],
 )
 def test_broken_poscars_name_the_line_and_the_reason(text, problem):
+    # Counts that disagree with the species line or the positions are refused by the claims check of the
+    # validation (file_claims), which every input path goes through.
     with pytest.raises(StructureParseError, match=problem):
-        read_poscar(text, "broken")
+        load_structure(text, "broken")
 
 
 def test_fortran_double_exponents_are_numbers():

@@ -17,14 +17,17 @@ from .scope_encoding import (
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
+    InternalEncodingError,
     InvalidGeometryError,
     OverlappingSitesError,
+    ResourceLimitError,
     ScopeError,
     ScopeTooLongError,
     StructureParseError,
     SymmetrySearchError,
     UnknownSpeciesError,
     UnsupportedScopeVersionError,
+    typed_error,
 )
 from .structure_io import load_structure
 from .tokenization_cloud import CloudTokenizerFast, is_scope_string
@@ -39,8 +42,10 @@ __all__ = [
     "CloudTokenizerFast",
     "DisorderedStructureError",
     "EmptyStructureError",
+    "InternalEncodingError",
     "InvalidGeometryError",
     "OverlappingSitesError",
+    "ResourceLimitError",
     "ScopeError",
     "ScopeTooLongError",
     "StructureParseError",
@@ -52,4 +57,5 @@ __all__ = [
     "load_structure",
     "structure_to_scope",
     "structures_to_scope",
+    "typed_error",
 ]

@@ -8,6 +8,9 @@ What ASE carries beyond symbols and positions, and how it is honoured:
 
 * ``atoms.pbc``: SCOPE describes 3D crystals, so anything not periodic in all three directions (a molecule,
   with or without a box around it, a slab) is refused with :class:`NonPeriodicStructureError`.
+* What a CIF says about itself: with ``ase.io.read(..., store_tags=True)`` the formula sum, Z and the rows flagged
+  ``dum`` (unlocated atoms, which ASE places on the origin's orbit) are checked as on the file path
+  (``file_claims``); ASE's default read drops those tags, and with them the check.
 * Disorder: ``ase.io.read`` of a CIF with partial occupancies (ASE's default ``fractional_occupancies=True``)
   keeps one atom per site, typed as its majority species, and records the occupancies in
   ``atoms.info["occupancy"]``: a dict keyed by the site's kind (as a string), each value a dict
@@ -23,12 +26,14 @@ This module is remote code (copied flat into checkpoints): it imports only pip p
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
+from .file_claims import FileClaims, Measured, UnlocatedRow, attach_claims, parse_formula, shares_fill_site
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
@@ -133,13 +138,17 @@ def _site_species(atoms: Any, occupancy: Any, source: str) -> list[dict[str, flo
         total = sum(site.values())
         if total == 0:
             raise DisorderedStructureError(f"site {i} has zero total occupancy", source)
-        if total > 1 + OCCUPANCY_TOLERANCE:
+        if total > 1 + OCCUPANCY_TOLERANCE and not shares_fill_site(
+            [Measured.of_float(v) for v in site.values()]
+        ):
             listing = ", ".join(f"{sp}:{occ:g}" for sp, occ in site.items())
             raise OverlappingSitesError(
                 f"site {i} holds {listing} (total occupancy {total:.4g} > 1): more than one atom on one position",
                 source,
             )
-        if total > 1:
+        if total > 1 or (total < 1 and shares_fill_site([Measured.of_float(v) for v in site.values()])):
+            # Above 1: within the tolerance. Below 1: n shares that sum to 1 within their rounding (0.33 x 3), as
+            # the CIF reader reads them (file_claims.shares_fill_site).
             site = {name: value / total for name, value in site.items()}
         species.append(site)
     return species
@@ -193,11 +202,52 @@ def atoms_to_structure(atoms: Any, source: str) -> Structure:
             for i, (z, share) in enumerate(zip(numbers, shares, strict=True))
         ]
     try:
-        return Structure(Lattice(cell), species, positions, coords_are_cartesian=True)
+        structure = Structure(Lattice(cell), species, positions, coords_are_cartesian=True)
     except (ValueError, KeyError, TypeError) as exc:
         raise StructureParseError(
             f"cannot build a structure from the ASE Atoms ({type(exc).__name__}: {exc})", source
         ) from exc
+    claims = _stored_cif_claims(atoms.info) if isinstance(getattr(atoms, "info", None), Mapping) else None
+    return attach_claims(structure, claims) if claims is not None else structure
+
+
+_SYMBOL_HEAD = re.compile(r"([A-Z][a-z]?)(?![a-z])")
+
+
+def _stored_cif_claims(info: Mapping) -> FileClaims | None:
+    """What a CIF said about itself, from the tags ``ase.io.read(..., store_tags=True)`` keeps in ``atoms.info``:
+    the formula sum and Z, and the rows flagged ``dum`` (ASE places such a row as an atom at (-1, -1, -1), i.e. on
+    the origin's orbit, so the file's own check must refuse it on this path too). None without such tags (ASE's
+    default drops them, and with them what the check needs)."""
+    formula = parse_formula(info.get("_chemical_formula_sum"))
+    flags = info.get("_atom_site_calc_flag")
+    if formula is None and not isinstance(flags, list):
+        return None
+    unlocated = []
+    if isinstance(flags, list):
+        labels = list(info.get("_atom_site_label") or [f"#{i + 1}" for i in range(len(flags))])
+        symbols = list(info.get("_atom_site_type_symbol") or labels)
+        occupancies = list(info.get("_atom_site_occupancy") or [1.0] * len(flags))
+        for i, flag in enumerate(flags):
+            if str(flag).strip().lower() not in ("dum", "dummy") or i >= min(len(symbols), len(labels)):
+                continue
+            match = _SYMBOL_HEAD.match(str(symbols[i]))
+            symbol = "H" if match and match.group(1) in ("D", "T") else (match.group(1) if match else "")
+            try:
+                occupancy = float(occupancies[i]) if i < len(occupancies) else 1.0
+            except (TypeError, ValueError):
+                occupancy = 1.0
+            if Element.is_valid_symbol(symbol) and occupancy > 0:
+                unlocated.append(UnlocatedRow(str(labels[i]), symbol, occupancy))
+    z = info.get("_cell_formula_units_z")
+    return FileClaims(
+        "CIF (read by ASE)",
+        formula=formula[0] if formula else None,
+        formula_text=info.get("_chemical_formula_sum") if formula else None,
+        formula_resolution=formula[1] if formula else {},
+        formula_units=Measured(float(z), None, str(z)) if isinstance(z, (int, float)) else None,
+        unlocated=tuple(unlocated),
+    )
 
 
 def read_ase_file(
@@ -225,6 +275,8 @@ def read_ase_file(
         return [(source, StructureParseError("is a directory, not a structure file", source))]
 
     entries: list[tuple[str, Structure | ScopeError]] = []
+    is_extxyz = (format or os.path.splitext(os.fspath(path))[1].lstrip(".")).lower() in ("extxyz", "xyz")
+    frame_claims = extxyz_claims(path) if is_extxyz else []
     frames = ase.io.iread(os.fspath(path), index=":", format=format, do_not_split_by_at_sign=True)
     while True:
         index = len(entries)
@@ -247,7 +299,10 @@ def read_ase_file(
             break
         name = f"{source}@{index}"
         try:
-            entries.append((name, atoms_to_structure(atoms, name)))
+            structure = atoms_to_structure(atoms, name)
+            if index < len(frame_claims):
+                attach_claims(structure, frame_claims[index])
+            entries.append((name, structure))
         except ScopeError as error:
             entries.append((name, error))
     if not entries:
@@ -256,6 +311,70 @@ def read_ase_file(
         name, item = entries[0]
         return [(source, _renamed(item, source) if name != source else item)]
     return entries
+
+
+_KEY_VALUE = re.compile(r'(\w+)\s*=\s*("[^"]*"|\S+)')
+#: Columns per entry of each extxyz property type (``name:type:count``): all types take one column per count.
+_DEFAULT_PROPERTIES = "species:S:1:pos:R:3"
+
+
+def extxyz_claims(path: str | os.PathLike) -> list[FileClaims]:
+    """What each frame of an extended XYZ file says about itself, read from its text (not through ASE): the
+    ``Lattice`` (any capitalisation), ``pbc``, the number of columns its ``Properties`` declare, and the numbers of
+    columns the atom lines hold. One record per frame, in order; [] when the text is not laid out as extxyz frames
+    (ASE then says what is wrong)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    claims: list[FileClaims] = []
+    index = 0
+    while index < len(lines):
+        if not lines[index].strip():
+            index += 1
+            continue
+        try:
+            n_atoms = int(lines[index].split()[0])
+        except ValueError:
+            return claims
+        if index + 1 + n_atoms >= len(lines) + 1:
+            return claims
+        comment = lines[index + 1] if index + 1 < len(lines) else ""
+        atom_lines = lines[index + 2 : index + 2 + n_atoms]
+        claims.append(_frame_claims(comment, atom_lines))
+        index += 2 + n_atoms
+    return claims
+
+
+def _frame_claims(comment: str, atom_lines: list[str]) -> FileClaims:
+    pairs = {key.lower(): value.strip('"') for key, value in _KEY_VALUE.findall(comment)}
+    lattice = None
+    values = pairs.get("lattice", "").split()
+    if len(values) == 9:
+        try:
+            numbers = [float(v) for v in values]
+            lattice = tuple(tuple(numbers[3 * i : 3 * i + 3]) for i in range(3))
+        except ValueError:
+            lattice = None
+    pbc = None
+    flags = pairs.get("pbc", "").split()
+    if len(flags) == 3 and all(f[:1].upper() in ("T", "F") for f in flags):
+        pbc = tuple(f[:1].upper() == "T" for f in flags)
+    columns = None
+    fields = pairs.get("properties", _DEFAULT_PROPERTIES).split(":")
+    if len(fields) % 3 == 0:
+        try:
+            columns = sum(int(count) for count in fields[2::3])
+        except ValueError:
+            columns = None
+    return FileClaims(
+        "extxyz",
+        lattice=lattice,
+        pbc=pbc,
+        columns_declared=columns,
+        columns_found=tuple(sorted({len(line.split()) for line in atom_lines})),
+    )
 
 
 def _renamed(item: Structure | ScopeError, source: str) -> Structure | ScopeError:

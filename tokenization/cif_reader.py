@@ -67,7 +67,9 @@ _ISOTOPE_SYMBOLS = frozenset({"D", "T"})
 # line, or a bare word (one that does not start with a quote).
 _QUOTED_OR_BARE = re.compile(r"""'(.*?)'(?=\s|$)|"(.*?)"(?=\s|$)|([^\s'"]\S*)""")
 # One component of a symmetry operation: signed terms, each an axis or a number (optionally a fraction).
-_SYMOP_TERM = r"(?:[xyz]|\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?)"
+# A number may be written with a leading or trailing dot ('.5', '-X,.5+Y,-Z' in real COD and pymatgen test files).
+_SYMOP_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_SYMOP_TERM = rf"(?:[xyz]|{_SYMOP_NUMBER}(?:/{_SYMOP_NUMBER})?)"
 _SYMOP_COMPONENT = re.compile(rf"[+-]?{_SYMOP_TERM}(?:[+-]{_SYMOP_TERM})*")
 _SYMOP_SIGNED_TERM = re.compile(rf"([+-]?)({_SYMOP_TERM})")
 _IDEAL_FRACTIONS = (1 / 3, 2 / 3)

@@ -7,9 +7,12 @@ Every data block that lists atom sites is one crystal. For each block this reade
    ``_symmetry_equiv_pos_as_xyz``, ``_space_group_symop_operation_xyz``, the dotted DDLm/CIF 2.0 names, magnetic
    CIF operations and centrings with their time-reversal part dropped), closed under composition; or, when no list
    is given, the operations of the declared Hall symbol, H-M name (with its setting or origin suffix) or IT number
-   in the declared setting. A file whose operations build another space group than the one it declares
-   contradicts itself and is refused, naming both groups. A file that declares no symmetry at all is refused:
-   assuming P1 would invent data;
+   in the declared setting, among the settings it allows those whose rotations preserve the cell's metric. A file
+   whose operations build another space group than the one it declares contradicts itself and is refused, naming
+   both groups; so is an operation list whose closure holds a translation that is not a lattice vector of the
+   declared lattice (of a conventional lattice when none is declared), more operations than the declared group, or
+   rotations that do not fit the cell, naming the mistyped operation (never repaired). A file that declares no
+   symmetry at all is refused: assuming P1 would invent data;
 3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (or the label), fractional
    (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy;
 4. expands the rows by the operations and merges symmetry images closer than :data:`IMAGE_MERGE_DISTANCE` into one
@@ -61,6 +64,8 @@ from .cif_reader import (
     _tokenize,
 )
 from .cif_symmetry import (
+    METRIC_TOLERANCE,
+    centred_variant,
     close_operations,
     hall_number_for_symbol,
     hall_numbers_for_it_number,
@@ -69,10 +74,23 @@ from .cif_symmetry import (
     is_rhombohedral_axes,
     it_number,
     it_number_is_unambiguous,
+    lattice_fault,
+    lattice_letter,
+    metric_deviation,
     operations_of_hall_number,
+    preserves_metric,
     setting_choice,
     space_group_label,
     space_group_type_of_operations,
+)
+from .file_claims import (
+    FileClaims,
+    Measured,
+    SiteClaim,
+    UnlocatedRow,
+    attach_claims,
+    parse_formula,
+    shares_fill_site,
 )
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
@@ -87,6 +105,8 @@ from .scope_errors import (
 
 __all__ = ["IMAGE_MERGE_DISTANCE", "OCCUPANCY_TOLERANCE", "cif_crystal_blocks", "read_cif_structures"]
 
+#: An occupancy that is not written: a full site, exactly.
+_FULL = Measured(1.0, None, "1")
 #: Symmetry images (or rows) closer than this, in Å, are one site.
 IMAGE_MERGE_DISTANCE = 0.1
 #: Coordinates with fewer decimals than this are taken as exact (hand-written 0.1, 0.25, 0.3): only files written
@@ -96,6 +116,8 @@ MIN_DECIMALS_FOR_UNCERTAINTY = 3
 COORDINATE_UNCERTAINTY_NOTE = 0.01
 #: Operation translations within this of a multiple of 1/24 are that multiple (0.667 -> 2/3).
 _TRANSLATION_SNAP = 2e-3
+#: The listed operations are searched for a mistyped one (each left out in turn) only up to this many.
+_MAX_OPERATIONS_TO_BLAME = 192
 #: A cell thinner than this (Å) along any lattice direction cannot hold atoms.
 MIN_CELL_THICKNESS = 0.1
 
@@ -116,10 +138,12 @@ _HM_KEYS = (
     "_symmetry_space_group_name_h-m",
     "_space_group_name_h-m",
     "_space_group_name_h-m_full",
+    "_space_group_name_h-m_ref",  # CIF core: the symbol as a reference (ITA) writes it
 )
 _NUMBER_KEYS = ("_space_group_it_number", "_symmetry_int_tables_number", "_space_group_number")
-# A type symbol: an element, then optionally digits and a charge sign ('Fe', 'Fe3+', 'O2-', 'Ca2').
-_TYPE_SYMBOL_REST = re.compile(r"\d*[+-]?\d*")
+# A type symbol: an element, then optionally a valence and a charge sign ('Fe', 'Fe3+', 'O2-', 'Ca2', 'Fe+3'), the
+# valence possibly non-integer (ICSD's mixed-valence 'Fe2.5+', 'Mn3.33+').
+_TYPE_SYMBOL_REST = re.compile(r"(?:\d+(?:\.\d+)?)?[+-]?(?:\d+(?:\.\d+)?)?")
 # A label: an element, then anything that does not start with a letter ('Fe1', 'O2a', 'Si_3', "O1'").
 _LABEL_REST = re.compile(r"(?![A-Za-z]).*")
 # An atom-site coordinate column, in CIF 1.1 or DDLm (dotted) spelling.
@@ -294,39 +318,52 @@ def _listed_operations(
 
 
 def _declared_settings(
-    data: dict, parameters: tuple[float, ...], source: str
+    data: dict, lattice: Lattice, parameters: tuple[float, ...], source: str, misfits: list[str] | None = None
 ) -> tuple[list[tuple[str, list[int]]], list[str]]:
-    """``([(what the file says, candidate Hall numbers)], [declarations that name no known space group])``."""
+    """``([(what the file says, candidate Hall numbers)], [declarations that name no known space group])``.
+
+    The settings a Hall symbol or H-M name allows are kept when their rotations preserve the cell's metric
+    (:func:`cif_symmetry.preserves_metric`): a monoclinic short symbol (``'P 21/a'``) is read in the unique axis
+    that the cell's angles allow. A declaration none of whose settings fits the cell keeps them all and is named in
+    ``misfits``: the file then contradicts itself unless its operation list decides.
+    """
     rhombohedral = is_rhombohedral_axes(parameters)
+    metric = lattice.metric_tensor
     resolved: list[tuple[str, list[int]]] = []
     unreadable: list[str] = []
+    misfits = [] if misfits is None else misfits
     hall = _first(data, _HALL_KEYS)
     if isinstance(hall, str):
         number = hall_number_for_symbol(hall)
-        (
+        if number:
             resolved.append((f"Hall symbol {hall!r}", [number]))
-            if number
-            else unreadable.append(f"Hall {hall!r}")
-        )
+            if not preserves_metric(number, metric):
+                misfits.append(resolved[-1][0])
+        else:
+            unreadable.append(f"Hall {hall!r}")
     name = _first(data, _HM_KEYS)
     if isinstance(name, str):
         numbers = hall_numbers_for_name(name, rhombohedral_axes=rhombohedral)
-        (
-            resolved.append((f"H-M symbol {name!r}", numbers))
-            if numbers
-            else unreadable.append(f"H-M {name!r}")
-        )
+        fitting = hall_numbers_for_name(name, rhombohedral_axes=rhombohedral, metric=metric)
+        if numbers:
+            resolved.append((f"H-M symbol {name!r}", fitting or numbers))
+            if not fitting:
+                misfits.append(resolved[-1][0])
+        else:
+            unreadable.append(f"H-M {name!r}")
     number_text = _first(data, _NUMBER_KEYS)
     if isinstance(number_text, str):
         value = _number(number_text)
         numbers = (
             hall_numbers_for_it_number(int(value), rhombohedral) if value and value == int(value) else []
         )
-        (
+        if numbers:
             resolved.append((f"IT number {number_text}", numbers))
-            if numbers
-            else unreadable.append(f"IT number {number_text!r}")
-        )
+            every = hall_numbers_for_it_number(int(value), rhombohedral, every_setting=True)
+            if not any(preserves_metric(h, metric) for h in every):
+                misfits.append(resolved[-1][0])
+        else:
+            unreadable.append(f"IT number {number_text!r}")
     return resolved, unreadable
 
 
@@ -366,15 +403,19 @@ def _symmetry(
     source: str,
     notes: list[str],
     pending: list[tuple[str, list[int], int, int]],
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str] | None]:
-    """Candidate operation sets (one, or two origin choices to decide from the sites) and the listed xyz strings.
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[str] | None, bool]:
+    """Candidate operation sets (one, or several settings to decide from the sites), the listed xyz strings, and
+    whether the first candidate is the declared name's conventional reading (the ITA unique axis b of a monoclinic
+    short symbol whose other axes the cell also allows).
 
     Raises StructureParseError when the file declares nothing, names an unknown group without listing operations,
-    or declares contradicting groups. When the listed operations form another group than the declared one,
-    ``pending`` receives ``(declaration, declared Hall numbers, number of operations, their Hall number)`` for
-    :func:`_check_declared_group` to decide on the built sites.
+    declares contradicting groups or a setting that the cell's metric excludes, or lists operations that do not
+    build a space group in this cell (:func:`_check_listed_group`). When the listed operations form another group
+    than the declared one, ``pending`` receives ``(declaration, declared Hall numbers, number of operations, their
+    Hall number)`` for :func:`_check_declared_group` to decide on the built sites.
     """
-    declared, unreadable = _declared_settings(data, parameters, source)
+    misfits: list[str] = []
+    declared, unreadable = _declared_settings(data, lattice, parameters, source, misfits)
     numbers = {it_number(candidates[0]): what for what, candidates in declared}
     if len(numbers) > 1:
         described = " but ".join(f"{what} means {space_group_label(c[0])}" for what, c in declared)
@@ -383,9 +424,7 @@ def _symmetry(
     operation_list = _listed_operations(data, source, notes)
     if operation_list is not None:
         *listed, exact = operation_list
-        closed = close_operations(*listed)
-        if closed is None:
-            raise StructureParseError("the listed symmetry operations do not form a space group", source)
+        closed = _check_listed_group(data, listed, declared, lattice, parameters, source)
         if len(closed[0]) > len(
             {(r.tobytes(), tuple(np.round(t % 1, 4))) for r, t in zip(*listed, strict=True)}
         ):
@@ -402,21 +441,56 @@ def _symmetry(
             pending.append((what, candidates, len(closed[0]), hall))
         for item in unreadable:
             notes.append(f"{item} names no space group; the listed operations were used")
+        for item in misfits:
+            notes.append(f"the setting of the {item} does not fit the cell; the listed operations were used")
         texts = _first(data, _OPERATION_KEYS)
         listed_texts = None
         if texts is not None and len(closed[0]) == len(listed[0]) and exact:
             listed_texts = [texts] if isinstance(texts, str) else list(texts)
-        return [closed], listed_texts
+        return [closed], listed_texts, False
+    name = _first(data, _HM_KEYS)
+    if any(item.startswith("H-M") for item in unreadable) and all(
+        w.startswith("IT number") for w, _ in declared
+    ):
+        variant = centred_variant(name)
+        if variant is not None:
+            return (
+                [_centred_variant_operations(variant, name, declared, lattice, parameters, source, notes)],
+                None,
+                False,
+            )
     if declared:
         what, candidates = min(declared, key=lambda item: len(item[1]))  # the most specific declaration
+        rhombohedral = is_rhombohedral_axes(parameters)
         if what.startswith("IT number") and not it_number_is_unambiguous(
-            it_number(candidates[0]), is_rhombohedral_axes(parameters)
+            it_number(candidates[0]), rhombohedral
         ):
-            # The number alone leaves the setting open: every setting is tried, and the sites must decide.
-            candidates = hall_numbers_for_it_number(
-                it_number(candidates[0]), is_rhombohedral_axes(parameters), every_setting=True
+            # The number alone leaves the setting open: every setting that fits the cell is tried, and the sites
+            # must decide.
+            every = hall_numbers_for_it_number(it_number(candidates[0]), rhombohedral, every_setting=True)
+            candidates = [h for h in every if preserves_metric(h, lattice.metric_tensor)]
+            if not candidates:
+                misfits.append(what)
+                candidates = every
+        if what in misfits:
+            deviation = metric_deviation(
+                operations_of_hall_number(candidates[0])[0], lattice.metric_tensor
+            ).max()
+            raise StructureParseError(
+                f"the file contradicts itself: the rotations of its {what} ({space_group_label(candidates[0])}, "
+                f"Hall {hall_symbol(candidates[0])!r}) do not preserve the cell's metric (a, b, c, alpha, beta, "
+                f"gamma = {', '.join(f'{x:g}' for x in parameters)}): R^T G R differs from G by "
+                f"{deviation:.2g} of the cell, above the tolerance {METRIC_TOLERANCE}; list the operations, or give "
+                "the setting that fits the cell",
+                source,
             )
-        return [operations_of_hall_number(h) for h in candidates], None
+        conventional = (
+            what.startswith("H-M")
+            and len(candidates) > 1
+            and 3 <= it_number(candidates[0]) <= 15
+            and len({setting_choice(h)[:1] for h in candidates}) > 1
+        )
+        return [operations_of_hall_number(h) for h in candidates], None, conventional
     if unreadable:
         raise StructureParseError(
             f"the space group cannot be read ({', '.join(unreadable)}) and the file lists no symmetry "
@@ -427,6 +501,147 @@ def _symmetry(
         "the file declares no symmetry (no operation list, Hall symbol, H-M name or IT number); "
         "reading the sites as P1 would invent symmetry data. Add _space_group_symop_operation_xyz 'x, y, z' "
         "if the sites are the whole cell",
+        source,
+    )
+
+
+def _centred_variant_operations(
+    variant: tuple[np.ndarray, np.ndarray],
+    name: str,
+    declared: list[tuple[str, list[int]]],
+    lattice: Lattice,
+    parameters: tuple[float, ...],
+    source: str,
+    notes: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The operations of a centred triclinic or monoclinic name (:func:`cif_symmetry.centred_variant`), checked
+    against the IT number beside it and the cell's metric."""
+    rotations, translations = variant
+    hall = space_group_type_of_operations(rotations, translations, lattice.matrix)
+    if hall is None:
+        raise StructureParseError(f"the H-M symbol {name!r} names no space group in this cell", source)
+    number = it_number(hall)
+    if declared and it_number(declared[0][1][0]) != number:
+        raise StructureParseError(
+            f"the file contradicts itself: its H-M symbol {name!r} is No. {number}, but its {declared[0][0]} means "
+            f"{space_group_label(declared[0][1][0])}",
+            source,
+        )
+    deviation = metric_deviation(rotations, lattice.metric_tensor).max()
+    if deviation > METRIC_TOLERANCE:
+        raise StructureParseError(
+            f"the file contradicts itself: the rotations of its H-M symbol {name!r} do not preserve the cell's metric "
+            f"(a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}): R^T G R differs from G by "
+            f"{deviation:.2g} of the cell, above the tolerance {METRIC_TOLERANCE}",
+            source,
+        )
+    notes.append(f"H-M symbol {name!r} read as No. {number} in a {name.strip()[0].upper()}-centred cell")
+    return rotations, translations
+
+
+def _operation_text(rotation: np.ndarray, translation: np.ndarray) -> str:
+    """``'-x,-y,z+1/2'``: an operation written as an xyz triplet (for operations a file did not write itself)."""
+    from .cif_symmetry import _fraction_vector
+
+    fractions = _fraction_vector(translation)[1:-1].split(", ")
+    parts = []
+    for row, shift in zip(np.rint(rotation).astype(int), fractions, strict=True):
+        term = "".join(
+            ("+" if c > 0 else "-") + (str(abs(c)) if abs(c) > 1 else "") + axis
+            for c, axis in zip(row, "xyz", strict=True)
+            if c
+        ).lstrip("+")
+        parts.append(term + ("" if shift == "0" else f"+{shift}"))
+    return ",".join(parts)
+
+
+def _check_listed_group(
+    data: dict,
+    listed: list[np.ndarray],
+    declared: list[tuple[str, list[int]]],
+    lattice: Lattice,
+    parameters: tuple[float, ...],
+    source: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The closure of the listed operations, refused (never repaired) when it cannot be this crystal's group.
+
+    * Its rotations must preserve the cell's metric (:func:`cif_symmetry.preserves_metric`).
+    * Its pure translations must be centring vectors of the declared group's lattice, or of a conventional lattice
+      when none is declared, and it may not hold more operations than the declared group
+      (:func:`cif_symmetry.lattice_fault`). A mistyped operation (``-x,-y,z`` for ``-x,-y,z+1/2``) otherwise closes
+      into a supergroup with a halved cell and twice the atoms.
+
+    The refusal names the listed operations whose removal would leave a valid group (the mistyped ones).
+    """
+    closed = close_operations(*listed)
+    if closed is None:
+        raise StructureParseError("the listed symmetry operations do not form a space group", source)
+    texts = _first(data, _OPERATION_KEYS)
+    texts = [texts] if isinstance(texts, str) else list(texts) if texts is not None else []
+    if len(texts) != len(listed[0]):
+        texts = [_operation_text(r, t) for r, t in zip(*listed, strict=True)]
+    deviation = metric_deviation(closed[0], lattice.metric_tensor)
+    cell = f"a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}"
+    if deviation.max() > METRIC_TOLERANCE:
+        listed_deviation = metric_deviation(listed[0], lattice.metric_tensor)
+        worst = int(np.argmax(listed_deviation))
+        raise StructureParseError(
+            f"the listed symmetry operation {texts[worst]!r} does not preserve the cell's metric ({cell}): "
+            f"R^T G R differs from G by {listed_deviation[worst]:.2g} of the cell (tolerance {METRIC_TOLERANCE}); "
+            "the operations and the cell describe different crystal families",
+            source,
+        )
+    if _first(data, _OPERATION_KEYS) is None:
+        # A magnetic CIF: its cell is the magnetic cell, whose anti-translations (a translation with time reversal)
+        # are pure translations of the nuclear structure that no conventional lattice has.
+        return closed
+    number = it_number(declared[0][1][0]) if declared else None
+    rhombohedral = is_rhombohedral_axes(parameters)
+    letters = tuple(
+        letter
+        for letter in (
+            lattice_letter(text)
+            for text in (_first(data, _HM_KEYS), _first(data, _HALL_KEYS))
+            if isinstance(text, str)
+        )
+        if letter is not None
+    )
+    fault = lattice_fault(
+        *closed, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
+    )
+    if fault is None:
+        return closed
+    culprits = []
+    if len(texts) <= _MAX_OPERATIONS_TO_BLAME:
+        for k in range(len(texts)):
+            keep = np.arange(len(texts)) != k
+            rest = close_operations(listed[0][keep], listed[1][keep])
+            if (
+                rest is not None
+                and lattice_fault(
+                    *rest, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
+                )
+                is None
+            ):
+                culprits.append(texts[k])
+    group = f"the space group its {declared[0][0]} declares" if declared else "any space group"
+    formed = space_group_type_of_operations(*closed, lattice.matrix)
+    if formed is not None and "more than the" in fault:
+        fault += f" (they form {space_group_label(formed)})"
+    if len(culprits) == 1:
+        blame = (
+            f"the listed operation {culprits[0]!r} is likely mistyped: with it, the {len(texts)} operations"
+        )
+    elif culprits:
+        blame = (
+            f"one of the listed operations {', '.join(repr(c) for c in culprits)} is likely mistyped: "
+            f"the {len(texts)} operations"
+        )
+    else:
+        blame = f"the {len(texts)} listed operations"
+    raise StructureParseError(
+        f"the symmetry operations cannot be those of {group} in this cell: {blame} {fault}. "
+        "A wrong operation is not repaired; correct it or remove the list",
         source,
     )
 
@@ -463,15 +678,16 @@ def _element(symbol: str, is_label: bool, row_label: str, source: str, notes: li
 _COMPOSITE_PART = re.compile(r"\s*(\d*\.?\d+)?\s*([A-Za-z][A-Za-z0-9+-]*)\s*")
 
 
-def _composite(symbol: str) -> list[tuple[float, str]] | None:
-    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites), else None."""
+def _composite(symbol: str) -> list[tuple[Measured, str]] | None:
+    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites; the shares as written),
+    else None."""
     parts = []
     # '+' between terms ('0.75Si + 0.25Al', '0.5Na+0.5K'), not the '+' of a charge ('Fe3+'): a term follows it.
     for term in re.split(r"\s*\+\s*(?=\d*\.?\d+\s*[A-Za-z])", symbol):
         match = _COMPOSITE_PART.fullmatch(term)
         if match is None or match.group(1) is None:
             return None
-        parts.append((float(match.group(1)), match.group(2)))
+        parts.append((Measured(float(match.group(1)), None, match.group(1)), match.group(2)))
     return parts if len(parts) > 1 else None
 
 
@@ -500,12 +716,10 @@ def _written_decimals(text: str) -> int | None:
     return len(digits)
 
 
-class _Rows:
-    """The atom-site loop: labels, elements, occupancies and fractional coordinates (n, 3)."""
+class _Columns:
+    """The atom-site loop's columns, each one value per row (None when the file does not give that column)."""
 
-    def __init__(
-        self, data: dict, lattice: Lattice, parameters: tuple[float, ...], source: str, notes: list[str]
-    ):
+    def __init__(self, data: dict, source: str):
         labels = data.get("_atom_site_label")
         fract = data.get("_atom_site_fract_x")
         cartn = data.get("_atom_site_cartn_x")
@@ -513,118 +727,200 @@ class _Rows:
         if reference is None:
             raise StructureParseError("no atom sites (_atom_site_fract_x or _atom_site_Cartn_x)", source)
         n_rows = 1 if isinstance(reference, str) else len(reference)
-        labels = _column(data, "_atom_site_label", n_rows, source) or [f"#{i + 1}" for i in range(n_rows)]
-        symbols = _column(data, "_atom_site_type_symbol", n_rows, source)
-        occupancies = _column(data, "_atom_site_occupancy", n_rows, source)
-        flags = _column(data, "_atom_site_calc_flag", n_rows, source)
-        hydrogens = _column(data, "_atom_site_attached_hydrogens", n_rows, source)
-        if fract is not None:
-            columns = [_column(data, f"_atom_site_fract_{axis}", n_rows, source) for axis in "xyz"]
-            cartesian = False
-        else:
-            columns = [_column(data, f"_atom_site_cartn_{axis}", n_rows, source) for axis in "xyz"]
-            cartesian = True
-        if any(column is None for column in columns):
+        self.n_rows = n_rows
+        self.labels = _column(data, "_atom_site_label", n_rows, source) or [
+            f"#{i + 1}" for i in range(n_rows)
+        ]
+        self.symbols = _column(data, "_atom_site_type_symbol", n_rows, source)
+        self.occupancies = _column(data, "_atom_site_occupancy", n_rows, source)
+        self.flags = _column(data, "_atom_site_calc_flag", n_rows, source)
+        self.hydrogens = _column(data, "_atom_site_attached_hydrogens", n_rows, source)
+        self.cartesian = fract is None
+        kind = "cartn" if self.cartesian else "fract"
+        self.coordinates = [_column(data, f"_atom_site_{kind}_{axis}", n_rows, source) for axis in "xyz"]
+        if any(column is None for column in self.coordinates):
             raise StructureParseError("atom sites need all three coordinates", source)
-        decimals: list[int | None] = []
+
+    def symbol(self, i: int) -> str | None:
+        """Row ``i``'s type symbol, or None when the file gives none ('?', '.')."""
+        return self.symbols[i] if self.symbols is not None and self.symbols[i] not in ("?", ".") else None
+
+    def is_dummy(self, i: int) -> bool:
+        return self.flags is not None and self.flags[i].strip().lower() in ("dum", "dummy")
+
+
+class _Rows:
+    """The atom-site loop: labels, elements, occupancies and fractional coordinates (n, 3), one entry per element of
+    each row; ``site_rows`` keeps one ``(label, index of its first entry)`` per row, ``unlocated`` the rows the file
+    declares without a position (``file_claims``)."""
+
+    def __init__(
+        self, data: dict, lattice: Lattice, parameters: tuple[float, ...], source: str, notes: list[str]
+    ):
+        columns = _Columns(data, source)
+        self.source = source
+        self.notes = notes
         self.labels: list[str] = []
         self.partial: list[str] = []  # rows with partial occupancy or several elements
         self.unknown: list[UnknownSpeciesError] = []  # rows whose element cannot be read
         self.elements: list[Element] = []
         self.occupancies: list[float] = []
-        coords = []
-        for i in range(n_rows):
-            label = labels[i]
-            if flags is not None and flags[i].strip().lower() in ("dum", "dummy"):
-                notes.append(f"site {label}: a dummy atom (_atom_site_calc_flag dum), skipped")
+        self.shares: list[
+            Measured
+        ] = []  # each entry's occupancy as written (its rounding decides full sites)
+        self.site_rows: list[tuple[str, int]] = []
+        self.unlocated: list[UnlocatedRow] = []
+        self._decimals: list[int | None] = []
+        coords: list[list[float]] = []
+        for i in range(columns.n_rows):
+            if columns.is_dummy(i):
+                self._dummy_row(columns, i)
                 continue
-            if hydrogens is not None and (_number(hydrogens[i]) or 0) > 0:
-                raise StructureParseError(
-                    f"site {label} carries {hydrogens[i]} implicit hydrogen atoms that the file does not list "
-                    "(_atom_site_attached_hydrogens); the crystal's atoms are incomplete",
-                    source,
-                )
-            point = []
-            for axis, column in zip("xyz", columns, strict=True):
-                text = column[i].strip()
-                decimals.append(_written_decimals(text))
-                value = 0.0 if text == "." else _number(text)  # '.' for zero, as in some ICSD exports
-                if value is None:
-                    raise StructureParseError(
-                        f"site {label}: coordinate {axis} = {text!r} is not a number", source
-                    )
-                point.append(value)
-            occupancy = 1.0
-            if occupancies is not None and occupancies[i].strip() not in ("?", "."):
-                value = _number(occupancies[i])
-                if value is None or value < 0:
-                    raise StructureParseError(
-                        f"site {label}: occupancy {occupancies[i]!r} is not a number", source
-                    )
-                occupancy = value
-            if occupancy == 0:
-                notes.append(f"site {label}: occupancy 0, skipped")
+            self._check_attached_hydrogens(columns, i)
+            point = self._point(columns, i)
+            occupancy = self._occupancy(columns, i)
+            if occupancy is None:
                 continue
-            if occupancy != 1.0 and abs(occupancy - 1.0) <= OCCUPANCY_TOLERANCE:
-                notes.append(
-                    f"site {label}: occupancy {occupancies[i].strip()} counted as full "
-                    f"(within {OCCUPANCY_TOLERANCE} of 1)"
-                )
-                occupancy = 1.0
-            if occupancy > 1.0:
-                raise StructureParseError(
-                    f"site {label}: occupancy {occupancies[i].strip()} is above 1 (tolerance {OCCUPANCY_TOLERANCE})",
-                    source,
-                )
-            symbol = symbols[i] if symbols is not None and symbols[i] not in ("?", ".") else None
-            if occupancy < 1.0:
-                self.partial.append(f"{label} ({occupancy:g})")
-            try:
-                parts = (
-                    _composite(symbol) if symbol is not None and "+" in symbol.strip().lstrip("+") else None
-                )
-                if parts:
-                    # Pauling-file composite site, e.g. '0.75Si + 0.25Al': one row per element.
-                    self.partial.append(f"{label} ({symbol})")
-                    elements = [
-                        (_element(part, False, label, source, notes), share * occupancy)
-                        for share, part in parts
-                    ]
-                else:
-                    name = symbol if symbol is not None else label
-                    elements = [(_element(name, symbol is None, label, source, notes), occupancy)]
-            except UnknownSpeciesError as exc:
-                self.unknown.append(exc)
+            elements = self._row_elements(columns, i, occupancy)
+            if elements is None:
                 continue
+            self.site_rows.append((columns.labels[i], len(self.labels)))
             for element, share in elements:
-                self.labels.append(label)
+                self.labels.append(columns.labels[i])
                 self.elements.append(element)
-                self.occupancies.append(share)
+                self.occupancies.append(share.value)
+                self.shares.append(share)
                 coords.append(point)
-        if self.unknown:
-            if self.partial:
-                # The crystal is disordered whatever those sites hold; say so first (it is the larger obstacle).
-                raise DisorderedStructureError(
-                    f"partially occupied or mixed sites {', '.join(self.partial[:6])}"
-                    + (", ..." if len(self.partial) > 6 else "")
-                    + f"; also, {self.unknown[0].message}",
-                    source,
-                )
-            raise self.unknown[0]
+        self._raise_unknown()
         if not coords:
             raise StructureParseError("the atom-site loop holds no atoms", source)
-        coords = np.array(coords, dtype=float)
-        if cartesian:
-            transform = _cartesian_transform(data, parameters)
-            coords = np.linalg.solve(transform, (coords - _cartesian_origin(data)).T).T
-            notes.append("coordinates read from _atom_site_Cartn_* (Cartesian)")
-        for ideal in _IDEAL_FRACTIONS:  # pymatgen's snapping of 0.33333 to 1/3 (relative 1e-4)
-            coords[np.abs(coords / ideal - 1) <= FRAC_TOLERANCE] = ideal
-        self.coords = coords
+        self.coords = _fractional(np.array(coords, dtype=float), columns.cartesian, data, parameters, notes)
         # The precision the coordinates are written with: the most decimals any of them has (writers drop trailing
         # zeros, so '0.2' beside '0.3333' is 0.2000), ignoring values that are exact fractions.
-        written = [d for d in decimals if d is not None]
+        written = [d for d in self._decimals if d is not None]
         self.decimals = max(written) if written else None
+
+    def _dummy_row(self, columns: _Columns, i: int) -> None:
+        """A row flagged ``dum``: an atom declared without a position (ICSD writes unlocated H so, at -1, -1, -1,
+        with the H per formula unit as its occupancy), recorded for the check; a dummy that is no element is
+        skipped with a note."""
+        label = columns.labels[i]
+        symbol = columns.symbol(i)
+        try:
+            element = _element(
+                symbol if symbol is not None else label, symbol is None, label, self.source, []
+            )
+        except UnknownSpeciesError:
+            self.notes.append(f"site {label}: a dummy atom (_atom_site_calc_flag dum), skipped")
+            return
+        text = columns.occupancies[i].strip() if columns.occupancies is not None else "1"
+        occupancy = 1.0 if text in ("?", ".") else _number(text)
+        if occupancy == 0:
+            self.notes.append(
+                f"site {label}: a dummy atom (_atom_site_calc_flag dum) with occupancy 0, skipped"
+            )
+            return
+        self.unlocated.append(
+            UnlocatedRow(label, element.symbol, occupancy if occupancy is not None else 1.0)
+        )
+
+    def _check_attached_hydrogens(self, columns: _Columns, i: int) -> None:
+        if columns.hydrogens is not None and (_number(columns.hydrogens[i]) or 0) > 0:
+            raise StructureParseError(
+                f"site {columns.labels[i]} carries {columns.hydrogens[i]} implicit hydrogen atoms that the file does "
+                "not list (_atom_site_attached_hydrogens); the crystal's atoms are incomplete",
+                self.source,
+            )
+
+    def _point(self, columns: _Columns, i: int) -> list[float]:
+        point = []
+        for axis, column in zip("xyz", columns.coordinates, strict=True):
+            text = column[i].strip()
+            self._decimals.append(_written_decimals(text))
+            value = 0.0 if text == "." else _number(text)  # '.' for zero, as in some ICSD exports
+            if value is None:
+                raise StructureParseError(
+                    f"site {columns.labels[i]}: coordinate {axis} = {text!r} is not a number", self.source
+                )
+            point.append(value)
+        return point
+
+    def _occupancy(self, columns: _Columns, i: int) -> Measured | None:
+        """The row's occupancy as written (1 when not given; within OCCUPANCY_TOLERANCE of 1 counts as full), None
+        for 0."""
+        label = columns.labels[i]
+        if columns.occupancies is None or columns.occupancies[i].strip() in ("?", "."):
+            return _FULL
+        text = columns.occupancies[i].strip()
+        occupancy = _number(text)
+        if occupancy is None or occupancy < 0:
+            raise StructureParseError(f"site {label}: occupancy {text!r} is not a number", self.source)
+        if occupancy == 0:
+            self.notes.append(f"site {label}: occupancy 0, skipped")
+            return None
+        if occupancy != 1.0 and abs(occupancy - 1.0) <= OCCUPANCY_TOLERANCE:
+            self.notes.append(
+                f"site {label}: occupancy {text} counted as full (within {OCCUPANCY_TOLERANCE} of 1)"
+            )
+            return _FULL
+        if occupancy > 1.0:
+            raise StructureParseError(
+                f"site {label}: occupancy {text} is above 1 (tolerance {OCCUPANCY_TOLERANCE})", self.source
+            )
+        if occupancy < 1.0:
+            self.partial.append(f"{label} ({occupancy:g})")
+        return Measured.parse(text) or Measured(occupancy, None, text)
+
+    def _row_elements(
+        self, columns: _Columns, i: int, occupancy: Measured
+    ) -> list[tuple[Element, Measured]] | None:
+        """``[(element, occupancy as written)]`` of the row (several for a Pauling-file composite), or None when its element
+        cannot be read (kept in ``unknown``)."""
+        label = columns.labels[i]
+        symbol = columns.symbol(i)
+        try:
+            parts = _composite(symbol) if symbol is not None and "+" in symbol.strip().lstrip("+") else None
+            if parts:
+                # Pauling-file composite site, e.g. '0.75Si + 0.25Al': one row per element.
+                self.partial.append(f"{label} ({symbol})")
+                return [
+                    (
+                        _element(part, False, label, self.source, self.notes),
+                        Measured(share.value * occupancy.value, None, share.text),
+                    )
+                    for share, part in parts
+                ]
+            name = symbol if symbol is not None else label
+            return [(_element(name, symbol is None, label, self.source, self.notes), occupancy)]
+        except UnknownSpeciesError as exc:
+            self.unknown.append(exc)
+            return None
+
+    def _raise_unknown(self) -> None:
+        if not self.unknown:
+            return
+        if self.partial:
+            # The crystal is disordered whatever those sites hold; say so first (it is the larger obstacle).
+            raise DisorderedStructureError(
+                f"partially occupied or mixed sites {', '.join(self.partial[:6])}"
+                + (", ..." if len(self.partial) > 6 else "")
+                + f"; also, {self.unknown[0].message}",
+                self.source,
+            )
+        raise self.unknown[0]
+
+
+def _fractional(
+    coords: np.ndarray, cartesian: bool, data: dict, parameters: tuple[float, ...], notes: list[str]
+) -> np.ndarray:
+    """Fractional coordinates (n, 3) of the rows, snapped to 1/3 and 2/3 as pymatgen does (relative 1e-4)."""
+    if cartesian:
+        transform = _cartesian_transform(data, parameters)
+        coords = np.linalg.solve(transform, (coords - _cartesian_origin(data)).T).T
+        notes.append("coordinates read from _atom_site_Cartn_* (Cartesian)")
+    for ideal in _IDEAL_FRACTIONS:
+        coords[np.abs(coords / ideal - 1) <= FRAC_TOLERANCE] = ideal
+    return coords
 
 
 def _cartesian_transform(data: dict, parameters: tuple[float, ...]) -> np.ndarray:
@@ -681,10 +977,12 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     site_species: list[dict[Element, float]] = []
     site_labels: list[str] = []
     site_rows: list[list[str]] = []
+    site_shares: list[list[Measured]] = []
     merged_total = 0
-    for label, element, occupancy, point in zip(
-        rows.labels, rows.elements, rows.occupancies, rows.coords, strict=True
+    for label, element, share, point in zip(
+        rows.labels, rows.elements, rows.shares, rows.coords, strict=True
     ):
+        occupancy = share.value
         positions, merged_far = _merged_images(point, rotations, translations, matrix)
         merged_total += merged_far
         for position in positions:
@@ -698,8 +996,9 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
                     species[element] = species.get(element, 0.0) + occupancy
                     if label not in site_rows[k]:
                         site_rows[k].append(label)
+                    site_shares[k].append(share)
                     total = sum(species.values())
-                    if total > 1.0 + OCCUPANCY_TOLERANCE:
+                    if total > 1.0 + OCCUPANCY_TOLERANCE and not shares_fill_site(site_shares[k]):
                         raise OverlappingSitesError(
                             f"rows {' and '.join(site_rows[k])} put atoms on the same position "
                             f"{np.round(site_coords[k], 4).tolist()} (total occupancy {total:.4g} > 1)",
@@ -710,6 +1009,7 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
             site_species.append({element: occupancy})
             site_labels.append(label)
             site_rows.append([label])
+            site_shares.append([share])
     if merged_total:
         notes.append(
             f"{merged_total} groups of symmetry images closer than {IMAGE_MERGE_DISTANCE} Å were merged "
@@ -725,12 +1025,7 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pymatgen warns for elements without an electronegativity
         order = sorted(range(len(site_coords)), key=order_key)
-    # Sums above 1 are within OCCUPANCY_TOLERANCE (checked above): rows rounded up, e.g. Na 0.999 -> 1 + K 0.001.
-    for species in site_species:
-        total = sum(species.values())
-        if total > 1.0:
-            for element in species:
-                species[element] /= total
+    _full_sites(site_species, site_shares, site_rows, notes)
     try:
         return Structure(
             lattice,
@@ -740,6 +1035,34 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
         )
     except ValueError as exc:  # pymatgen refuses what it cannot hold (e.g. occupancies summing above 1)
         raise StructureParseError(f"the sites cannot form a structure ({exc})", source) from exc
+
+
+def _full_sites(
+    site_species: list[dict[Element, float]],
+    site_shares: list[list[Measured]],
+    site_rows: list[list[str]],
+    notes: list[str],
+) -> None:
+    """Rescale, in place, the sites whose shares make a full site as written to sum to exactly 1.
+
+    Sums above 1 are within OCCUPANCY_TOLERANCE or the rounding of their shares (checked while merging): rows
+    rounded up, e.g. Na 0.999 -> 1 + K 0.001. Sums below 1 are a full site when their n shares, each rounded to its
+    last decimal, sum to 1 within that rounding (``file_claims.shares_fill_site``: Ni 0.33 + Mn 0.33 + Co 0.33),
+    with a note; anything further below 1 is a vacancy share.
+    """
+    for species, shares, labels in zip(site_species, site_shares, site_rows, strict=True):
+        total = sum(species.values())
+        if total > 1.0:
+            for element in species:
+                species[element] /= total
+        elif total < 1.0 - 1e-12 and shares_fill_site(shares):
+            for element in species:
+                species[element] /= total
+            written = " + ".join(share.text for share in shares)
+            notes.append(
+                f"site {'/'.join(labels)}: occupancies {written} = {total:.4g} counted as a full site (the rounding "
+                f"of {len(shares)} shares as written, or within 3 s.u.); rescaled to sum to 1"
+            )
 
 
 def _fast_structure(rows: _Rows, lattice: Lattice, listed_texts: list[str] | None) -> Structure | None:
@@ -767,13 +1090,22 @@ def _fast_structure(rows: _Rows, lattice: Lattice, listed_texts: list[str] | Non
     return _build_structure(lattice, species, rows.coords, images, rows.labels)
 
 
-def _choose_setting(candidates: list[Structure], data: dict, source: str, notes: list[str]) -> Structure:
-    """A declaration that leaves the setting open (an H-M name without its origin choice, an IT number alone):
-    keep the settings whose sites do not collide and match the listed multiplicities; when several remain they
-    must describe the same crystal (one SCOPE v2 string), else the file is ambiguous and refused."""
+def _choose_setting(
+    candidates: list[Structure | None], data: dict, source: str, notes: list[str], conventional: bool = False
+) -> Structure:
+    """A declaration that leaves the setting open (an H-M name without its origin choice, an IT number alone, a
+    monoclinic short symbol in a cell whose angles allow several unique axes): keep the settings whose sites do not
+    collide and match the listed multiplicities; when several remain they must describe the same crystal (one
+    SCOPE v2 string), else the file is ambiguous and refused, unless ``conventional`` says the first candidate is
+    the name's ITA reading (unique axis b for a monoclinic short symbol), which is then used.
+
+    ``candidates`` holds None for a setting whose rows could not even be expanded (they pile up on one position).
+    """
     multiplicities = data.get("_atom_site_symmetry_multiplicity")
     plausible = []
     for structure in candidates:
+        if structure is None:
+            continue
         if isinstance(multiplicities, list):
             counts: dict[str, int] = {}
             for site in structure:
@@ -798,10 +1130,25 @@ def _choose_setting(candidates: list[Structure], data: dict, source: str, notes:
                 f"setting not declared: all {len(plausible)} plausible settings give the same crystal"
             )
             return plausible[0]
+        if conventional and candidates[0] is not None and any(s is candidates[0] for s in plausible):
+            notes.append(
+                "the monoclinic short symbol fits several unique axes of this cell; read with unique axis b, as "
+                "the International Tables define the short symbol"
+            )
+            return candidates[0]
+    given = [
+        what
+        for what, keys in (("Hall symbol", _HALL_KEYS), ("operation list", _OPERATION_KEYS))
+        if _first(data, keys)
+    ]
+    advice = (
+        "add ':1'/':2' or the setting to the H-M symbol"
+        + ("" if "Hall symbol" in given else ", give the Hall symbol")
+        + ", or list the operations"
+    )
     raise StructureParseError(
-        "the declared space group has several settings (origin, axes or cell choices) and the file says "
-        "neither which one nor lists its operations (add ':1'/':2' or the setting to the H-M symbol, give the "
-        "Hall symbol, or list the operations); "
+        "the declared space group has several settings (origin, axes or cell choices) and the file does not say "
+        f"which one ({advice}); "
         + (
             f"{len(plausible)} settings give plausible but different crystals"
             if plausible
@@ -869,7 +1216,7 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
         )
     lattice, parameters = _lattice(data, source)
     pending: list[tuple[str, list[int], int, int]] = []
-    operation_sets, listed_texts = _symmetry(data, lattice, parameters, source, notes, pending)
+    operation_sets, listed_texts, conventional = _symmetry(data, lattice, parameters, source, notes, pending)
     rows = _Rows(data, lattice, parameters, source, notes)
     if any("_atom_site_moment" in key for key in data) and not any("magnetic" in n for n in notes):
         notes.append("magnetic moments ignored (SCOPE encodes the nuclear structure)")
@@ -878,13 +1225,13 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
         if structure is None:
             structure = _general_structure(rows, lattice, operation_sets[0], source, notes)
     else:
-        structures = []
+        structures: list[Structure | None] = []
         for operations in operation_sets:
             try:  # a wrong setting may pile rows onto one position: that setting is not plausible
                 structures.append(_general_structure(rows, lattice, operations, source, []))
             except ScopeError:
-                continue
-        structure = _choose_setting(structures, data, source, notes)
+                structures.append(None)
+        structure = _choose_setting(structures, data, source, notes, conventional)
     for what, candidates, n_listed, listed_hall in pending:
         _check_declared_group(structure, what, candidates, n_listed, listed_hall, source, notes)
     if rows.decimals is not None and rows.decimals >= MIN_DECIMALS_FOR_UNCERTAINTY:
@@ -900,7 +1247,69 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
             )
     if notes:
         structure.properties["reader_notes"] = list(dict.fromkeys(notes))
-    return structure
+    n_operations = len(operation_sets[0][0])
+    return attach_claims(structure, _file_claims(data, rows, lattice, parameters, n_operations, source))
+
+
+_MULTIPLICITY_KEYS = ("_atom_site_symmetry_multiplicity", "_atom_site_site_symmetry_multiplicity")
+_WYCKOFF_KEYS = ("_atom_site_wyckoff_symbol",)
+_WYCKOFF = re.compile(r"\d*\s*([a-zA-Z])")
+
+
+def _file_claims(
+    data: dict, rows: _Rows, lattice: Lattice, parameters: tuple[float, ...], n_operations: int, source: str
+) -> FileClaims:
+    """What the block says about its crystal beyond the sites (checked by ``file_claims``): formula sum and Z,
+    cell volume and density, each row's multiplicity and Wyckoff letter, and the rows it declares unlocated."""
+    formula = parse_formula(data.get("_chemical_formula_sum"))
+    cell = tuple(Measured.parse(data.get(key)) for key in _CELL_KEYS)
+    labels = data.get("_atom_site_label")
+    labels = [labels] if isinstance(labels, str) else list(labels or [])
+    multiplicities = _optional_column(data, _MULTIPLICITY_KEYS, len(labels))
+    wyckoff = _optional_column(data, _WYCKOFF_KEYS, len(labels))
+    row_of = {label: i for i, label in enumerate(labels)}
+    sites = []
+    for label, first in rows.site_rows:
+        i = row_of.get(label)
+        multiplicity = _number(multiplicities[i]) if multiplicities is not None and i is not None else None
+        letter = _WYCKOFF.fullmatch(wyckoff[i].strip()) if wyckoff is not None and i is not None else None
+        sites.append(
+            SiteClaim(
+                label,
+                tuple(float(x) for x in rows.coords[first]),
+                int(multiplicity) if multiplicity is not None and multiplicity == int(multiplicity) else None,
+                letter.group(1) if letter else None,
+            )
+        )
+    try:
+        declared, _ = _declared_settings(data, lattice, parameters, source)
+    except ScopeError:
+        declared = []
+    return FileClaims(
+        "CIF",
+        formula=formula[0] if formula else None,
+        formula_text=data.get("_chemical_formula_sum") if formula else None,
+        formula_resolution=formula[1] if formula else {},
+        formula_units=Measured.parse(data.get("_cell_formula_units_z")),
+        unlocated=tuple(rows.unlocated),
+        cell_volume=Measured.parse(data.get("_cell_volume")),
+        cell_parameters=cell if all(p is not None for p in cell) else None,
+        density=Measured.parse(data.get("_exptl_crystal_density_diffrn")),
+        sites=tuple(sites),
+        space_group_number=it_number(declared[0][1][0]) if declared else None,
+        n_operations=n_operations,
+        rhombohedral_axes=is_rhombohedral_axes(parameters),
+    )
+
+
+def _optional_column(data: dict, keys: tuple[str, ...], n_rows: int) -> list[str] | None:
+    """A descriptive atom-site column, or None when absent or not one value per row (then it says nothing)."""
+    for key in keys:
+        value = data.get(key)
+        values = [value] if isinstance(value, str) else value
+        if isinstance(values, list) and len(values) == n_rows:
+            return values
+    return None
 
 
 def cif_crystal_blocks(text: str, source: str) -> list[tuple[str, str]]:

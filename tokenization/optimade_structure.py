@@ -15,6 +15,11 @@ counted failure here, never a silent change:
 | a site that is only a ``"vacancy"`` | `VacancySiteError` |
 | an element mixed with ``"vacancy"`` or with another element | a partially occupied site: the package's disorder policy (``validate_structure``) decides |
 | missing or malformed fields | `StructureParseError` / `InvalidGeometryError` |
+| ``structure_features`` holding ``"implicit_atoms"`` (atoms not assigned to sites) | `UnlocatedAtomsError` |
+| ``nsites``, ``elements``, ``nelements``, ``chemical_formula_reduced`` or ``_hill`` that the sites contradict | `InconsistentFileError` (``file_claims``) |
+
+A provider's response document (``{"data": entry or [entries], "meta": ..., "links": ...}``) gives one crystal per
+entry (:func:`document_entries`); anything in it that is not a structures entry is refused, saying what it is.
 
 The result is *not* validated: pass it to ``tokenization.structure_to_scope`` (or ``load_structure``), which applies
 the package's one validation, so the disorder policy follows whatever ``tokenization`` decides.
@@ -43,6 +48,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .file_claims import FileClaims, Measured, attach_claims, parse_formula, shares_fill_site
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     AttachedAtomsError,
@@ -68,9 +74,76 @@ RESPONSE_FIELDS = (
     "nperiodic_dimensions",
     "assemblies",
     "nsites",
+    # What the entry says about itself, checked against the sites (file_claims).
+    "nelements",
+    "elements",
+    "chemical_formula_reduced",
+    "chemical_formula_hill",
+    "structure_features",
 )
 
-__all__ = ["RESPONSE_FIELDS", "optimade_to_structure"]
+__all__ = [
+    "RESPONSE_FIELDS",
+    "document_entries",
+    "is_optimade_document",
+    "optimade_to_structure",
+]
+
+#: Keys of a JSON:API response document beside ``data`` (a provider's ``/structures`` answer).
+_DOCUMENT_KEYS = ("meta", "links", "jsonapi", "included", "errors")
+
+
+def is_optimade_document(data: Any) -> bool:
+    """Whether ``data`` is an OPTIMADE (JSON:API) response document, ``{"data": entry or [entries], "meta": ...}``,
+    or an error document ``{"errors": [...]}``, rather than one entry."""
+    if not isinstance(data, dict) or "attributes" in data or "lattice_vectors" in data:
+        return False
+    return isinstance(data.get("data"), (dict, list)) or ("errors" in data and "data" not in data)
+
+
+def document_entries(document: dict, source: str) -> list[tuple[str, dict | StructureParseError]]:
+    """The entries of an OPTIMADE response document, one ``(name, entry)`` each, in order.
+
+    ``{"data": {...}}`` (``/structures/{id}``) gives one entry named ``source``; ``{"data": [...]}``
+    (``/structures?filter=...``) gives one per entry, named ``f"{source}@{i}"`` (``i`` from 0), or ``source`` when
+    there is one. An entry that is not a structure (another entry type, a malformed item) gives a
+    ``StructureParseError`` that says what it is, in its place; an error document or an empty ``data`` gives one.
+    """
+    if "data" not in document:
+        errors = document.get("errors") or []
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        detail = first.get("detail") or first.get("title") or "no detail"
+        return [
+            (source, StructureParseError(f"an OPTIMADE error document, not a structure ({detail})", source))
+        ]
+    data = document["data"]
+    items = [data] if isinstance(data, dict) else list(data)
+    if not items:
+        return [
+            (source, StructureParseError("an OPTIMADE response document with no entries (data: [])", source))
+        ]
+    out: list[tuple[str, dict | StructureParseError]] = []
+    for index, item in enumerate(items):
+        name = source if len(items) == 1 else f"{source}@{index}"
+        attributes = item.get("attributes") if isinstance(item, dict) else None
+        if (
+            isinstance(attributes, dict)
+            and "lattice_vectors" in attributes
+            and "species_at_sites" in attributes
+        ):
+            out.append((name, item))
+            continue
+        if isinstance(item, dict) and item.get("type") not in (None, "structures"):
+            what = f"an OPTIMADE {item.get('type')!r} entry, not a structure"
+        elif isinstance(item, dict):
+            what = (
+                "an OPTIMADE structures entry without lattice_vectors and species_at_sites (ask the provider for "
+                f"response_fields={','.join(RESPONSE_FIELDS)})"
+            )
+        else:
+            what = f"an OPTIMADE response item of type {type(item).__name__}, not a structure entry"
+        out.append((name, StructureParseError(what, name)))
+    return out
 
 
 def _required(attributes: dict, name: str, source: str) -> Any:
@@ -137,8 +210,12 @@ def _site_species(attributes: dict, source: str) -> dict[str, str | dict[str, fl
             if symbol != VACANCY_SYMBOL:  # a symbol listed twice holds the sum of its shares
                 occupancy[symbol] = occupancy.get(symbol, 0.0) + float(value)
         total = sum(occupancy.values())
-        if 1.0 < total <= 1.0 + OCCUPANCY_TOLERANCE:
-            # Shares written with few decimals (6 x 0.1667): scaled to a full site, as the CIF and ASE readers do.
+        rounded_full = VACANCY_SYMBOL not in symbols and shares_fill_site(
+            [Measured.of_float(value) for value in occupancy.values()]
+        )
+        if (1.0 < total <= 1.0 + OCCUPANCY_TOLERANCE) or (total != 1.0 and rounded_full):
+            # Shares written with few decimals (6 x 0.1667, 3 x 0.33): scaled to a full site, as the CIF and ASE
+            # readers do (file_claims.shares_fill_site); a share the entry gives to "vacancy" stays a vacancy.
             occupancy = {symbol: value / total for symbol, value in occupancy.items()}
         if not occupancy:
             raise VacancySiteError(f"species {name!r} is only a vacancy ({VACANCY_SYMBOL!r})", source)
@@ -185,21 +262,45 @@ def optimade_to_structure(entry: dict, source: str | None = None):
     names = _required(attributes, "species_at_sites", source)
     if len(lattice) != 3 or any(v is None or len(v) != 3 or None in v for v in lattice):
         raise InvalidGeometryError(f"lattice_vectors {lattice} is not three 3-vectors", source)
-    nsites = attributes.get("nsites")
-    if len(names) != len(positions) or (nsites is not None and nsites != len(names)):
+    if len(names) != len(positions):
         raise StructureParseError(
-            f"{len(names)} species_at_sites, {len(positions)} cartesian_site_positions, nsites {nsites}",
-            source,
+            f"{len(names)} species_at_sites for {len(positions)} cartesian_site_positions", source
         )
     table = _site_species(attributes, source)
     missing = sorted(set(names) - set(table))
     if missing:
         raise StructureParseError(f"species_at_sites names {missing} that `species` does not define", source)
     try:
-        return Structure(
+        structure = Structure(
             Lattice(lattice), [table[name] for name in names], positions, coords_are_cartesian=True
         )
     except (ValueError, KeyError, TypeError) as error:
         raise StructureParseError(
             f"cannot build a structure ({type(error).__name__}: {error})", source
         ) from error
+    return attach_claims(structure, _entry_claims(attributes))
+
+
+def _entry_claims(attributes: dict) -> FileClaims:
+    """What the entry says about itself (``nsites``, ``elements``, ``nelements``, its reduced or Hill formula,
+    ``structure_features``), for ``file_claims`` to check against the sites."""
+    formula_text = attributes.get("chemical_formula_reduced") or attributes.get("chemical_formula_hill")
+    formula = parse_formula(formula_text)
+    elements = attributes.get("elements")
+    features = attributes.get("structure_features") or []
+
+    def integer(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return FileClaims(
+        "OPTIMADE",
+        formula=formula[0] if formula else None,
+        formula_text=formula_text if formula else None,
+        formula_is_ratio=True,
+        elements=tuple(elements)
+        if isinstance(elements, list) and all(isinstance(e, str) for e in elements)
+        else None,
+        nelements=integer(attributes.get("nelements")),
+        nsites=integer(attributes.get("nsites")),
+        implicit_atoms=isinstance(features, list) and "implicit_atoms" in features,
+    )

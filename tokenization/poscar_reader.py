@@ -27,11 +27,12 @@ Choices made here:
   positions by the volume instead of the derived factor (a Si diamond file becomes a different crystal, SG166
   instead of SG227); for a VASP 4 file without symbols it invents species (H, He, ...) with only a warning; it
   refuses three scale factors with a bare ``ValueError``. pymatgen still builds the ``Structure``.
-* VASP 4 files: the species are taken from the comment line, as ASE's reader does, but only in the strict form
-  "the first k whitespace-separated words are element symbols H-Og", k being the number of counts, and the word
-  after them is not one more symbol (which would make the match ambiguous). POTCAR suffixes (``Ti_sv``,
-  ``Fe/abcd``) are cut. A formula word (``TiO2``) is not split: the order of its elements need not be the
-  order of the counts. Anything else raises :class:`UnknownSpeciesError`; no species is ever invented.
+* VASP 4 files: the species are taken from the comment line, as ASE's reader does, but only when the comment
+  says them unambiguously (:func:`_species_from_comment`): nothing but k element symbols, k being the number of
+  counts (POTCAR suffixes such as ``Ti_sv``, ``Fe/abcd`` are cut); k >= 2 symbols at its start; or one formula-like
+  word (``NaCl``, ``Si8``) with k elements, whose counts, when it writes them, are proportional to the counts line.
+  A lone symbol in a sentence ("At 0 K ...") is never a species. Anything else raises
+  :class:`UnknownSpeciesError`; no species is ever invented.
 * The coordinate-mode line must start with D, C or K (VASP reads anything but C/K as Direct); a number there
   means the line is missing, and reading on would shift every position by one line.
 * Text that is really another format (extxyz, XYZ, CIF, JSON, XML, PDB, ...) is refused with that format's name.
@@ -42,12 +43,14 @@ This module is remote code (copied flat into checkpoints): it imports only pip p
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
+from .file_claims import FileClaims, attach_claims
 from .scope_errors import (
     EmptyStructureError,
     InvalidGeometryError,
@@ -156,30 +159,112 @@ def _other_format(text: str, lines: list[str]) -> str | None:
 # --- the reader ------------------------------------------------------------------------------------------------
 
 
-def _species_from_comment(comment: str, count: int, source: str) -> list[str]:
-    words = [_potcar_symbol(w) for w in comment.replace(",", " ").split()]
-    symbols = words[:count]
+#: A formula-like word: element symbols, each with an optional count ('NaCl', 'Si8', 'Ti2O4').
+_FORMULA_WORD = re.compile(r"(?:[A-Z][a-z]?\d*)+")
+_FORMULA_PART = re.compile(r"([A-Z][a-z]?)(\d*)")
+
+
+def _formula_word(word: str) -> list[tuple[str, int | None]] | None:
+    """``'Ti2O4'`` -> ``[('Ti', 2), ('O', 4)]``, ``'NaCl'`` -> ``[('Na', None), ('Cl', None)]``: a word that is a
+    formula (several symbols, or symbols with counts); None for anything else, a lone symbol ('At', 'In') and
+    all-capital words without digits ('NO', 'CO': read as words, not formulas) included."""
+    if not _FORMULA_WORD.fullmatch(word):
+        return None
+    parts = [(symbol, int(number) if number else None) for symbol, number in _FORMULA_PART.findall(word)]
+    has_counts = any(number is not None for _, number in parts)
+    if not all(symbol in _ELEMENT_SYMBOLS for symbol, _ in parts) or (len(parts) < 2 and not has_counts):
+        return None
+    if not has_counts and word.isupper():
+        return None
+    return parts
+
+
+def _species_from_comment(comment: str, counts: list[int], source: str) -> list[str]:
+    """The species of a VASP 4 file (no species line) from its comment line, in the order of the counts, when the
+    comment says them unambiguously:
+
+    * it holds nothing but element symbols (POTCAR suffixes allowed: ``Ti_sv O``), as many as the counts; or
+    * it starts with several element symbols, as many as the counts, and the word after them is not one more
+      (``Na Cl rock salt``, as ASE's VASP 4 writer puts them); or
+    * one formula-like word (``NaCl``, ``Si8``, ``Ti2O4``) holds as many elements as the counts; when it gives
+      counts, they must be proportional to the counts line in that order.
+
+    A lone symbol in a sentence (``At 0 K``, ``In the cell``) is never a species.
+
+    Raises:
+        UnknownSpeciesError: none of these holds, or they disagree.
+    """
+    count = len(counts)
+    words = comment.replace(",", " ").split()
+    symbols = [_potcar_symbol(w) for w in words]
     hint = (
-        "add a line of element symbols above the counts line (VASP 5 layout), or name them, in order, at the "
-        "start of the comment line"
+        "add a line of element symbols above the counts line (VASP 5 layout), or write only the symbols, in "
+        "order, on the comment line"
     )
-    if len(symbols) < count or not all(s in _ELEMENT_SYMBOLS for s in symbols):
-        raise UnknownSpeciesError(
-            f"a VASP 4 POSCAR without species: no species line, and the comment line {comment.strip()!r} does not "
-            f"start with the {count} element symbol(s) the counts line needs; the species are unknown ({hint})",
-            source,
+    if symbols and len(symbols) == count and all(s in _ELEMENT_SYMBOLS for s in symbols):
+        return symbols
+    leading = list(itertools.takewhile(lambda s: s in _ELEMENT_SYMBOLS, symbols))
+    if len(leading) == count >= 2:
+        return leading
+    candidates = {}
+    for word in words:
+        parts = _formula_word(word)
+        elements = list(dict.fromkeys(symbol for symbol, _ in parts)) if parts else []
+        if len(elements) != count or len(elements) != len(parts):
+            continue
+        written = [1 if number is None else number for _, number in parts]
+        if any(number is not None for _, number in parts) and not _proportional(written, counts):
+            raise UnknownSpeciesError(
+                f"a VASP 4 POSCAR without species: the comment line's formula {word!r} does not match the counts "
+                f"line ({' '.join(map(str, counts))}) in its order, so which count is which element is unknown "
+                f"({hint})",
+                source,
+            )
+        candidates[tuple(elements)] = word
+    if len(candidates) == 1:
+        return list(next(iter(candidates)))
+    reason = (
+        f"names several formulas ({', '.join(candidates.values())})"
+        if candidates
+        else f"does not name the {count} element symbol(s) the counts line needs"
+    )
+    raise UnknownSpeciesError(
+        f"a VASP 4 POSCAR without species: no species line, and the comment line {comment.strip()!r} {reason}; "
+        f"the species are unknown ({hint})",
+        source,
+    )
+
+
+def _proportional(written: list[int], counts: list[int]) -> bool:
+    return all(a * counts[0] == b * written[0] for a, b in zip(written, counts, strict=True))
+
+
+class _Lines:
+    """The text's lines, with the error for a line that is not what the format puts there."""
+
+    def __init__(self, lines: list[str], source: str):
+        self.lines = lines
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, index: int) -> str:
+        return self.lines[index]
+
+    def fail(self, index: int, what: str) -> StructureParseError:
+        found = repr(self.lines[index].strip()) if index < len(self.lines) else "the end of the text"
+        return StructureParseError(
+            f"not a readable POSCAR: line {index + 1} should be {what}, found {found}", self.source
         )
-    if len(words) > count and words[count] in _ELEMENT_SYMBOLS:
-        raise UnknownSpeciesError(
-            f"a VASP 4 POSCAR without species: the comment line {comment.strip()!r} starts with more element "
-            f"symbols than the {count} count(s), so which ones are meant is ambiguous ({hint})",
-            source,
-        )
-    return symbols
 
 
 def read_poscar(text: str, source: str) -> Structure:
     """Read POSCAR/CONTCAR text into a pymatgen ``Structure`` (not yet validated), sites in file order.
+
+    What the header says about the positions (the counts line, the species line) is handed over as a
+    ``file_claims.FileClaims`` record with the positions actually listed; ``structure_io.validate_structure``
+    refuses a file whose counts do not match them (``InconsistentFileError``).
 
     Raises:
         StructureParseError: the text is another format (named), or a line is not what the format puts there.
@@ -191,124 +276,123 @@ def read_poscar(text: str, source: str) -> Structure:
     other = _other_format(text, lines)
     if other is not None:
         raise StructureParseError(f"this is {other}, not a POSCAR", source)
-
-    def fail(line_index: int, what: str) -> StructureParseError:
-        found = repr(lines[line_index].strip()) if line_index < len(lines) else "the end of the text"
-        return StructureParseError(
-            f"not a readable POSCAR: line {line_index + 1} should be {what}, found {found}", source
-        )
-
     if len(lines) < 8:
         raise StructureParseError(
             f"not a readable POSCAR: {len(lines)} line(s), but a POSCAR has at least 8 "
             "(comment, scale, 3 lattice vectors, counts, coordinate mode, positions)",
             source,
         )
-    comment = lines[0]
-
-    scales = _leading_numbers(_strip_comment(lines[1]))
-    if len(scales) not in (1, 3):
-        raise fail(1, "the scaling factor (one number, or three)")
-
-    raw = []
-    for i in range(2, 5):
-        row = _leading_numbers(lines[i])
-        if len(row) < 3:
-            raise fail(i, f"lattice vector {i - 1} (three numbers)")
-        raw.append(row[:3])
-    raw_lattice = np.array(raw, dtype=float)
-
-    index = 5
-    tokens = _strip_comment(lines[index]).split()
-    if not tokens:
-        raise fail(index, "the species names or the counts")
-    if all(_INTEGER.match(t) for t in tokens):
-        species_names = None  # VASP 4: no species line
-    else:
-        if any(_number(t) is not None for t in tokens):
-            raise fail(index, "the species names (element symbols only)")
-        species_names = [_potcar_symbol(t) for t in tokens]
-        for name in species_names:
-            if not Element.is_valid_symbol(name):
-                raise UnknownSpeciesError(
-                    f"the species line names {name!r}, which is not a chemical element H-Og", source
-                )
-        index += 1
-        if index >= len(lines):
-            raise fail(index, "the counts of each species")
-        tokens = _strip_comment(lines[index]).split()
-        if not tokens or not all(_INTEGER.match(t) for t in tokens):
-            raise fail(index, "the counts of each species (non-negative integers)")
-    counts = [int(t) for t in tokens]
-    if species_names is not None and len(species_names) != len(counts):
-        raise StructureParseError(
-            f"not a readable POSCAR: {len(species_names)} species names ({' '.join(species_names)}) but "
-            f"{len(counts)} counts ({' '.join(tokens)})",
-            source,
-        )
+    text_lines = _Lines(lines, source)
+    scales, raw_lattice = _scale_and_lattice(text_lines)
+    species_names, counts, index = _species_and_counts(text_lines)
+    selective, cartesian, index = _coordinate_mode(text_lines, index)
+    coords = _positions(text_lines, index, sum(counts), selective)
+    claims = FileClaims(
+        "POSCAR",
+        counts=tuple(counts),
+        species_names=tuple(species_names) if species_names is not None else None,
+        positions_listed=len(coords),
+    )
     if species_names is None:
-        species_names = _species_from_comment(comment, len(counts), source)
-    n_sites = sum(counts)
-    if n_sites == 0:
-        raise EmptyStructureError("the POSCAR counts add up to zero sites", source)
-
-    index += 1
-    if index >= len(lines):
-        raise fail(index, "'Selective dynamics' or the coordinate mode ('Direct' or 'Cartesian')")
-    selective = lines[index].strip()[:1] in ("S", "s")
-    if selective:
-        index += 1
-    mode = lines[index].strip()[:1] if index < len(lines) else ""
-    if mode not in ("D", "d", "C", "c", "K", "k"):
-        raise fail(index, "the coordinate mode ('Direct' or 'Cartesian')")
-    cartesian = mode in ("C", "c", "K", "k")
-
-    first_position = index + 1
-    if first_position + n_sites > len(lines):
-        raise StructureParseError(
-            f"not a readable POSCAR: the counts line asks for {n_sites} positions, but only "
-            f"{max(0, len(lines) - first_position)} line(s) follow the coordinate mode line",
-            source,
-        )
-    coords = np.empty((n_sites, 3), dtype=float)
-    for k in range(n_sites):
-        i = first_position + k
-        parts = lines[i].split()
-        row = _leading_numbers(lines[i])
-        if len(row) < 3:
-            raise fail(i, f"position {k + 1} of {n_sites} (three numbers)")
-        if selective:
-            flags = parts[3:6]
-            if len(flags) != 3 or not all(
-                f[:1] in ("T", "t", "F", "f") or f[:2] in (".T", ".F") for f in flags
-            ):
-                raise fail(i, f"position {k + 1} of {n_sites} with three selective-dynamics flags (T/F)")
-        coords[k] = row[:3]
-    after = first_position + n_sites
-    if after < len(lines) and lines[after].strip() and len(_leading_numbers(lines[after])) >= 3:
-        # Velocity and predictor blocks follow a blank line; a position line right after the last counted one
-        # means the counts line does not count every atom (reading on would drop atoms silently).
-        raise StructureParseError(
-            f"not a readable POSCAR: the counts line asks for {n_sites} positions, but line {after + 1} "
-            f"({lines[after].strip()!r}) is one more position; the counts do not match the atoms",
-            source,
-        )
-
-    if not np.all(np.isfinite(raw_lattice)):
-        raise InvalidGeometryError("the lattice contains NaN or infinity", source)
-    lattice, coords = _apply_scale(scales, raw_lattice, coords, cartesian, source)
-    species = [name for name, count in zip(species_names, counts, strict=True) for _ in range(count)]
+        species_names = _species_from_comment(lines[0], counts, source)
+    species = [name for name, count in zip(species_names, counts, strict=False) for _ in range(count)]
+    n_built = min(len(species), len(coords), sum(counts))  # a mismatch is refused by the claims check
+    lattice, coords = _apply_scale(scales, raw_lattice, coords[:n_built], cartesian, source)
     if cartesian and not abs(np.linalg.det(lattice)) > _MIN_RAW_VOLUME:
         raise InvalidGeometryError(
             "degenerate lattice: the lattice vectors span no volume, so Cartesian positions cannot be placed",
             source,
         )
     try:
-        return Structure(Lattice(lattice), species, coords, coords_are_cartesian=cartesian)
+        structure = Structure(Lattice(lattice), species[:n_built], coords, coords_are_cartesian=cartesian)
     except (ValueError, np.linalg.LinAlgError) as exc:
         raise StructureParseError(
             f"cannot build a structure from the POSCAR ({type(exc).__name__}: {exc})", source
         ) from exc
+    return attach_claims(structure, claims)
+
+
+def _scale_and_lattice(lines: _Lines) -> tuple[list[float], np.ndarray]:
+    """Lines 2-5: the scaling factor(s) and the three lattice vectors (before scaling)."""
+    scales = _leading_numbers(_strip_comment(lines[1]))
+    if len(scales) not in (1, 3):
+        raise lines.fail(1, "the scaling factor (one number, or three)")
+    raw = []
+    for i in range(2, 5):
+        row = _leading_numbers(lines[i])
+        if len(row) < 3:
+            raise lines.fail(i, f"lattice vector {i - 1} (three numbers)")
+        raw.append(row[:3])
+    raw_lattice = np.array(raw, dtype=float)
+    if not np.all(np.isfinite(raw_lattice)):
+        raise InvalidGeometryError("the lattice contains NaN or infinity", lines.source)
+    return scales, raw_lattice
+
+
+def _species_and_counts(lines: _Lines) -> tuple[list[str] | None, list[int], int]:
+    """The species line (None in the VASP 4 layout), the counts and the index of the line after the counts."""
+    index = 5
+    tokens = _strip_comment(lines[index]).split()
+    if not tokens:
+        raise lines.fail(index, "the species names or the counts")
+    species_names = None
+    if not all(_INTEGER.match(t) for t in tokens):
+        if any(_number(t) is not None for t in tokens):
+            raise lines.fail(index, "the species names (element symbols only)")
+        species_names = [_potcar_symbol(t) for t in tokens]
+        for name in species_names:
+            if not Element.is_valid_symbol(name):
+                raise UnknownSpeciesError(
+                    f"the species line names {name!r}, which is not a chemical element H-Og", lines.source
+                )
+        index += 1
+        if index >= len(lines):
+            raise lines.fail(index, "the counts of each species")
+        tokens = _strip_comment(lines[index]).split()
+        if not tokens or not all(_INTEGER.match(t) for t in tokens):
+            raise lines.fail(index, "the counts of each species (non-negative integers)")
+    counts = [int(t) for t in tokens]
+    if sum(counts) == 0:
+        raise EmptyStructureError("the POSCAR counts add up to zero sites", lines.source)
+    return species_names, counts, index + 1
+
+
+def _coordinate_mode(lines: _Lines, index: int) -> tuple[bool, bool, int]:
+    """``(selective dynamics, Cartesian, index of the first position line)``."""
+    if index >= len(lines):
+        raise lines.fail(index, "'Selective dynamics' or the coordinate mode ('Direct' or 'Cartesian')")
+    selective = lines[index].strip()[:1] in ("S", "s")
+    if selective:
+        index += 1
+    mode = lines[index].strip()[:1] if index < len(lines) else ""
+    if mode not in ("D", "d", "C", "c", "K", "k"):
+        raise lines.fail(index, "the coordinate mode ('Direct' or 'Cartesian')")
+    return selective, mode in ("C", "c", "K", "k"), index + 1
+
+
+def _positions(lines: _Lines, first: int, n_sites: int, selective: bool) -> np.ndarray:
+    """The position lines that follow the coordinate mode, up to one more than the counts ask for (n, 3).
+
+    Reading stops at the first line that is not a position (a blank line before velocity or predictor blocks, the
+    end of the text); a position line right after the counted ones is read too, so that the claims check sees that
+    the counts do not count every atom.
+    """
+    coords: list[list[float]] = []
+    for k in range(n_sites + 1):
+        i = first + k
+        row = _leading_numbers(lines[i]) if i < len(lines) else []
+        if len(row) < 3:
+            break
+        if selective and k < n_sites:
+            flags = lines[i].split()[3:6]
+            if len(flags) != 3 or not all(
+                f[:1] in ("T", "t", "F", "f") or f[:2] in (".T", ".F") for f in flags
+            ):
+                raise lines.fail(
+                    i, f"position {k + 1} of {n_sites} with three selective-dynamics flags (T/F)"
+                )
+        coords.append(row[:3])
+    return np.array(coords, dtype=float).reshape(-1, 3)
 
 
 def _apply_scale(

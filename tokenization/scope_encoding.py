@@ -26,11 +26,17 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
-from .scope_defaults import DEFAULT_ANGLE_TOLERANCE, DEFAULT_DISORDER, DEFAULT_SCOPE_VERSION, DEFAULT_SYMPREC
-from .scope_errors import ScopeError, UnsupportedScopeVersionError
+from .scope_defaults import (
+    DEFAULT_ANGLE_TOLERANCE,
+    DEFAULT_DISORDER,
+    DEFAULT_SCOPE_VERSION,
+    DEFAULT_SYMPREC,
+    DISORDER_POLICIES,
+)
+from .scope_errors import ScopeError, UnsupportedScopeVersionError, typed_error
 from .scope_tables import GENERATOR_STRINGS, WYCKOFF_MULTIPLICITIES
 from .structure_io import DEFAULT_OVERLAP_TOLERANCE, describe_source, load_structure
-from .symmetry_search import search_symmetry, searched_tolerance
+from .symmetry_search import check_tolerances, search_symmetry, searched_tolerance
 
 SCOPE_VERSIONS = ("v1", "v2")
 PART_SEPARATOR = " | "
@@ -132,10 +138,15 @@ class ScopeAnalyzer:
         disorder: `"encode"` (default) or `"raise"` for partially occupied and mixed sites.
         overlap_tolerance: minimum distance between sites, Å (0.5).
         validated: skip reading and validation (`structure` is a `Structure` that `load_structure` returned).
+        max_length: the longest model input, `[CLS]` and `[SEP]` included, or `None`: a v2 string longer than this
+            after the first symmetry search is refused there (`encode_v2`), before the tolerance-edge search.
 
     Raises:
         ScopeError: a typed subclass naming `source`, from reading and validation (at construction) or from the
-            symmetry search (when a view first needs it).
+            symmetry search (when a view first needs it). An exception that is no `ScopeError` becomes one for this
+            item (`scope_errors.typed_error`): a `MemoryError` a `ResourceLimitError`, any other unexpected one (in
+            encoding, or in reading other than the readers' `ValueError`, `TypeError`, `KeyError` and `OSError`) an
+            `InternalEncodingError`, so that a batch reports the item and goes on.
 
     Example:
 
@@ -157,32 +168,47 @@ class ScopeAnalyzer:
         disorder: str = DEFAULT_DISORDER,
         overlap_tolerance: float = DEFAULT_OVERLAP_TOLERANCE,
         validated: bool = False,
+        max_length: int | None = None,
     ):
         self.source = source if source is not None else describe_source(structure)
         self.symprec = symprec
         self.angle_tolerance = angle_tolerance
         self.disorder = disorder
-        self.structure: Structure = (
-            structure
-            if validated
-            else load_structure(
-                structure, source=self.source, overlap_tolerance=overlap_tolerance, disorder=disorder
-            )
-        )
+        self.max_length = max_length
+        if validated:
+            self.structure: Structure = structure
+        else:
+            try:
+                self.structure = load_structure(
+                    structure, source=self.source, overlap_tolerance=overlap_tolerance, disorder=disorder
+                )
+            except (ScopeError, ValueError, TypeError, KeyError, OSError):
+                raise  # typed, or an input or option the readers do not take ("invalid_input")
+            except Exception as error:  # a reader's crash fails this item only
+                raise typed_error(error, self.source) from error
         self._scopes: dict[str, str] = {}
 
     def get_scope(self, version: str = DEFAULT_SCOPE_VERSION) -> str:
         """The SCOPE string of this crystal in `version` (`"v1"`, the authors', or `"v2"`, canonical)."""
         if version not in self._scopes:
             encoder = _encoder_for(version)
-            options = {"disorder": self.disorder} if version == "v2" else {}
-            self._scopes[version] = encoder(
-                self.structure,
-                symprec=self.symprec,
-                angle_tolerance=self.angle_tolerance,
-                source=self.source,
-                **options,
-            )
+            # A bad option is the caller's ValueError, not this item's failure.
+            check_tolerances(self.symprec, self.angle_tolerance)
+            if self.disorder not in DISORDER_POLICIES:
+                raise ValueError(f"disorder must be one of {DISORDER_POLICIES}, got {self.disorder!r}")
+            options = {"disorder": self.disorder, "max_length": self.max_length} if version == "v2" else {}
+            try:
+                self._scopes[version] = encoder(
+                    self.structure,
+                    symprec=self.symprec,
+                    angle_tolerance=self.angle_tolerance,
+                    source=self.source,
+                    **options,
+                )
+            except ScopeError:
+                raise
+            except Exception as error:  # MemoryError, or a bug: this item fails, typed
+                raise typed_error(error, self.source) from error
         return self._scopes[version]
 
     def get_space_group_number(self) -> int:

@@ -138,3 +138,81 @@ class VacancySiteError(UnknownSpeciesError):
     """
 
     reason = "vacancy_site"
+
+
+class InconsistentFileError(StructureParseError):
+    """The file does not describe one consistent crystal: what it says about itself (its formula and Z, a site's
+    multiplicity or Wyckoff letter, the cell volume or density, OPTIMADE ``nsites`` or ``elements``, a POSCAR's
+    counts line, an extxyz ``Lattice``) disagrees with the crystal built from its sites beyond a documented
+    tolerance (``file_claims``). The message names what the file says and what was built."""
+
+    reason = "inconsistent_file"
+
+
+class UnlocatedAtomsError(InconsistentFileError):
+    """The file declares atoms that no site places: H in the formula sum but on no site, an ICSD row flagged
+    ``dum`` (an atom whose position was not determined), an OPTIMADE entry with ``implicit_atoms``. Encoding the
+    sites alone would describe another crystal (the skeleton without those atoms)."""
+
+    reason = "unlocated_atoms"
+
+
+class ResourceLimitError(ScopeError):
+    """Encoding this item hit a resource limit (memory, or a size limit that names itself and its value).
+
+    Only this item fails: a batch reports it and goes on. A ``MemoryError`` raised while encoding becomes one
+    (:func:`typed_error`), naming the process's address-space limit when one is set.
+    """
+
+    reason = "resource_limit"
+
+
+class InternalEncodingError(ScopeError):
+    """An unexpected exception while encoding this item: a bug, not a property of the input. The message names the
+    original exception class and message; the batch reports the item and goes on. Please report it with the input.
+    """
+
+    reason = "internal_error"
+
+
+def _memory_limit() -> str:
+    """The process's address-space limit (``RLIMIT_AS``) in words, or that none is set (standard library only)."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return "the memory available to the process"
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return "the memory available to the process (no address-space limit RLIMIT_AS is set)"
+    return f"the address-space limit RLIMIT_AS = {soft} bytes ({soft / 2**30:.3g} GiB)"
+
+
+def typed_error(error: Exception, source: str | None = None) -> ScopeError:
+    """The typed error of an exception raised while encoding one item, so that a batch can report it and go on.
+
+    A :class:`ScopeError` is returned as it is; a ``MemoryError`` becomes a :class:`ResourceLimitError` naming the
+    memory limit; any other exception an :class:`InternalEncodingError` whose message names the original class and
+    message. The caller raises the result ``from error`` (or records it).
+
+    Example:
+
+    ```python
+    >>> typed_error(ZeroDivisionError("division by zero"), "frame.extxyz@3").to_dict()["message"]
+    'unexpected ZeroDivisionError: division by zero'
+
+    ```
+    """
+    if isinstance(error, ScopeError):
+        return error
+    if isinstance(error, MemoryError):
+        detail = f" ({error})" if str(error) else ""
+        return ResourceLimitError(f"ran out of memory{detail}; limit: {_memory_limit()}", source)
+    return InternalEncodingError(f"unexpected {type(error).__name__}: {error}", source)
+
+
+class WorkerDiedError(ScopeError):
+    """The worker process handling this item died before it answered: a native library aborted (moyopy's Rust
+    code aborts on a failed allocation; no ``except`` can catch that) or the process was killed. The item gets this
+    error and the batch goes on in a fresh worker."""
+
+    reason = "worker_died"

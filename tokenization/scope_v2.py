@@ -48,6 +48,7 @@ from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
     ScopeError,
+    ScopeTooLongError,
     SymmetrySearchError,
     UnknownSpeciesError,
 )
@@ -129,6 +130,8 @@ def encode_v2(
     angle_tolerance: float = 5.0,
     source: str | None = None,
     disorder: str = "encode",
+    max_length: int | None = None,
+    symmetry_backend: str = "spglib",
 ) -> str:
     """Encode a pymatgen ``Structure`` as a canonical SCOPE v2 string.
 
@@ -140,11 +143,21 @@ def encode_v2(
         disorder: ``"encode"`` writes partially occupied and mixed sites in the disorder section (``SCOPE_V2.md``);
             ``"raise"`` refuses them with ``DisorderedStructureError``. Ordered crystals give the same string either
             way.
+        max_length: the longest model input, ``[CLS]`` and ``[SEP]`` included (a tokenizer's ``model_max_length``),
+            or ``None`` for no limit. A string longer than this in the group of the first symmetry search is refused
+            there, before the tolerance-edge search (``symmetry_idealisation``), which could only rarely shorten it
+            and costs more than the first search.
+        symmetry_backend: ``"spglib"``, the v2 backend. ``"moyopy"`` (moyopy first, spglib where it gives no
+            answer or the check fails; ``symmetry_search.search_symmetry``) exists to re-run the measurement
+            ``benchmarks/report_moyopy.py``: it is not string-identical (1 of the 6,317 bundled crystals differs),
+            it hangs or aborts the process on 4 of them (worker processes only), and it encodes only 1.7x faster
+            (``benchmarks/RESULTS.md``, "moyopy as the v2 backend"). Do not encode data with it.
 
     Returns:
         The v2 string, tokens separated by single spaces.
 
     Raises:
+        ScopeTooLongError: with ``max_length``, the string of the first symmetry search is longer.
         SymmetrySearchError: spglib finds no space group at this tolerance, nor with spglib's automatic angle
             tolerance (``angle_tolerance=-1``), which is tried next.
         DisorderedStructureError: a site is disordered and ``disorder="raise"``.
@@ -172,7 +185,7 @@ def encode_v2(
         raise ValueError(f"disorder must be 'encode' or 'raise', got {disorder!r}")
     symprec = searched_tolerance(structure, symprec)
     # Site types: atomic numbers, and one type per distinct mixture of a disordered site (above 118).
-    atomic_numbers, mixtures = site_types(structure, source or describe_source(structure))
+    atomic_numbers, mixtures = site_types(structure, source)  # the structure is described only on failure
     if disorder == "raise" and mixtures:  # at SCOPE's resolution: an occupancy of 0.996 is a full site
         raise DisorderedStructureError(
             "a site is partially occupied or mixed; refused with disorder='raise'",
@@ -182,10 +195,29 @@ def encode_v2(
     if mixtures:
         composition = structure.composition.fractional_composition  # occupancies summed, vacancies excluded
         element_fractions = {element.symbol: float(amount) for element, amount in composition.items()}
+    check_first = None
+    if max_length is not None:
+
+        def check_first(number: int, first_orbits: np.ndarray) -> None:
+            length = _token_count(first_orbits, atomic_numbers, mixtures, element_fractions) + 2
+            if length > max_length:
+                raise ScopeTooLongError(
+                    f"SCOPE string has {length} tokens with [CLS] and [SEP] in space group {number} of the first "
+                    f"symmetry search, above the maximum {max_length}; refused before the tolerance-edge search",
+                    source or describe_source(structure),
+                )
+
     # Detect, symmetrise to the group found and detect again until stable (symmetry_idealisation.py).
     try:
         number, wyckoffs, orbits = canonical_symmetry(
-            structure.lattice.matrix, structure.frac_coords, atomic_numbers, symprec, angle_tolerance, source
+            structure.lattice.matrix,
+            structure.frac_coords,
+            atomic_numbers,
+            symprec,
+            angle_tolerance,
+            source,
+            check_first=check_first,
+            backend=symmetry_backend,
         )
     except SymmetrySearchError as exc:
         if source is None:  # described only on failure
@@ -205,6 +237,29 @@ def encode_v2(
         _relabeling_array(number),
         mixtures=mixtures,
         element_fractions=element_fractions,
+    )
+
+
+def _token_count(
+    orbits: np.ndarray,
+    types: np.ndarray,
+    mixtures: dict[int, tuple[tuple[str, str], ...]],
+    element_fractions: dict[str, float] | None,
+) -> int:
+    """Tokens of the v2 string (without ``[CLS]``/``[SEP]``) for per-site orbit labels ``orbits`` and site ``types``.
+
+    One space-group token, two per element block, one per ordered orbit; a disordered crystal adds ``|`` and, per
+    disordered orbit, its Wyckoff token and two per entry of its mixture (:func:`_scope_from_symmetry`).
+    """
+    orbit_types = types[np.unique(orbits)]
+    if not mixtures:
+        return 1 + 2 * len(np.unique(types)) + len(orbit_types)
+    disordered = orbit_types > MAX_ATOMIC_NUMBER
+    return (
+        2
+        + 2 * len(element_fractions or {})
+        + int(np.count_nonzero(~disordered))
+        + sum(1 + 2 * len(mixtures[int(t)]) for t in orbit_types[disordered])
     )
 
 

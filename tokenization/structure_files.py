@@ -1,7 +1,8 @@
 """Walk the files a user points the command line at and yield one structure input per crystal.
 
-Accepted: CIF files, POSCAR/CONTCAR/``.vasp`` files, JSON (one pymatgen dict, or a list of dicts / CIF strings /
-``{"structure": ...}`` records), JSONL (one such record per line), tables (CSV/Parquet) with a ``structure`` or
+Accepted: CIF files, POSCAR/CONTCAR/``.vasp`` files, JSON (one pymatgen dict or OPTIMADE entry, an OPTIMADE
+response document (one crystal per entry, ``path@i``), or a list of dicts / CIF strings / ``{"structure": ...}``
+records), JSONL (one such record per line), tables (CSV/Parquet) with a ``structure`` or
 ``scope`` column, and directories of any of these. Records and rows that carry a SCOPE string instead of a structure
 are yielded as ``{"scope": ..., "n_atoms": ...}`` (``n_atoms`` when the record has it). Every yielded
 item carries a ``source`` name (``path``, ``path#3`` for the fourth record of a list, ``path:12`` for line 12 of a
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .optimade_structure import document_entries, is_optimade_document
 from .scope_errors import StructureParseError
 from .structure_io import crystal_sources, is_optimade_entry
 
@@ -66,6 +68,8 @@ def _iter_json_file(path: Path) -> Iterator[tuple[str, Any]]:
     if isinstance(data, list):
         for index, record in enumerate(data):
             yield f"{source}#{index}", _record_to_input(record, f"{source}#{index}")
+    elif is_optimade_document(data):
+        yield from document_entries(data, source)  # a provider's response: one crystal per entry
     else:
         yield source, _record_to_input(data, source)
 

@@ -21,6 +21,7 @@ import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
 from .cif_structure import cif_crystal_blocks, read_cif_structures
+from .file_claims import CLAIMS_PROPERTY, check_file_claims
 from .input_names import describe_source
 from .scope_defaults import DEFAULT_DISORDER, DISORDER_POLICIES, OCCUPANCY_TOLERANCE
 from .scope_errors import (
@@ -32,11 +33,19 @@ from .scope_errors import (
     ScopeError,
     StructureParseError,
     UnknownSpeciesError,
+    typed_error,
 )
 
 #: Two atoms closer than this (in Angstrom) are treated as one duplicated site. The shortest real
 #: interatomic distance (H2, 0.74 A) is well above it.
 DEFAULT_OVERLAP_TOLERANCE = 0.5
+
+#: Partially occupied sites (not hydrogen) closer than this (Å) are alternative positions of one atom (split sites,
+#: e.g. the six 1/6-occupied O positions 0.43 Å apart in beta-cristobalite): no two atoms other than hydrogen are
+#: bonded closer than 1 Å (the shortest, N≡N and C≡O, are 1.10-1.13 Å), so their occupancies may sum to 1 at most.
+#: Bonds to hydrogen are as short as 0.74 Å (and 0.82-0.96 Å in X-ray riding models), so sites holding H are judged
+#: by the overlap tolerance only.
+SPLIT_SITE_DISTANCE = 1.0
 
 #: Cells with less volume per site than this (A^3) are degenerate (flat or collapsed lattices).
 MIN_VOLUME_PER_SITE = 0.1
@@ -92,7 +101,40 @@ def is_optimade_entry(data: dict) -> bool:
     )
 
 
+def _dict_crystals(data: dict, source: str) -> list[tuple[str, Structure | ScopeError]]:
+    """One crystal per entry of an OPTIMADE response document, else the one crystal of the dict."""
+    from .optimade_structure import document_entries, is_optimade_document, optimade_to_structure
+
+    if not is_optimade_document(data):
+        return [(source, _from_dict(data, source))]
+    crystals: list[tuple[str, Structure | ScopeError]] = []
+    for name, entry in document_entries(data, source):
+        if not isinstance(entry, ScopeError):
+            try:
+                entry = optimade_to_structure(entry, name)
+            except ScopeError as exc:
+                entry = exc
+        crystals.append((name, entry))
+    return crystals
+
+
+def _json_kind(data: dict) -> str:
+    """What a dict that is no structure is, for the refusal."""
+    cls = data.get("@class")
+    if isinstance(cls, str) and cls not in ("Structure", "IStructure"):
+        return f"a pymatgen {cls} dict, not a Structure"
+    keys = ", ".join(sorted(map(str, data))[:8]) + (", ..." if len(data) > 8 else "")
+    return (
+        f"a JSON object with keys {keys}: neither a pymatgen Structure dict nor an OPTIMADE structures entry or "
+        "response document"
+    )
+
+
 def _from_dict(data: dict, source: str) -> Structure:
+    from .optimade_structure import is_optimade_document
+
+    if is_optimade_document(data):
+        return _single(_dict_crystals(data, source), source)
     if is_optimade_entry(data):
         # An OPTIMADE structures entry (or its attributes): species with concentrations, vacancies, assemblies.
         from .optimade_structure import optimade_to_structure
@@ -100,6 +142,8 @@ def _from_dict(data: dict, source: str) -> Structure:
         return optimade_to_structure(data, source)
     if data.get("sites") == [] and isinstance(data.get("lattice"), dict):
         raise EmptyStructureError("the structure has no sites", source)
+    if not ("lattice" in data and "sites" in data):
+        raise StructureParseError(_json_kind(data), source)
     try:
         return Structure.from_dict(data)
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -115,7 +159,9 @@ def _text_crystals(text: str, source: str) -> list[tuple[str, Structure | ScopeE
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise StructureParseError(f"not valid JSON ({exc})", source) from exc
-        return [(source, _from_dict(data, source))]
+        if not isinstance(data, dict):
+            raise StructureParseError(f"JSON of type {type(data).__name__}, not a structure object", source)
+        return _dict_crystals(data, source)
     if _looks_like_cif(text):
         return read_cif_structures(text, source)
     return [(source, _parse_poscar_text(text, source))]
@@ -207,6 +253,8 @@ def crystal_sources(path: str | os.PathLike) -> list[tuple[str, Any]]:
             return _file_crystals(path)
     except ScopeError as exc:
         return [(source, exc)]
+    except Exception as exc:  # MemoryError, or a reader's bug: this file's row reports it, the batch goes on
+        return [(source, typed_error(exc, source))]
     return [(source, path)]
 
 
@@ -329,6 +377,106 @@ def _surely_no_overlap(structure: Structure, tolerance: float) -> bool | None:
     return True
 
 
+def _close_pairs(structure: Structure, radius: float) -> dict[int, dict[int, float]]:
+    """``{i: {j: distance}}`` for every pair of sites closer than ``radius`` (Å), periodic images included
+    (the shortest image distance of each pair; ``j == i`` when a site is that close to its own image)."""
+    if _surely_no_overlap(structure, radius) is True:
+        return {}
+    centers, neighbors, _, distances = structure.get_neighbor_list(r=radius, exclude_self=True)
+    pairs: dict[int, dict[int, float]] = {}
+    for i, j, distance in zip(centers.tolist(), neighbors.tolist(), distances.tolist(), strict=True):
+        row = pairs.setdefault(i, {})
+        row[j] = min(distance, row.get(j, np.inf))
+    return pairs
+
+
+def _largest_cluster(site: int, pairs: dict[int, dict[int, float]], occupancy: np.ndarray) -> list[int]:
+    """A set of mutually close sites containing ``site`` (a clique of ``pairs``), grown greedily by occupancy.
+
+    Every two of its sites exclude each other, so its occupancies must sum to at most 1. A chain of sites (A close
+    to B, B close to C, A far from C) is not one cluster: A and C may both be occupied when B is empty.
+    """
+    members = [site]
+    for other in sorted(pairs.get(site, {}), key=lambda j: -occupancy[j]):
+        if other != site and all(other in pairs.get(member, {}) for member in members):
+            members.append(other)
+    return members
+
+
+def _check_site_clusters(structure: Structure, source: str, overlap_tolerance: float) -> None:
+    """Refuse sites that cannot be occupied together: their occupancies, summed over a cluster of mutually close
+    sites, exceed 1 plus the rounding of each (``OCCUPANCY_TOLERANCE`` per site, occupancies are written to two
+    decimals: six 1/6 sites written 0.17 sum to 1.02).
+
+    Clusters are formed by every site closer than ``overlap_tolerance`` (a full atom there is a duplicate), and by
+    partially occupied sites without hydrogen closer than :data:`SPLIT_SITE_DISTANCE` (split positions of one atom).
+    Split sites that sum to at most 1 are alternatives, not overlapping atoms: they are kept, each on its own orbit
+    (SCOPE_V2.md, disordered crystals).
+
+    Cost: one neighbour list within each radius, O(n) memory for n sites; the clusters are small.
+
+    Raises:
+        OverlappingSitesError: names the sites, their distance and the occupancy sum.
+    """
+    occupancy = np.array([sum(site.species.values()) for site in structure])
+    partial = occupancy < 1.0 - OCCUPANCY_TOLERANCE
+    hydrogen = np.array(
+        [any(getattr(sp, "symbol", None) == "H" for sp in site.species) for site in structure]
+    )
+    pairs = _close_pairs(structure, overlap_tolerance)
+    _check_band(pairs, occupancy, partial, overlap_tolerance, overlap_tolerance, source)
+    split = np.flatnonzero(partial & ~hydrogen)
+    if len(split) > 1 and overlap_tolerance < SPLIT_SITE_DISTANCE:
+        local = _close_pairs(Structure.from_sites([structure[int(k)] for k in split]), SPLIT_SITE_DISTANCE)
+        pairs = {int(split[i]): {int(split[j]): d for j, d in row.items()} for i, row in local.items()}
+        _check_band(pairs, occupancy, partial, SPLIT_SITE_DISTANCE, overlap_tolerance, source)
+
+
+def _check_band(
+    pairs: dict[int, dict[int, float]],
+    occupancy: np.ndarray,
+    partial: np.ndarray,
+    radius: float,
+    overlap_tolerance: float,
+    source: str,
+) -> None:
+    """The occupancy-sum test of :func:`_check_site_clusters` over the pairs closer than ``radius``."""
+    for site in sorted(pairs):
+        row = pairs[site]
+        if site in row and 2 * occupancy[site] > 1.0 + 2 * OCCUPANCY_TOLERANCE:
+            raise OverlappingSitesError(
+                f"site {site} is {row[site]:.3f} A from its own periodic image (below {radius} A)", source
+            )
+        members = _largest_cluster(site, pairs, occupancy)
+        total = float(occupancy[members].sum())
+        if len(members) == 1 or total <= 1.0 + OCCUPANCY_TOLERANCE * len(members):
+            continue
+        nearest = min((j for j in row if j != site), key=row.get)
+        if not partial[members].any():
+            raise OverlappingSitesError(
+                f"sites {site} and {nearest} are {row[nearest]:.3f} A apart "
+                f"(below the overlap tolerance {overlap_tolerance} A)",
+                source,
+            )
+        raise OverlappingSitesError(
+            f"sites {', '.join(str(k) for k in sorted(members))} are within {radius} A of each other (nearest "
+            f"pair {row[nearest]:.3f} A) and their occupancies sum to {total:.3g} > 1: sites this close are "
+            "alternative positions of one atom (split positions), so they cannot all be occupied",
+            source,
+        )
+
+
+def _check_claims(structure: Structure, source: str) -> None:
+    """What the file says about itself against the crystal built (``file_claims``); notes join the reader's."""
+    properties = getattr(structure, "properties", None)
+    claims = properties.pop(CLAIMS_PROPERTY, None) if isinstance(properties, dict) else None
+    if claims is None:
+        return
+    notes = check_file_claims(structure, claims, source)
+    if notes:
+        properties["reader_notes"] = list(dict.fromkeys([*properties.get("reader_notes", []), *notes]))
+
+
 def validate_structure(
     structure: Structure,
     source: str,
@@ -340,16 +488,24 @@ def validate_structure(
     Args:
         structure: the structure to check.
         source: the input's name for messages.
-        overlap_tolerance: minimum distance (Å) between two sites.
+        overlap_tolerance: minimum distance (Å) between two sites that can be occupied together; closer sites
+            (and partially occupied sites without hydrogen up to :data:`SPLIT_SITE_DISTANCE` apart) are split
+            positions of one atom, refused only when their occupancies sum above 1 (:func:`_check_site_clusters`).
         disorder: ``"encode"`` accepts partially occupied and mixed sites (each site's occupancies must sum to at
             most 1 + ``OCCUPANCY_TOLERANCE``); ``"raise"`` refuses them with ``DisorderedStructureError``.
 
+    A structure from one of the package's readers carries what its file says about itself (formula and Z,
+    multiplicities, volume, OPTIMADE ``nsites``, a POSCAR's counts, ...): that is checked first, against the crystal
+    built (:mod:`file_claims`), and deviations within the tolerances become notes.
+
     Raises:
+        InconsistentFileError (UnlocatedAtomsError): the file disagrees with itself.
         NonPeriodicStructureError, EmptyStructureError, InvalidGeometryError, DisorderedStructureError,
         UnknownSpeciesError, OverlappingSitesError: each names ``source`` and the reason.
     """
     if disorder not in DISORDER_POLICIES:
         raise ValueError(f"disorder must be one of {DISORDER_POLICIES}, got {disorder!r}")
+    _check_claims(structure, source)
     pbc = tuple(bool(p) for p in getattr(structure.lattice, "pbc", (True, True, True)))
     if not all(pbc):
         raise NonPeriodicStructureError(
@@ -396,19 +552,8 @@ def validate_structure(
                 plain_elements = False
                 if symbol is None or not Element.is_valid_symbol(symbol) or not hasattr(sp, "oxi_state"):
                     raise UnknownSpeciesError(f"{name}: {sp!s} is not a chemical element H-Og", source)
-    if (
-        overlap_tolerance > 0
-        and len(structure) > 1
-        and _surely_no_overlap(structure, overlap_tolerance) is not True
-    ):
-        centers, neighbors, _, distances = structure.get_neighbor_list(r=overlap_tolerance, exclude_self=True)
-        if len(distances):
-            k = int(np.argmin(distances))
-            raise OverlappingSitesError(
-                f"sites {int(centers[k])} and {int(neighbors[k])} are {distances[k]:.3f} A apart "
-                f"(below the overlap tolerance {overlap_tolerance} A)",
-                source,
-            )
+    if overlap_tolerance > 0 and len(structure) > 1:
+        _check_site_clusters(structure, source, overlap_tolerance)
     if not plain_elements:
         # Oxidation-state decorations (Fe2+) would leak into the composition part as 'Fe2+'.
         structure = structure.copy()
@@ -485,6 +630,8 @@ def load_structures(
         crystals = _file_crystals(Path(obj))
     elif isinstance(obj, str) and obj.strip():
         crystals = _text_crystals(obj, source)  # CIF text may hold several data blocks
+    elif isinstance(obj, dict):
+        crystals = _dict_crystals(obj, source)  # an OPTIMADE response document holds one crystal per entry
     else:
         crystals = [(source, _to_structure(obj, source))]
     validated: list[tuple[str, Structure | ScopeError]] = []

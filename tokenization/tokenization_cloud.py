@@ -176,11 +176,25 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
         return load_structures(structure, source=source, disorder=disorder or self.disorder)
 
     def analyze(
-        self, structure: Any, source: str | None = None, validated: bool = False, disorder: str | None = None
+        self,
+        structure: Any,
+        source: str | None = None,
+        validated: bool = False,
+        disorder: str | None = None,
+        max_length: int | None = None,
+        check_length: bool = True,
     ) -> ScopeAnalyzer:
         """A :class:`ScopeAnalyzer` of ``structure`` with this tokenizer's tolerances and disorder policy (or the
         given one): the input is read and validated once; its SCOPE strings, space group and atom count are views
-        of it."""
+        of it.
+
+        With ``overlength="error"`` and ``check_length``, a v2 string longer than ``max_length`` (default
+        ``model_max_length``, ``[CLS]`` and ``[SEP]`` included) is refused with :class:`ScopeTooLongError` right
+        after the first symmetry search, before the costlier tolerance-edge search (``encode_v2``)."""
+        limit = None
+        if check_length and self.overlength == "error":
+            limit = max_length or self.model_max_length
+            limit = limit if limit is not None and limit <= 10**6 else None
         return ScopeAnalyzer(
             structure,
             source=source,
@@ -188,31 +202,46 @@ class CloudTokenizerFast(PreTrainedTokenizerFast):
             angle_tolerance=self.angle_tolerance,
             disorder=disorder or self.disorder,
             validated=validated,
+            max_length=limit,
         )
 
     def encode_structure(self, structure: Any, source: str | None = None) -> str:
-        """The SCOPE string of ``structure`` with this tokenizer's version and tolerances."""
+        """The SCOPE string of ``structure`` with this tokenizer's version and tolerances (a v2 string too long for
+        ``model_max_length`` raises :class:`ScopeTooLongError` under ``overlength="error"``, as in :meth:`analyze`)."""
         return self.analyze(structure, source=source).get_scope(self.scope_version)
 
     def scope_from_structure(self, structure) -> str:
-        """The SCOPE string of an already validated pymatgen ``Structure`` (skips parsing and validation)."""
+        """The SCOPE string of an already validated pymatgen ``Structure`` (skips parsing and validation; lengths
+        checked as in :meth:`analyze`)."""
         return self.analyze(structure, validated=True).get_scope(self.scope_version)
 
-    def as_scope(self, item: Any, index: int | None = None, disorder: str | None = None) -> str:
+    def as_scope(
+        self,
+        item: Any,
+        index: int | None = None,
+        disorder: str | None = None,
+        max_length: int | None = None,
+        check_length: bool = True,
+    ) -> str:
         """``item`` itself if it is a SCOPE string, else its SCOPE encoding (with this tokenizer's disorder policy,
-        or ``disorder``). Errors name the item and its index."""
+        or ``disorder``; lengths checked as in :meth:`analyze`). Errors name the item and its index."""
         if is_scope_string(item):
             return item
         source = describe_source(item) if index is None else f"item {index} ({describe_source(item)})"
-        return self.analyze(item, source=source, disorder=disorder).get_scope(self.scope_version)
+        analyzer = self.analyze(
+            item, source=source, disorder=disorder, max_length=max_length, check_length=check_length
+        )
+        return analyzer.get_scope(self.scope_version)
 
     # -- calling ----------------------------------------------------------------------------------------------
     def __call__(self, text=None, text_pair=None, *args, disorder: str | None = None, **kwargs):
         if text is not None:
+            # Structures too long for the model are refused at their first symmetry search unless truncated.
+            limits = {"max_length": kwargs.get("max_length"), "check_length": not kwargs.get("truncation")}
             if isinstance(text, (list, tuple)):
-                text = [self.as_scope(item, index, disorder) for index, item in enumerate(text)]
+                text = [self.as_scope(item, index, disorder, **limits) for index, item in enumerate(text)]
             else:
-                text = self.as_scope(text, disorder=disorder)
+                text = self.as_scope(text, disorder=disorder, **limits)
             self._check_length(text, kwargs)
         return super().__call__(text, text_pair, *args, **kwargs)
 
