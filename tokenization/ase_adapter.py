@@ -33,11 +33,20 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
-from .file_claims import FileClaims, Measured, UnlocatedRow, attach_claims, parse_formula, shares_fill_site
+from .file_claims import (
+    LATTICE_TOLERANCE,
+    FileClaims,
+    Measured,
+    UnlocatedRow,
+    attach_claims,
+    parse_formula,
+    shares_fill_site,
+)
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
+    InconsistentFileError,
     InvalidGeometryError,
     NonPeriodicStructureError,
     OverlappingSitesError,
@@ -291,14 +300,29 @@ def read_ase_file(
             break
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, OSError, AssertionError) as exc:
             kept = f"; the {index} frame(s) before it are kept" if index else ""
-            error = StructureParseError(
-                f"ASE could not read frame {index} ({type(exc).__name__}: {exc}); reading stopped there{kept}",
-                f"{source}@{index}",
+            claims = frame_claims[index] if index < len(frame_claims) else None
+            wrong = (
+                [n for n in claims.columns_found if n != claims.columns_declared]
+                if claims is not None and claims.columns_declared is not None
+                else []
             )
+            if wrong:
+                error = InconsistentFileError(
+                    f"frame {index}: its Properties declare {claims.columns_declared} columns per atom, but atom "
+                    f"lines hold {', '.join(map(str, wrong))}; reading stopped there{kept}",
+                    f"{source}@{index}",
+                )
+            else:
+                error = StructureParseError(
+                    f"ASE could not read frame {index} ({type(exc).__name__}: {exc}); reading stopped there{kept}",
+                    f"{source}@{index}",
+                )
             entries.append((f"{source}@{index}", error))
             break
         name = f"{source}@{index}"
         try:
+            if index < len(frame_claims):
+                _check_lattice_read(atoms, frame_claims[index], name)
             structure = atoms_to_structure(atoms, name)
             if index < len(frame_claims):
                 attach_claims(structure, frame_claims[index])
@@ -311,6 +335,31 @@ def read_ase_file(
         name, item = entries[0]
         return [(source, _renamed(item, source) if name != source else item)]
     return entries
+
+
+def _check_lattice_read(atoms: Any, claims: FileClaims, source: str) -> None:
+    """The cell ASE built for a frame must be the ``Lattice`` its comment line declares (rows, Å).
+
+    ASE's extxyz reader knows the keys ``Lattice`` and ``Properties`` only in that spelling; a frame written with
+    ``lattice=`` (as some MD and machine-learning potential codes write it) is read without a cell, which would
+    otherwise be refused as having no 3D cell. Raises InconsistentFileError naming both cells (and the spelling).
+    """
+    if claims.lattice is None:
+        return
+    declared = np.asarray(claims.lattice, dtype=float)
+    built = np.asarray(atoms.cell, dtype=float)
+    if declared.shape == (3, 3) and np.allclose(declared, built, rtol=0, atol=LATTICE_TOLERANCE):
+        return
+    message = (
+        f"declares Lattice {declared.round(6).tolist()} (Å), but the frame built has the cell "
+        f"{built.round(6).tolist()}"
+    )
+    if not np.any(built):
+        message += (
+            "; ASE's extxyz reader reads the keys only when spelled 'Lattice' and 'Properties', so a key spelled "
+            "otherwise (e.g. 'lattice=') is ignored: write Lattice=\"...\" (and Properties=...)"
+        )
+    raise InconsistentFileError(message, source)
 
 
 _KEY_VALUE = re.compile(r'(\w+)\s*=\s*("[^"]*"|\S+)')

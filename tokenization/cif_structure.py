@@ -12,9 +12,14 @@ Every data block that lists atom sites is one crystal. For each block this reade
    both groups; so is an operation list whose closure holds a translation that is not a lattice vector of the
    declared lattice (of a conventional lattice when none is declared), more operations than the declared group, or
    rotations that do not fit the cell, naming the mistyped operation (never repaired). A file that declares no
-   symmetry at all is refused: assuming P1 would invent data;
+   symmetry at all is refused: assuming P1 would invent data. An H-M name written with its IT number in brackets
+   (``'P 21/c (No. 14)'``) is read as both, which must agree;
 3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (or the label), fractional
-   (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy;
+   (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy. Without type
+   symbols, the hydroxyl and water labels of mineral databases (``OH``, ``Ow1``, ``Wat``, ``Hw1``) are read as
+   their O or H where the file places H atoms or declares a formula (which ``file_claims`` then checks), and are
+   refused otherwise (they may stand for the whole group). A loop whose values do not fill whole rows is refused
+   naming the loop;
 4. expands the rows by the operations and merges symmetry images closer than :data:`IMAGE_MERGE_DISTANCE` into one
    site (coordinates written with 3-4 decimals put the images of a special position a few mÅ apart), and rows at
    the same position into one mixed site.
@@ -140,6 +145,11 @@ _HM_KEYS = (
     "_space_group_name_h-m_full",
     "_space_group_name_h-m_ref",  # CIF core: the symbol as a reference (ITA) writes it
 )
+#: An H-M symbol followed by its IT number in brackets ('P 21/c (No. 14)', 'P 1 21/c 1 (14)'); the bracket must
+#: follow a space or hold 'No.', so that Bruker's screws ('P 2(1) 2(1) 2(1)') never match.
+_HM_WITH_NUMBER = re.compile(
+    r"(.*?)(?:\s+\(\s*(?:No\.?|#)?\s*|\(\s*(?:No\.?|#)\s*)(\d{1,3})\s*\)", re.IGNORECASE
+)
 _NUMBER_KEYS = ("_space_group_it_number", "_symmetry_int_tables_number", "_space_group_number")
 # A type symbol: an element, then optionally a valence and a charge sign ('Fe', 'Fe3+', 'O2-', 'Ca2', 'Fe+3'), the
 # valence possibly non-integer (ICSD's mixed-valence 'Fe2.5+', 'Mn3.33+').
@@ -149,6 +159,13 @@ _LABEL_REST = re.compile(r"(?![A-Za-z]).*")
 # An atom-site coordinate column, in CIF 1.1 or DDLm (dotted) spelling.
 _SITE_COLUMN = re.compile(r"_atom_site[._](fract|cartn)_x", re.IGNORECASE)
 _HYDROGEN_ISOTOPES = {"D": "deuterium", "T": "tritium"}
+#: Labels that mineral databases (AMCSD, COD) give the O of a hydroxyl or water group and the H of water ('OH',
+#: 'OH1', 'Ow2', 'OW', 'Wat', 'Hw1'); read as that one atom only where no type symbol is given and the file accounts
+#: for the group's H (:func:`_group_labels_are_atoms`); otherwise they may stand for the whole group (a
+#: pseudo-atom, which pymatgen drops for 'OH') and are refused.
+_GROUP_LABEL = re.compile(
+    r"(O)[HhWw]\d*(?![A-Za-z]).*|(H)[Ww]\d*(?![A-Za-z]).*|(?:[Ww]at|WAT)\d*(?![A-Za-z]).*"
+)
 #: Elements above californium (Z = 98) are not read from CIF symbols: no crystal structure of them is known, and
 #: their symbols are what case-folding makes of molecular pseudo-atoms ('NH4+' -> Nh, 'CN-' -> Cn, 'NO3' -> No).
 _HEAVIEST_READ_ELEMENT = 98
@@ -175,6 +192,32 @@ def _split_blocks(text: str) -> list[tuple[str, str]]:
     return [(name, "\n".join(lines)) for name, lines in blocks]
 
 
+def _loop_count_problem(bare: list[str], values: list[str], marks: list[int]) -> str | None:
+    """The first ``loop_`` whose values do not fill its rows (a value count that is not a multiple of the column
+    count, the CIF 1.1 syntax rule for loops), said in words; None if every loop is whole.
+
+    ``bare``, ``values`` and ``marks`` are :func:`cif_reader._tokenize`'s output: the tokens, their values, and the
+    positions of the keys and ``loop_`` words. Such a loop cannot be read without guessing which value is missing
+    (SHELXL's refinement-flag columns, for example, hold several one-letter values per row).
+    """
+    keys = set(marks)
+    for i in marks:
+        if bare[i].lower() != "loop_":
+            continue
+        j = i + 1
+        while j < len(bare) and bare[j].startswith("_"):
+            j += 1
+        end = next((k for k in sorted(keys) if k >= j), len(bare))
+        columns, n_values = values[i + 1 : j], end - j
+        if columns and n_values and n_values % len(columns):
+            return (
+                f"a CIF loop of {len(columns)} columns ({columns[0]} ... {columns[-1]}) holds {n_values} values, "
+                f"not a whole number of rows ({n_values} / {len(columns)}): a row has a missing or extra value, "
+                "so its values cannot be assigned to columns"
+            )
+    return None
+
+
 def _block_data(block_text: str, source: str) -> dict:
     tokens = _tokenize(block_text)
     data = _parse_block(*tokens) if tokens is not None else None
@@ -189,8 +232,9 @@ def _block_data(block_text: str, source: str) -> dict:
             block = CifBlock.from_str(block_text)
         # ZeroDivisionError: pymatgen's tokenizer on a loop header with no values.
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError) as exc:
+            problem = _loop_count_problem(*tokens) if tokens is not None else None
             raise StructureParseError(
-                f"not a readable CIF block ({type(exc).__name__}: {exc})", source
+                problem or f"not a readable CIF block ({type(exc).__name__}: {exc})", source
             ) from exc
     issues = [str(w.message) for w in caught if "possible issue" in str(w.message).lower()]
     if issues:
@@ -342,6 +386,13 @@ def _declared_settings(
         else:
             unreadable.append(f"Hall {hall!r}")
     name = _first(data, _HM_KEYS)
+    bracketed = None
+    if isinstance(name, str) and not hall_numbers_for_name(name, rhombohedral_axes=rhombohedral):
+        # 'P 21/c (No. 14)', 'P 1 21/c 1 (14)': the symbol with its IT number in brackets; each is then a
+        # declaration of its own, and the two must agree like any symbol and number.
+        match = _HM_WITH_NUMBER.fullmatch(name.strip())
+        if match and hall_numbers_for_name(match.group(1), rhombohedral_axes=rhombohedral):
+            name, bracketed = match.group(1), match.group(2)
     if isinstance(name, str):
         numbers = hall_numbers_for_name(name, rhombohedral_axes=rhombohedral)
         fitting = hall_numbers_for_name(name, rhombohedral_axes=rhombohedral, metric=metric)
@@ -351,14 +402,18 @@ def _declared_settings(
                 misfits.append(resolved[-1][0])
         else:
             unreadable.append(f"H-M {name!r}")
-    number_text = _first(data, _NUMBER_KEYS)
-    if isinstance(number_text, str):
+    number_texts = [
+        (f"IT number {text}", text) for text in [_first(data, _NUMBER_KEYS)] if isinstance(text, str)
+    ]
+    if bracketed is not None:
+        number_texts.append((f"IT number {bracketed} (in the H-M symbol)", bracketed))
+    for what, number_text in number_texts:
         value = _number(number_text)
         numbers = (
             hall_numbers_for_it_number(int(value), rhombohedral) if value and value == int(value) else []
         )
         if numbers:
-            resolved.append((f"IT number {number_text}", numbers))
+            resolved.append((what, numbers))
             every = hall_numbers_for_it_number(int(value), rhombohedral, every_setting=True)
             if not any(preserves_metric(h, metric) for h in every):
                 misfits.append(resolved[-1][0])
@@ -555,6 +610,33 @@ def _operation_text(rotation: np.ndarray, translation: np.ndarray) -> str:
     return ",".join(parts)
 
 
+def _mistyped_operations(
+    listed: tuple[np.ndarray, np.ndarray],
+    texts: list[str],
+    number: int | None,
+    rhombohedral: bool,
+    letters: tuple[str, ...],
+) -> list[str]:
+    """The listed operations whose removal leaves a valid group: one that closes, with only the centring
+    translations of the declared lattice (:func:`cif_symmetry.lattice_fault`). At most
+    :data:`_MAX_OPERATIONS_TO_BLAME` closures, each bounded by the largest space-group order."""
+    culprits: list[str] = []
+    if len(texts) > _MAX_OPERATIONS_TO_BLAME:
+        return culprits
+    for k in range(len(texts)):
+        keep = np.arange(len(texts)) != k
+        rest = close_operations(listed[0][keep], listed[1][keep])
+        if (
+            rest is not None
+            and lattice_fault(
+                *rest, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
+            )
+            is None
+        ):
+            culprits.append(texts[k])
+    return culprits
+
+
 def _check_listed_group(
     data: dict,
     listed: list[np.ndarray],
@@ -574,12 +656,33 @@ def _check_listed_group(
     The refusal names the listed operations whose removal would leave a valid group (the mistyped ones).
     """
     closed = close_operations(*listed)
-    if closed is None:
-        raise StructureParseError("the listed symmetry operations do not form a space group", source)
     texts = _first(data, _OPERATION_KEYS)
     texts = [texts] if isinstance(texts, str) else list(texts) if texts is not None else []
     if len(texts) != len(listed[0]):
         texts = [_operation_text(r, t) for r, t in zip(*listed, strict=True)]
+    number = it_number(declared[0][1][0]) if declared else None
+    rhombohedral = is_rhombohedral_axes(parameters)
+    letters = tuple(
+        letter
+        for letter in (
+            lattice_letter(text)
+            for text in (_first(data, _HM_KEYS), _first(data, _HALL_KEYS))
+            if isinstance(text, str)
+        )
+        if letter is not None
+    )
+    if closed is None:
+        # More operations than any space group has: name the one whose removal leaves a valid group.
+        culprits = _mistyped_operations(listed, texts, number, rhombohedral, letters)
+        blame = (
+            f": {culprits[0]!r} is likely mistyped (without it the others form a group)"
+            if len(culprits) == 1
+            else ""
+        )
+        raise StructureParseError(
+            f"the listed symmetry operations do not form a space group{blame}; a wrong operation is not repaired",
+            source,
+        )
     deviation = metric_deviation(closed[0], lattice.metric_tensor)
     cell = f"a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}"
     if deviation.max() > METRIC_TOLERANCE:
@@ -595,35 +698,12 @@ def _check_listed_group(
         # A magnetic CIF: its cell is the magnetic cell, whose anti-translations (a translation with time reversal)
         # are pure translations of the nuclear structure that no conventional lattice has.
         return closed
-    number = it_number(declared[0][1][0]) if declared else None
-    rhombohedral = is_rhombohedral_axes(parameters)
-    letters = tuple(
-        letter
-        for letter in (
-            lattice_letter(text)
-            for text in (_first(data, _HM_KEYS), _first(data, _HALL_KEYS))
-            if isinstance(text, str)
-        )
-        if letter is not None
-    )
     fault = lattice_fault(
         *closed, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
     )
     if fault is None:
         return closed
-    culprits = []
-    if len(texts) <= _MAX_OPERATIONS_TO_BLAME:
-        for k in range(len(texts)):
-            keep = np.arange(len(texts)) != k
-            rest = close_operations(listed[0][keep], listed[1][keep])
-            if (
-                rest is not None
-                and lattice_fault(
-                    *rest, declared_number=number, rhombohedral_axes=rhombohedral, declared_letters=letters
-                )
-                is None
-            ):
-                culprits.append(texts[k])
+    culprits = _mistyped_operations(listed, texts, number, rhombohedral, letters)
     group = f"the space group its {declared[0][0]} declares" if declared else "any space group"
     formed = space_group_type_of_operations(*closed, lattice.matrix)
     if formed is not None and "more than the" in fault:
@@ -749,6 +829,21 @@ class _Columns:
         return self.flags is not None and self.flags[i].strip().lower() in ("dum", "dummy")
 
 
+def _group_labels_are_atoms(data: dict, columns: _Columns) -> bool:
+    """True when the file accounts for the H of its hydroxyl and water labels: it places H sites of its own (a
+    label or type symbol that reads as H or D), or declares a ``_chemical_formula_sum`` with H (or D), which the
+    file-claims check then compares with the atoms built (so a group label whose H is nowhere is refused there, as
+    H not located). A formula without H beside 'OH' labels contradicts them: the labels stay refused."""
+    formula = parse_formula(data.get("_chemical_formula_sum"))
+    if formula is not None and any(formula[0].get(element, 0) > 0 for element in ("H", "D")):
+        return True
+    for i, label in enumerate(columns.labels):
+        name = (columns.symbol(i) or label).strip()
+        if name[:1] in ("H", "D") and (len(name) == 1 or not name[1].isalpha() or name[:2] in ("Hw", "HW")):
+            return True
+    return False
+
+
 class _Rows:
     """The atom-site loop: labels, elements, occupancies and fractional coordinates (n, 3), one entry per element of
     each row; ``site_rows`` keeps one ``(label, index of its first entry)`` per row, ``unlocated`` the rows the file
@@ -760,6 +855,7 @@ class _Rows:
         columns = _Columns(data, source)
         self.source = source
         self.notes = notes
+        self._group_labels = _group_labels_are_atoms(data, columns)
         self.labels: list[str] = []
         self.partial: list[str] = []  # rows with partial occupancy or several elements
         self.unknown: list[UnknownSpeciesError] = []  # rows whose element cannot be read
@@ -891,6 +987,15 @@ class _Rows:
                     for share, part in parts
                 ]
             name = symbol if symbol is not None else label
+            if symbol is None and self._group_labels:
+                group = _GROUP_LABEL.fullmatch(label.strip())
+                if group is not None:
+                    element = Element("H" if group.group(2) == "H" else "O")
+                    self.notes.append(
+                        f"site {label}: the label of a {'hydroxyl or water' if element.symbol == 'O' else 'water'} "
+                        f"{element.symbol} atom, read as {element.symbol} (the file places or declares its H)"
+                    )
+                    return [(element, occupancy)]
             return [(_element(name, symbol is None, label, self.source, self.notes), occupancy)]
         except UnknownSpeciesError as exc:
             self.unknown.append(exc)

@@ -67,11 +67,18 @@ def _iter_json_file(path: Path) -> Iterator[tuple[str, Any]]:
         return
     if isinstance(data, list):
         for index, record in enumerate(data):
-            yield f"{source}#{index}", _record_to_input(record, f"{source}#{index}")
-    elif is_optimade_document(data):
-        yield from document_entries(data, source)  # a provider's response: one crystal per entry
+            yield from _record_inputs(record, f"{source}#{index}")
     else:
-        yield source, _record_to_input(data, source)
+        yield from _record_inputs(data, source)
+
+
+def _record_inputs(record: Any, source: str) -> Iterator[tuple[str, Any]]:
+    """``(source, input)`` for each crystal of one JSON record: an OPTIMADE response document (a provider's page,
+    ``{"data": [...]}``, as saved whole or one page per JSON line) gives one per entry, anything else one."""
+    if isinstance(record, dict) and is_optimade_document(record):
+        yield from document_entries(record, source)
+    else:
+        yield source, _record_to_input(record, source)
 
 
 def _iter_jsonl_file(path: Path) -> Iterator[tuple[str, Any]]:
@@ -81,7 +88,10 @@ def _iter_jsonl_file(path: Path) -> Iterator[tuple[str, Any]]:
         yield str(path), StructureParseError(f"unreadable file ({type(exc).__name__}: {exc})", str(path))
         return
     for _, source, record in jsonl_records(lines, str(path)):
-        yield source, record if isinstance(record, StructureParseError) else _record_to_input(record, source)
+        if isinstance(record, StructureParseError):
+            yield source, record
+        else:
+            yield from _record_inputs(record, source)
 
 
 def jsonl_records(lines: Iterable[str], name: str) -> Iterator[tuple[int, str, Any]]:

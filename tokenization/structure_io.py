@@ -106,7 +106,7 @@ def _dict_crystals(data: dict, source: str) -> list[tuple[str, Structure | Scope
     from .optimade_structure import document_entries, is_optimade_document, optimade_to_structure
 
     if not is_optimade_document(data):
-        return [(source, _from_dict(data, source))]
+        return [(source, _from_single_dict(data, source))]
     crystals: list[tuple[str, Structure | ScopeError]] = []
     for name, entry in document_entries(data, source):
         if not isinstance(entry, ScopeError):
@@ -131,10 +131,19 @@ def _json_kind(data: dict) -> str:
 
 
 def _from_dict(data: dict, source: str) -> Structure:
+    """The one crystal of a dict: an OPTIMADE response document with one entry, an OPTIMADE entry or a pymatgen
+    ``Structure`` dict."""
     from .optimade_structure import is_optimade_document
 
     if is_optimade_document(data):
         return _single(_dict_crystals(data, source), source)
+    return _from_single_dict(data, source)
+
+
+def _from_single_dict(data: dict, source: str) -> Structure:
+    """An OPTIMADE entry (or its attributes) or a pymatgen ``Structure`` dict; a document is read by
+    :func:`_dict_crystals` (kept apart so that the readers' call graph has no cycle: ``datasets`` hashes a streaming
+    generator with dill, which follows every global function it reaches and never ends on a cycle)."""
     if is_optimade_entry(data):
         # An OPTIMADE structures entry (or its attributes): species with concentrations, vacancies, assemblies.
         from .optimade_structure import optimade_to_structure
