@@ -26,6 +26,8 @@ from .scope_defaults import (
 )
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
 #: Show a progress bar on stderr from this many inputs on.
 PROGRESS_MIN_ITEMS = 5
 
@@ -152,20 +154,24 @@ def _add_encode(subparsers) -> None:
 
 # -- predict ------------------------------------------------------------------------------------------------------
 def prediction_row(source: str, result: dict) -> dict:
-    """One `--jsonl` row: `{"source", "scope", "predictions", "units"}` (ensembles add `std`, the members' standard
-    deviation per property in its unit; Debye models add `temperatures` and `basis`; readers' changes add `notes`),
+    """One `--jsonl` row: `{"source", "scope", "predictions", "units"}` (ensembles add `std`, the predictive σ per
+    property in its unit, calibrated when the checkpoint is, `std_raw`, the members' standard deviation, and for a
+    calibrated checkpoint `interval_95`, the half-width of the 95 % interval; Debye models add `temperatures` and `basis`; readers' changes add `notes`),
     or `{"source", "error"}` with the failure record."""
     if "error" in result:
         return failure_row(source, result["error"])
-    predictions, units, spreads = {}, {}, {}
+    predictions, units = {}, {}
+    uncertainty: dict[str, dict] = {"std": {}, "std_raw": {}, "interval_95": {}}
     for prop in result["properties"]:
         predictions[prop["name"]] = prop["value"]
         units[prop["name"]] = prop.get("unit")
-        if "std" in prop:
-            spreads[prop["name"]] = prop["std"]
+        for key, values in uncertainty.items():
+            if key in prop:
+                values[prop["name"]] = prop[key]
     row = {"source": source, "scope": result.get("scope"), "predictions": predictions, "units": units}
-    if spreads:
-        row["std"] = spreads
+    for key, values in uncertainty.items():
+        if values:
+            row[key] = values
     thermo = [p for p in result["properties"] if "temperatures" in p]
     if thermo:
         row["temperatures"] = thermo[0]["temperatures"]
@@ -230,6 +236,20 @@ def _screen_to_file(args: argparse.Namespace, task: str) -> int:
     except ValueError as error:
         print(f"cloud-crystal {task}: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:  # a model that cannot be loaded, an output folder that cannot be written
+        print(f"cloud-crystal {task}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        from pathlib import Path
+
+        from .screening.writers import parts_folder
+
+        print(
+            f"cloud-crystal {task}: interrupted; the rows written so far are kept in "
+            f"{parts_folder(Path(args.output))}: run the same command again to continue",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if summary.already_complete:
         print(f"{summary.output} is already complete ({summary.rows} rows); nothing to do", file=sys.stderr)
     else:
@@ -316,8 +336,9 @@ def _add_predict(subparsers) -> None:
     parser.add_argument(
         "--jsonl",
         action="store_true",
-        help='one JSON line per crystal: {"source","predictions","units"[,"std","basis","temperatures","notes"]} '
-        '("std": ensembles\' spread per property) or '
+        help='one JSON line per crystal: {"source","predictions","units"[,"std","std_raw","interval_95","basis",'
+        '"temperatures","notes"]} ("std": an ensemble\'s σ per property, calibrated on held-out rows when the '
+        'checkpoint is; "std_raw": the members\' spread; "interval_95": half-width of the 95 %% interval) or '
         '{"source","error":{"source","reason","type","message"}}',
     )
 

@@ -17,6 +17,7 @@ from .scope_defaults import DEFAULT_MAX_LENGTH, DEFAULT_SCOPE_VERSION, VOCAB_SIZ
 _POOLINGS = ("cls", "mean")
 _LOSSES = ("l1", "mse", "huber")
 _THETA_HEADS = ("softplus", "affine")
+_CALIBRATION_METHODS = ("gaussian_nll", "quantile")
 
 
 @strict
@@ -65,11 +66,22 @@ class CloudConfig(PreTrainedConfig):
         huber_delta (`float`, defaults to 1.0):
             Huber threshold, in z-score units for regression and in J/(K mol) for Debye.
         num_ensemble_members (`int`, defaults to 1):
-            [`CloudForPropertyRegression`] only: number K of independently trained members (encoder + head each,
-            e.g. `cloud-crystal finetune --ensemble K`, one seed per member) held in one checkpoint. K > 1 returns
-            the members' mean as `predictions` and their spread as `predictions_std`. 1 is a single model, with the
-            parameter names of earlier checkpoints (`bert.*`, `head.*`); K > 1 stores `members.<i>.bert.*` and
-            `members.<i>.head.*`. The other heads accept only 1.
+            [`CloudForPropertyRegression`] and [`CloudDebyeModel`]: number K of independently trained members
+            (encoder + head each, e.g. `cloud-crystal finetune --ensemble K` or `train-debye --ensemble K`, one seed
+            per member) held in one checkpoint. K > 1 returns the members' mean and their spread (`*_std_raw`,
+            `*_std`). 1 is a single model, with the parameter names of earlier checkpoints (`bert.*`, `head.*`);
+            K > 1 stores `members.<i>.bert.*` and `members.<i>.head.*`. The classification head accepts only 1.
+        uncertainty_calibration (`dict`, *optional*):
+            How an ensemble's raw spread becomes a calibrated σ, fitted on calibration rows held out from the
+            members' training and early-stopping validation rows (`modeling_cloud.training.uncertainty`). Keys:
+            `"method"` (`"gaussian_nll"`: one factor per property, the maximum-likelihood scale of a Gaussian with
+            σ = k · spread; `"quantile"`: split-conformal quantiles of |error| / spread, used when one factor
+            cannot cover both ±1σ and ±2σ), `"std_factors"` (property name -> k: σ = k · spread, the half-width of
+            the 68.27 % interval) and `"interval_95_factors"` (property name -> k₉₅: half-width of the 95.45 %
+            ("±2σ") interval = k₉₅ · spread; 2k for the Gaussian method), plus bookkeeping (`"calibration_rows"`,
+            the coverage reached on them). A Debye ensemble is calibrated on Cv (`"heat_capacity"`) and its factor
+            scales the spread of θ_D and of every thermodynamic quantity (all are propagated from the members'
+            θ_D, so to first order their spreads scale together). `None`: not calibrated, σ is the raw spread.
         debye_theta_head (`str`, defaults to `"softplus"`):
             How the Debye head output s becomes θ_D. `"affine"`: θ_D = a = scale * s + shift, the authors' form (can
             be negative). `"softplus"`: θ_D = m + w * softplus((a - m) / w), always above m and equal to the affine
@@ -147,6 +159,7 @@ class CloudConfig(PreTrainedConfig):
     loss: str = "l1"
     huber_delta: float | int = 1.0
     num_ensemble_members: int = 1
+    uncertainty_calibration: dict | None = None
 
     # CLOUD-DEBYE
     debye_theta_head: str = "softplus"
@@ -188,6 +201,26 @@ class CloudConfig(PreTrainedConfig):
         self.debye_temperatures = [float(value) for value in self.debye_temperatures]
         super().__post_init__(**kwargs)
 
+    def uncertainty_factors(self, name: str) -> tuple[float, float] | None:
+        """`(k, k95)` of property `name` from `uncertainty_calibration`: σ = k · spread and the half-width of the
+        95.45 % interval = k95 · spread; `None` when the model is not calibrated (or not for `name`).
+
+        Example:
+
+        ```python
+        >>> from modeling_cloud import CloudConfig
+        >>> config = CloudConfig(uncertainty_calibration={"method": "gaussian_nll", "std_factors": {"n": 1.5},
+        ...                                               "interval_95_factors": {"n": 3.0}})
+        >>> config.uncertainty_factors("n"), config.uncertainty_factors("band_gap")
+        ((1.5, 3.0), None)
+
+        ```
+        """
+        calibration = self.uncertainty_calibration
+        if not calibration or name not in calibration["std_factors"]:
+            return None
+        return float(calibration["std_factors"][name]), float(calibration["interval_95_factors"][name])
+
     @property
     def num_targets(self) -> int:
         """Number of properties predicted by the regression and classification heads."""
@@ -207,6 +240,22 @@ class CloudConfig(PreTrainedConfig):
             raise ValueError(f"debye_theta_head must be one of {_THETA_HEADS}, got {self.debye_theta_head!r}")
         if self.num_ensemble_members < 1:
             raise ValueError(f"num_ensemble_members must be >= 1, got {self.num_ensemble_members}")
+        calibration = self.uncertainty_calibration
+        if calibration is not None:
+            if calibration.get("method") not in _CALIBRATION_METHODS:
+                raise ValueError(
+                    f"uncertainty_calibration['method'] must be one of {_CALIBRATION_METHODS}, "
+                    f"got {calibration.get('method')!r}"
+                )
+            for key in ("std_factors", "interval_95_factors"):
+                factors = calibration.get(key)
+                if not isinstance(factors, dict) or not factors:
+                    raise ValueError(f"uncertainty_calibration[{key!r}] must map property names to factors")
+                for name, factor in factors.items():
+                    if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+                        raise ValueError(
+                            f"uncertainty_calibration[{key!r}][{name!r}] must be finite and > 0, got {factor!r}"
+                        )
         if self.head_num_layers < 0:
             raise ValueError(f"head_num_layers must be >= 0, got {self.head_num_layers}")
         if len(self.target_names) == 0:

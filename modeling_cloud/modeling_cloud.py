@@ -62,6 +62,11 @@ class CloudPropertyRegressionOutput(ModelOutput):
         `config.target_stds` plus `config.target_means`. For an ensemble (`config.num_ensemble_members` K > 1),
         the mean of the K members' predictions.
     predictions_std (`torch.Tensor` of shape `(batch_size, num_targets)`, *optional*, returned by ensembles):
+        The predictive σ in the same physical units. For a calibrated ensemble (`config.uncertainty_calibration`)
+        it is k times the raw spread, with k fitted on held-out calibration rows so that ±σ covers about 68 % of
+        the errors (and the 95 % half-width is `config.uncertainty_factors(name)[1]` times the spread); for an
+        ensemble that was not calibrated it equals `predictions_std_raw`. `None` for K = 1.
+    predictions_std_raw (`torch.Tensor` of shape `(batch_size, num_targets)`, *optional*, returned by ensembles):
         Standard deviation of the K members' predictions, in the same physical units: the population form
         sqrt(mean_k (p_k - mean)^2), i.e. the spread of the ensemble's members themselves (divide by K, not K - 1).
         It measures how much the members disagree, not the error against the true value. `None` for K = 1.
@@ -78,6 +83,7 @@ class CloudPropertyRegressionOutput(ModelOutput):
     loss: torch.Tensor | None = None
     predictions: torch.Tensor | None = None
     predictions_std: torch.Tensor | None = None
+    predictions_std_raw: torch.Tensor | None = None
     member_predictions: torch.Tensor | None = None
     embeddings: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
@@ -127,10 +133,21 @@ class CloudDebyeOutput(ModelOutput):
         Vibrational entropy S in J/(K mol).
     free_energy (`torch.Tensor` of shape `(batch_size, num_temperatures)`):
         Vibrational free energy F = U - T S in J/mol.
+    theta_debye_std, heat_capacity_std, internal_energy_std, entropy_std, free_energy_std (*optional*, ensembles):
+        The predictive σ of each field above, same shape and unit: for an ensemble (`config.num_ensemble_members`
+        K > 1) the raw spread times the calibration factor of `config.uncertainty_calibration` (fitted on Cv and
+        applied to every field), or the raw spread when the ensemble was not calibrated. `None` for K = 1.
+    theta_debye_std_raw, heat_capacity_std_raw, internal_energy_std_raw, entropy_std_raw, free_energy_std_raw (*optional*, ensembles):
+        The members' population standard deviation of each field. Each member's θ_D goes through the Debye
+        functions (`debye_functions.py`) on its own and the spread is taken over the members' values, so the
+        spread of Cv, U, S and F at each temperature is propagated exactly (not linearised) from the spread of θ_D.
+        For an ensemble the fields above are the members' means (of Cv, U, ...; not the functions of the mean θ_D).
+    member_theta_debye (`torch.Tensor` of shape `(batch_size, num_members)`, *optional*, ensembles):
+        Each member's θ_D in K.
     embeddings (`torch.Tensor` of shape `(batch_size, hidden_size)`, *optional*, returned with `return_embeddings=True`):
-        Pooled crystal embedding fed to the head.
+        Pooled crystal embedding fed to the head; for an ensemble, each member's, `(batch_size, num_members, hidden_size)`.
     hidden_states, attentions:
-        As in BERT, when `output_hidden_states` / `output_attentions` are set.
+        As in BERT, when `output_hidden_states` / `output_attentions` are set (single models only).
     """
 
     loss: torch.Tensor | None = None
@@ -140,6 +157,17 @@ class CloudDebyeOutput(ModelOutput):
     internal_energy: torch.Tensor | None = None
     entropy: torch.Tensor | None = None
     free_energy: torch.Tensor | None = None
+    theta_debye_std: torch.Tensor | None = None
+    heat_capacity_std: torch.Tensor | None = None
+    internal_energy_std: torch.Tensor | None = None
+    entropy_std: torch.Tensor | None = None
+    free_energy_std: torch.Tensor | None = None
+    theta_debye_std_raw: torch.Tensor | None = None
+    heat_capacity_std_raw: torch.Tensor | None = None
+    internal_energy_std_raw: torch.Tensor | None = None
+    entropy_std_raw: torch.Tensor | None = None
+    free_energy_std_raw: torch.Tensor | None = None
+    member_theta_debye: torch.Tensor | None = None
     embeddings: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
@@ -151,6 +179,8 @@ class CloudDebyeOutput(ModelOutput):
         "entropy",
         "free_energy",
     )
+    #: The field whose calibration factor a Debye ensemble fits (Cv, the only labelled quantity) and applies to all.
+    CALIBRATED_FIELD: ClassVar[str] = "heat_capacity"
     #: Units of the fields, per mole of the `n_atoms` units.
     UNITS: ClassVar[dict[str, str]] = {
         "theta_debye": "K",
@@ -479,7 +509,7 @@ def _refuse_ensemble(model: nn.Module, config: CloudConfig) -> None:
     if config.num_ensemble_members != 1:
         raise ValueError(
             f"{type(model).__name__} is a single model; num_ensemble_members={config.num_ensemble_members} is for "
-            "CloudForPropertyRegression only"
+            "CloudForPropertyRegression and CloudDebyeModel only"
         )
 
 
@@ -492,16 +522,54 @@ def _labels_2d(labels: torch.Tensor, batch_size: int, width: int, name: str) -> 
 
 
 #: Config entries that may differ between the members of an ensemble (bookkeeping, not the model).
-_MEMBER_FREE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "auto_map", "custom_pipelines")
+_MEMBER_FREE_CONFIG_KEYS = (
+    "_name_or_path",
+    "transformers_version",
+    "auto_map",
+    "custom_pipelines",
+    "uncertainty_calibration",
+)
 
 
 class CloudRegressionMember(nn.Module):
-    """One member of a [`CloudForPropertyRegression`] ensemble: its own encoder and regression head."""
+    """One member of an ensemble ([`CloudForPropertyRegression`], [`CloudDebyeModel`]): its own encoder and head
+    (`num_outputs` outputs; default `config.num_targets`)."""
 
-    def __init__(self, config: CloudConfig):
+    def __init__(self, config: CloudConfig, num_outputs: int | None = None):
         super().__init__()
         self.bert = CloudModel(config)
-        self.head = CloudPropertyHead(config, config.num_targets)
+        self.head = CloudPropertyHead(config, config.num_targets if num_outputs is None else num_outputs)
+
+
+def _assemble_ensemble(cls, members: list) -> CloudPreTrainedModel:
+    """An ensemble of `cls` from single (K = 1) models of `cls` with the same config (see `from_members`)."""
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+    reference = members[0].config.to_dict()
+    for index, member in enumerate(members):
+        if member.config.num_ensemble_members != 1:
+            raise ValueError(f"member {index} is itself an ensemble; give single models")
+        differing = sorted(
+            key
+            for key, value in member.config.to_dict().items()
+            if key not in _MEMBER_FREE_CONFIG_KEYS and reference.get(key) != value
+        )
+        if differing:
+            raise ValueError(f"member {index} differs from member 0 in its config: {differing}")
+    config = copy.deepcopy(members[0].config)
+    config.num_ensemble_members = len(members)
+    config.uncertainty_calibration = None  # fitted for the ensemble, later (training.uncertainty)
+    ensemble = cls(config)
+    for slot, member in zip(ensemble.members, members, strict=True):
+        slot.bert.load_state_dict(member.bert.state_dict())
+        slot.head.load_state_dict(member.head.state_dict())
+    return ensemble.to(device=members[0].device, dtype=members[0].dtype)
+
+
+def _calibrated_std(config: CloudConfig, name: str, spread: torch.Tensor) -> torch.Tensor:
+    """σ of property `name` from the members' raw spread: k · spread when calibrated, else the spread."""
+    factors = config.uncertainty_factors(name)
+    return spread if factors is None else spread * factors[0]
 
 
 class CloudForPropertyRegression(CloudPreTrainedModel):
@@ -516,7 +584,9 @@ class CloudForPropertyRegression(CloudPreTrainedModel):
     With `config.num_ensemble_members` K > 1 the model is a seed ensemble: K members (`members[i].bert`,
     `members[i].head`, built with [`~CloudForPropertyRegression.from_members`] or by `cloud-crystal finetune
     --ensemble K`) each predict, and the output carries their mean (`predictions`), their population standard
-    deviation (`predictions_std`) and each member's values (`member_predictions`), all in physical units.
+    deviation (`predictions_std_raw`), the calibrated σ (`predictions_std`: the spread times the factor fitted on
+    held-out rows and stored in `config.uncertainty_calibration`, or the spread itself when not calibrated) and each
+    member's values (`member_predictions`), all in physical units.
 
     Example:
 
@@ -575,26 +645,7 @@ class CloudForPropertyRegression(CloudPreTrainedModel):
 
         ```
         """
-        if len(members) < 2:
-            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
-        reference = members[0].config.to_dict()
-        for index, member in enumerate(members):
-            if member.is_ensemble:
-                raise ValueError(f"member {index} is itself an ensemble; give single models")
-            differing = sorted(
-                key
-                for key, value in member.config.to_dict().items()
-                if key not in _MEMBER_FREE_CONFIG_KEYS and reference.get(key) != value
-            )
-            if differing:
-                raise ValueError(f"member {index} differs from member 0 in its config: {differing}")
-        config = copy.deepcopy(members[0].config)
-        config.num_ensemble_members = len(members)
-        ensemble = cls(config)
-        for slot, member in zip(ensemble.members, members, strict=True):
-            slot.bert.load_state_dict(member.bert.state_dict())
-            slot.head.load_state_dict(member.head.state_dict())
-        return ensemble.to(device=members[0].device, dtype=members[0].dtype)
+        return _assemble_ensemble(cls, members)
 
     def _target_stats(self, reference: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Read from the config at every call, so statistics set after construction are honoured.
@@ -677,10 +728,19 @@ class CloudForPropertyRegression(CloudPreTrainedModel):
         )  # (batch, num_members, num_targets)
         means, stds = self._target_stats(z_predictions)
         member_predictions = z_predictions * stds + means
+        spread = member_predictions.std(dim=1, correction=0)
+        calibrated = torch.stack(
+            [
+                _calibrated_std(self.config, name, spread[:, index])
+                for index, name in enumerate(self.config.target_names)
+            ],
+            dim=-1,
+        )
         return CloudPropertyRegressionOutput(
             loss=self._loss(z_predictions, labels, means, stds),
             predictions=member_predictions.mean(dim=1),
-            predictions_std=member_predictions.std(dim=1, correction=0),
+            predictions_std=calibrated,
+            predictions_std_raw=spread,
             member_predictions=member_predictions,
             embeddings=torch.stack(pooled, dim=1) if return_embeddings else None,
         )
@@ -775,6 +835,12 @@ class CloudDebyeModel(CloudPreTrainedModel):
     (θ_D = 1200 s + 1500 K, the authors' form). Because only θ_D is learned, every prediction obeys Cv = dU/dT, the
     3nR high-temperature limit and the T^3 law.
 
+    With `config.num_ensemble_members` K > 1 the model is a seed ensemble (`members[i].bert`, `members[i].head`,
+    built with [`~CloudDebyeModel.from_members`] or `cloud-crystal train-debye --ensemble K`): each member's θ_D goes
+    through the Debye functions on its own; the output holds the members' means, their spread (`*_std_raw`) and the
+    calibrated σ (`*_std`) of θ_D and of Cv, U, S and F at every temperature. The loss is the mean of the members'
+    losses, so the members train independently.
+
     Label contract (all optional, NaN = missing, any number of temperatures):
 
     - `labels`: heat capacity Cv in J/(K mol of cells), shape `(batch, n_label_temperatures)` (or `(batch,)` for one);
@@ -807,10 +873,41 @@ class CloudDebyeModel(CloudPreTrainedModel):
 
     def __init__(self, config: CloudConfig):
         super().__init__(config)
-        _refuse_ensemble(self, config)
-        self.bert = CloudModel(config)
-        self.head = CloudPropertyHead(config, 1)
+        if config.num_ensemble_members == 1:
+            self.bert = CloudModel(config)
+            self.head = CloudPropertyHead(config, 1)
+        else:
+            self.members = nn.ModuleList(
+                [CloudRegressionMember(config, 1) for _ in range(config.num_ensemble_members)]
+            )
         self.post_init()
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether this model holds several members (`config.num_ensemble_members` > 1)."""
+        return self.config.num_ensemble_members > 1
+
+    @classmethod
+    def from_members(cls, members: list[CloudDebyeModel]) -> CloudDebyeModel:
+        """An ensemble of single (K = 1) Debye models with the same config; member i of the ensemble predicts
+        exactly the θ_D of `members[i]`.
+
+        Example:
+
+        ```python
+        >>> import torch
+        >>> from modeling_cloud import CloudConfig, CloudDebyeModel
+        >>> config = CloudConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64)
+        >>> members = [CloudDebyeModel(config).eval() for _ in range(3)]
+        >>> ensemble = CloudDebyeModel.from_members(members).eval()
+        >>> out = ensemble(torch.tensor([[0, 7, 10, 40, 6, 66, 2]]), temperatures=torch.tensor([100.0, 300.0]))
+        >>> thetas = torch.stack([m(torch.tensor([[0, 7, 10, 40, 6, 66, 2]])).theta_debye for m in members], 1)
+        >>> torch.allclose(out.member_theta_debye, thetas), tuple(out.heat_capacity_std_raw.shape)
+        (True, (1, 2))
+
+        ```
+        """
+        return _assemble_ensemble(cls, members)
 
     def theta_from_head(self, head_output: torch.Tensor) -> torch.Tensor:
         """Map the raw head output s (shape (batch,)) to θ_D in K according to `config.debye_theta_head`."""
@@ -892,8 +989,7 @@ class CloudDebyeModel(CloudPreTrainedModel):
         return_embeddings (`bool`, defaults to `False`):
             Also return the pooled crystal embedding.
         """
-        outputs = self.bert(
-            input_ids,
+        encoder_inputs = dict(
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
@@ -901,8 +997,64 @@ class CloudDebyeModel(CloudPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
-        head_output = self.head(outputs.pooler_output).squeeze(-1)
-        theta = self.theta_from_head(head_output)
+        label_inputs = (labels, internal_energy_labels, label_temperatures)
+        if self.is_ensemble:
+            return self._ensemble_forward(
+                input_ids, encoder_inputs, n_atoms, temperatures, label_inputs, return_embeddings
+            )
+        outputs = self.bert(input_ids, **encoder_inputs)
+        theta, grid, thermo, loss = self._member_forward(
+            self.head, outputs.pooler_output, n_atoms, temperatures, label_inputs
+        )
+        return CloudDebyeOutput(
+            loss=loss,
+            theta_debye=theta,
+            temperatures=grid,
+            heat_capacity=thermo.heat_capacity,
+            internal_energy=thermo.internal_energy,
+            entropy=thermo.entropy,
+            free_energy=thermo.free_energy,
+            embeddings=outputs.pooler_output if return_embeddings else None,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def _ensemble_forward(
+        self, input_ids, encoder_inputs: dict, n_atoms, temperatures, label_inputs, return_embeddings: bool
+    ) -> CloudDebyeOutput:
+        pooled, thetas, thermos, losses = [], [], [], []
+        grid = None
+        for member in self.members:
+            embedding = member.bert(input_ids, **encoder_inputs).pooler_output
+            theta, grid, thermo, loss = self._member_forward(
+                member.head, embedding, n_atoms, temperatures, label_inputs
+            )
+            pooled.append(embedding)
+            thetas.append(theta)
+            thermos.append(thermo)
+            losses.append(loss)
+        fields = {"theta_debye": torch.stack(thetas, dim=1)}  # (batch, num_members)
+        for name in CloudDebyeOutput.THERMODYNAMIC_FIELDS:  # (batch, num_members, num_temperatures)
+            fields[name] = torch.stack([getattr(thermo, name) for thermo in thermos], dim=1)
+        values = {}
+        for name, members in fields.items():
+            spread = members.std(dim=1, correction=0)
+            values[name] = members.mean(dim=1)
+            values[f"{name}_std_raw"] = spread
+            values[f"{name}_std"] = _calibrated_std(self.config, CloudDebyeOutput.CALIBRATED_FIELD, spread)
+        return CloudDebyeOutput(
+            loss=None if losses[0] is None else torch.stack(losses).mean(),
+            temperatures=grid,
+            member_theta_debye=fields["theta_debye"],
+            embeddings=torch.stack(pooled, dim=1) if return_embeddings else None,
+            **values,
+        )
+
+    def _member_forward(self, head, pooled, n_atoms, temperatures, label_inputs):
+        """θ_D (batch,), the temperature grid (batch, n), the thermodynamics on it and the loss (or `None`) of one
+        encoder's pooled embedding through `head`."""
+        labels, internal_energy_labels, label_temperatures = label_inputs
+        theta = self.theta_from_head(head(pooled).squeeze(-1))
         batch_size = theta.shape[0]
         if n_atoms is not None:
             n_atoms = torch.as_tensor(n_atoms, dtype=theta.dtype, device=theta.device).reshape(-1)
@@ -936,19 +1088,7 @@ class CloudDebyeModel(CloudPreTrainedModel):
             ):
                 if target is not None:
                     loss = loss + weight * self._label_loss(name, target, predicted, scale, theta)
-
-        return CloudDebyeOutput(
-            loss=loss,
-            theta_debye=theta,
-            temperatures=grid,
-            heat_capacity=thermo.heat_capacity,
-            internal_energy=thermo.internal_energy,
-            entropy=thermo.entropy,
-            free_energy=thermo.free_energy,
-            embeddings=outputs.pooler_output if return_embeddings else None,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
+        return theta, grid, thermo, loss
 
 
 CloudModel.register_for_auto_class("AutoModel")

@@ -150,8 +150,11 @@ class CrystalPropertyPipeline(Pipeline):
     `{"name", "value", "unit"}`. What `properties` holds is chosen by `config.architectures[0]`:
 
     - `CloudForPropertyRegression`: one entry per target, in the checkpoint's units (`config.target_units`). A seed
-      ensemble (`config.num_ensemble_members` > 1) gives the members' mean as `value` and their (population)
-      standard deviation, in the same unit, as `std`; a single model has no `std`;
+      ensemble (`config.num_ensemble_members` > 1) gives the members' mean as `value`, and in the same unit: `std`,
+      the predictive σ, calibrated on held-out rows when the checkpoint carries `config.uncertainty_calibration`
+      (`calibrated: true`; ±`std` then covers about 68 % of errors and ±`interval_95` about 95 %), else the raw
+      spread (`calibrated: false`); and `std_raw`, the members' population standard deviation. A single model has
+      none of these;
     - `CloudForPropertyClassification`: `value` is the predicted label (bool) and `score` its probability;
     - `CloudDebyeModel`: `theta_debye` (K), then `heat_capacity`, `internal_energy`, `entropy` and `free_energy`,
       each a list of values at `temperatures` (K) with a `basis` and a unit that names it. The basis is, by default,
@@ -159,7 +162,9 @@ class CrystalPropertyPipeline(Pipeline):
       primitive and the conventional cell of a crystal give the same numbers. `basis="atom"` gives per mole of atoms
       and `basis="cell"` per mole of the input's cells. A bare SCOPE v1 string does not fix its formula (its
       fractions are rounded): give `{"scope": ..., "formula": ...}`, or it is reported per mole of atoms and its
-      `basis` says `"atom"`;
+      `basis` says `"atom"`. A Debye ensemble adds `std`, `std_raw`, `calibrated` (and `interval_95`) to each
+      entry, as above, a list per temperature for Cv, U, S and F: spreads of the members' values, each computed
+      from the member's own θ_D;
     - `CloudModel` / `CloudForMaskedLM` (a pretrained encoder, no trained head): `properties` is empty and the
       pooled crystal embedding is returned under `embedding`, as it is for every model with `return_embeddings=True`
       (an ensemble gives one embedding per member).
@@ -324,6 +329,10 @@ class CrystalPropertyPipeline(Pipeline):
         """
         if not features:
             return []
+        if batch_size == 1:
+            # As the base `__call__` runs batch_size=1: each item as `preprocess` gave it, not collated (transformers'
+            # `PipelineIterator` does not unroll batches of one, so collated items would reach `postprocess` as lists).
+            return [self.forward(feature, **forward_params) for feature in features]
         order = sorted(range(len(features)), key=lambda index: features[index]["input_ids"].shape[-1])
         batches = DataLoader(
             [features[index] for index in order],
@@ -582,11 +591,23 @@ class CrystalPropertyPipeline(Pipeline):
             {"name": name, "value": value, "unit": unit}
             for name, unit, value in zip(config.target_names, config.target_units, values, strict=True)
         ]
-        spread = model_outputs.get("predictions_std")
-        if spread is not None:  # an ensemble: the members' standard deviation, in the value's unit
-            for prop, std in zip(properties, spread[0].float().tolist(), strict=True):
-                prop["std"] = std
+        spread = model_outputs.get("predictions_std_raw")
+        if spread is not None:  # an ensemble: σ and the members' raw spread, in the value's unit
+            sigma = model_outputs["predictions_std"][0].float().tolist()
+            for prop, std, raw in zip(properties, sigma, spread[0].float().tolist(), strict=True):
+                self._add_uncertainty(prop, prop["name"], std, raw)
         return properties
+
+    def _add_uncertainty(self, prop: dict[str, Any], calibrated_name: str, std, raw) -> None:
+        """`std` (σ: calibrated when the checkpoint is), `std_raw` (the members' spread), `calibrated` and, when
+        calibrated, `interval_95` (half-width of the 95.45 % interval, = 2σ for the Gaussian calibration)."""
+        factors = self.model.config.uncertainty_factors(calibrated_name)
+        prop["std"] = std
+        prop["std_raw"] = raw
+        prop["calibrated"] = factors is not None
+        if factors is not None:
+            k95 = factors[1]
+            prop["interval_95"] = [k95 * v for v in raw] if isinstance(raw, list) else k95 * raw
 
     def _format_classification(self, model_outputs) -> list[dict[str, Any]]:
         config = self.model.config
@@ -613,6 +634,13 @@ class CrystalPropertyPipeline(Pipeline):
                     "basis": basis,
                 }
             )
+        if (
+            model_outputs.get("theta_debye_std_raw") is not None
+        ):  # an ensemble: σ of every field from θ_D's spread
+            for prop in properties:
+                std = model_outputs[f"{prop['name']}_std"][0].float().tolist()
+                raw = model_outputs[f"{prop['name']}_std_raw"][0].float().tolist()
+                self._add_uncertainty(prop, CloudDebyeOutput.CALIBRATED_FIELD, std, raw)
         if not all(math.isfinite(v) for p in properties[1:] for v in p["value"]):
             logger.warning("crystal-property: non-finite thermodynamic values for θ_D = %s K", theta)
         return properties

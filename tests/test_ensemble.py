@@ -11,7 +11,12 @@ import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
 
-from modeling_cloud import CloudConfig, CloudDebyeModel, CloudForPropertyRegression
+from modeling_cloud import (
+    CloudConfig,
+    CloudDebyeModel,
+    CloudForPropertyClassification,
+    CloudForPropertyRegression,
+)
 from modeling_cloud.cli import main
 from modeling_cloud.training.hub import check_hub_layout
 
@@ -91,8 +96,23 @@ def test_finetune_ensemble_saves_one_folder_that_auto_loads_as_the_members_mean(
     assert torch.allclose(out.predictions, alone.mean(dim=1), atol=1e-6)
     # Population standard deviation of two values: half their distance.
     half_gap = (alone[:, 0] - alone[:, 1]).abs() / 2
-    assert torch.allclose(out.predictions_std, half_gap, atol=1e-6)
-    assert bool((out.predictions_std > 0).all())  # different seeds, different members
+    assert torch.allclose(out.predictions_std_raw, half_gap, atol=1e-6)
+    assert bool((out.predictions_std_raw > 0).all())  # different seeds, different members
+    # σ is the raw spread times the factor fitted on the calibration rows (10 % of the training rows by default).
+    calibration = model.config.uncertainty_calibration
+    assert (
+        calibration["method"] in ("gaussian_nll", "quantile") and calibration["calibration_rows"]["n"] == 11
+    )
+    assert torch.allclose(out.predictions_std, half_gap * calibration["std_factors"]["n"], rtol=1e-5)
+    # The calibration rows were neither trained on nor used for early stopping.
+    assert results["calibration_rows"].startswith(
+        "10% of the training rows left after the validation hold-out"
+    )
+    for split in ("validation",):
+        scores = results["uncertainty"][split]["n"]
+        assert set(scores["calibrated"]) == {
+            "coverage_1sigma", "coverage_2sigma", "spearman", "miscalibration_area", "rows"
+        }  # fmt: skip
 
 
 def test_predict_jsonl_rows_carry_std_per_property(ensemble_dir, capsys):
@@ -102,12 +122,17 @@ def test_predict_jsonl_rows_carry_std_per_property(ensemble_dir, capsys):
     model = CloudForPropertyRegression.from_pretrained(ensemble_dir).eval()
     with torch.inference_mode():
         out = model(**_batch(ensemble_dir))
-    for row, mean, spread in zip(
-        rows, out.predictions[:, 0].tolist(), out.predictions_std[:, 0].tolist(), strict=True
+    for row, mean, sigma, spread in zip(
+        rows,
+        out.predictions[:, 0].tolist(),
+        out.predictions_std[:, 0].tolist(),
+        out.predictions_std_raw[:, 0].tolist(),
+        strict=True,
     ):
-        assert set(row["predictions"]) == set(row["std"]) == set(row["units"]) == {"n"}
+        assert set(row["predictions"]) == set(row["std"]) == set(row["std_raw"]) == set(row["units"]) == {"n"}
         assert row["predictions"]["n"] == pytest.approx(mean, abs=1e-5)
-        assert row["std"]["n"] == pytest.approx(spread, abs=1e-5) and row["std"]["n"] > 0
+        assert row["std"]["n"] == pytest.approx(sigma, abs=1e-5) and row["std"]["n"] > 0
+        assert row["std_raw"]["n"] == pytest.approx(spread, abs=1e-5) and row["interval_95"]["n"] > 0
     # The plain-text line shows the spread too.
     assert main(["predict", "--model", str(ensemble_dir), CRYSTALS[0]]) == 0
     assert " ± " in capsys.readouterr().out
@@ -121,14 +146,22 @@ def test_pipeline_from_the_folder_returns_std_beside_value(ensemble_dir):
     model = CloudForPropertyRegression.from_pretrained(ensemble_dir).eval()
     with torch.inference_mode():
         out = model(**_batch(ensemble_dir))
-    for result, mean, spread in zip(
-        results, out.predictions[:, 0].tolist(), out.predictions_std[:, 0].tolist(), strict=True
+    k, k95 = model.config.uncertainty_factors("n")
+    for result, mean, sigma, spread in zip(
+        results,
+        out.predictions[:, 0].tolist(),
+        out.predictions_std[:, 0].tolist(),
+        out.predictions_std_raw[:, 0].tolist(),
+        strict=True,
     ):
         (prop,) = result["properties"]
-        assert set(prop) == {"name", "value", "std", "unit"}
-        assert prop["value"] == pytest.approx(mean, abs=1e-5) and prop["std"] == pytest.approx(
-            spread, abs=1e-5
+        assert set(prop) == {"name", "value", "std", "std_raw", "calibrated", "interval_95", "unit"}
+        assert prop["value"] == pytest.approx(mean, abs=1e-5)
+        assert prop["std"] == pytest.approx(sigma, abs=1e-5) and prop["std"] == pytest.approx(
+            k * spread, rel=1e-5
         )
+        assert prop["std_raw"] == pytest.approx(spread, abs=1e-5) and prop["calibrated"] is True
+        assert prop["interval_95"] == pytest.approx(k95 * spread, rel=1e-5)
 
 
 def test_a_single_model_keeps_its_keys_outputs_and_rows(tmp_path, capsys):
@@ -156,8 +189,11 @@ def test_a_single_model_keeps_its_keys_outputs_and_rows(tmp_path, capsys):
 
 def test_ensembles_are_refused_where_they_do_not_apply():
     config = CloudConfig(**TINY, num_ensemble_members=2)
-    with pytest.raises(ValueError, match="CloudForPropertyRegression only"):
-        CloudDebyeModel(config)
+    with pytest.raises(ValueError, match="CloudForPropertyRegression and CloudDebyeModel only"):
+        CloudForPropertyClassification(config)
+    with pytest.raises(StrictDataclassClassValidationError, match="std_factors"):
+        CloudConfig(**TINY, uncertainty_calibration={"method": "quantile", "std_factors": {"n": -1.0},
+                                                     "interval_95_factors": {"n": 2.0}})  # fmt: skip
     with pytest.raises(StrictDataclassClassValidationError, match="num_ensemble_members must be >= 1"):
         CloudConfig(**TINY, num_ensemble_members=0)
     single = CloudForPropertyRegression(CloudConfig(**TINY))
@@ -170,6 +206,16 @@ def test_ensembles_are_refused_where_they_do_not_apply():
         settings_from_dict(
             "finetune", {"train": ["x.csv"], "target": ["n"], "output_dir": "o", "ensemble": 2, "cv_folds": 3}
         )
+    for command, extra in (("finetune", {"target": ["n"]}), ("train-debye", {})):
+        with pytest.raises(TrainingConfigError, match="add --ensemble K"):
+            settings_from_dict(
+                command, {"train": ["x.csv"], "output_dir": "o", "calibration_fraction": 0.2, **extra}
+            )
+        with pytest.raises(TrainingConfigError, match=r"--calibration-fraction must be in \[0, 1\)"):
+            settings_from_dict(
+                command,
+                {"train": ["x.csv"], "output_dir": "o", "ensemble": 3, "calibration_fraction": 1.5, **extra},
+            )
 
 
 def test_the_ensemble_folder_stands_alone_as_remote_code(ensemble_dir, tmp_path):
@@ -209,4 +255,146 @@ def test_the_ensemble_folder_stands_alone_as_remote_code(ensemble_dir, tmp_path)
     assert torch.allclose(torch.tensor(report["mean"]), expected.predictions, atol=1e-5)
     assert torch.allclose(torch.tensor(report["std"]), expected.predictions_std, atol=1e-5)
     assert report["prop"]["std"] == pytest.approx(float(expected.predictions_std[0, 0]), abs=1e-5)
+    assert report["prop"]["calibrated"] is True
     assert report["prop"]["value"] == pytest.approx(float(expected.predictions[0, 0]), abs=1e-5)
+
+
+# -- Debye ensembles ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def debye_ensemble_dir(tmp_path_factory) -> Path:
+    """`cloud-crystal train-debye --ensemble 2` on 150 rows of the bundled Cv data (40 test rows), tiny, 2 epochs."""
+    output = tmp_path_factory.mktemp("debye-ensemble") / "cv-ensemble"
+    argv = [
+        "train-debye",
+        "--train", "bundled:cloud-cv[:150]",
+        "--test", "bundled:cloud-cv-test[:40]",
+        "--output-dir", str(output),
+        "--model-size", "tiny",
+        "--num-train-epochs", "2",
+        "--per-device-train-batch-size", "32",
+        "--learning-rate", "1e-3",
+        "--seed", "3",
+        "--ensemble", "2",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    return output
+
+
+def test_debye_ensemble_propagates_each_members_theta_through_the_debye_functions(debye_ensemble_dir):
+    from modeling_cloud.debye_functions import debye_thermodynamics
+
+    config = check_hub_layout(debye_ensemble_dir)
+    assert config["num_ensemble_members"] == 2
+    model = CloudDebyeModel.from_pretrained(debye_ensemble_dir).eval()
+    members = [CloudDebyeModel.from_pretrained(debye_ensemble_dir / f"member-{i}").eval() for i in range(2)]
+    batch = _batch(debye_ensemble_dir)
+    temperatures = torch.tensor([50.0, 300.0, 900.0])
+    n_atoms = torch.tensor([8.0, 8.0, 8.0])
+    with torch.inference_mode():
+        out = model(**batch, n_atoms=n_atoms, temperatures=temperatures)
+        thetas = torch.stack([m(**batch).theta_debye for m in members], dim=1)  # (3, 2)
+    assert torch.allclose(out.member_theta_debye, thetas, rtol=1e-5)
+    assert bool((out.theta_debye_std_raw > 0).all())
+    # The oracle: each member's θ_D through the Debye functions in float64, then mean and population spread.
+    thermo = debye_thermodynamics(
+        thetas.double()[..., None], temperatures.double(), n_atoms.double()[:, None, None]
+    )  # fields of shape (3, 2, 3)
+    k = model.config.uncertainty_factors("heat_capacity")[0]
+    for name in ("heat_capacity", "internal_energy", "entropy", "free_energy"):
+        members_values = getattr(thermo, name)
+        expected_raw = members_values.std(dim=1, correction=0).float()
+        assert torch.allclose(getattr(out, name), members_values.mean(dim=1).float(), rtol=1e-4), name
+        assert torch.allclose(getattr(out, f"{name}_std_raw"), expected_raw, rtol=1e-3, atol=1e-4), name
+        assert torch.allclose(getattr(out, f"{name}_std"), expected_raw * k, rtol=1e-3, atol=1e-3), name
+    assert torch.allclose(out.theta_debye_std, thetas.std(dim=1, correction=0) * k, rtol=1e-4)
+
+
+def test_debye_ensemble_results_keep_every_members_figures_and_the_calibration(debye_ensemble_dir):
+    results = json.loads((debye_ensemble_dir / "ensemble_results.json").read_text())
+    assert [member["seed"] for member in results["members"]] == [3, 4]
+    for member in results["members"]:
+        assert {"eval_mae", "test_mae", "eval_mae_over_mad", "test_mae_over_mad"} <= set(member["metrics"])
+    assert {"eval_mae", "test_mae"} <= set(results["ensemble"])
+    calibration = results["calibration"]
+    assert (
+        calibration == json.loads((debye_ensemble_dir / "config.json").read_text())["uncertainty_calibration"]
+    )
+    assert (
+        calibration["calibration_rows"]["heat_capacity"] == 14
+    )  # 10 % of the 135 rows left after validation
+    test_scores = results["uncertainty"]["test"]["heat_capacity"]
+    assert test_scores["calibrated"]["rows"] == 40
+    for scores in test_scores.values():
+        assert 0.0 <= scores["coverage_1sigma"] <= scores["coverage_2sigma"] <= 1.0
+        assert 0.0 <= scores["miscalibration_area"] <= 0.5
+
+
+def test_debye_ensemble_pipeline_and_predict_report_sigma_per_temperature(debye_ensemble_dir, capsys):
+    from transformers import pipeline
+
+    predictor = pipeline("crystal-property", model=str(debye_ensemble_dir), trust_remote_code=True)
+    result = predictor(CRYSTALS[1], temperatures=[100.0, 300.0])
+    by_name = {prop["name"]: prop for prop in result["properties"]}
+    k, k95 = CloudDebyeModel.from_pretrained(debye_ensemble_dir).config.uncertainty_factors("heat_capacity")
+    assert by_name["theta_debye"]["std"] == pytest.approx(k * by_name["theta_debye"]["std_raw"], rel=1e-5)
+    for name in ("heat_capacity", "internal_energy", "entropy", "free_energy"):
+        prop = by_name[name]
+        assert len(prop["std"]) == len(prop["std_raw"]) == len(prop["interval_95"]) == 2
+        assert prop["calibrated"] is True
+        assert prop["interval_95"] == pytest.approx([k95 * v for v in prop["std_raw"]], rel=1e-5)
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(debye_ensemble_dir),
+                CRYSTALS[1],
+                "--jsonl",
+                "--temperatures",
+                "100",
+                "300",
+            ]
+        )
+        == 0
+    )
+    (row,) = _jsonl(capsys.readouterr().out)
+    assert set(row["std"]) == set(row["std_raw"]) == set(row["interval_95"]) == set(by_name)
+    assert row["std"]["heat_capacity"] == pytest.approx(by_name["heat_capacity"]["std"], rel=1e-5)
+
+
+def test_the_debye_ensemble_folder_stands_alone_as_remote_code(debye_ensemble_dir, tmp_path):
+    import sys
+
+    from isolated import run_without_project
+
+    model = CloudDebyeModel.from_pretrained(debye_ensemble_dir).eval()
+    batch = _batch(debye_ensemble_dir)
+    with torch.inference_mode():
+        expected = model(**batch, temperatures=torch.tensor([300.0]))
+    ids = json.dumps(batch["input_ids"].tolist())
+    code = f"""
+        import sys
+        sys.path.extend(p for p in {[p for p in sys.path if p.endswith("lib-dynload")]!r} if p not in sys.path)
+        import json
+        import torch
+        import transformers
+        torch.set_num_threads(1)
+        folder = {str(debye_ensemble_dir)!r}
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+        ids = torch.tensor(json.loads({ids!r}))
+        with torch.inference_mode():
+            out = model(input_ids=ids, attention_mask=(ids != model.config.pad_token_id).long(),
+                        temperatures=torch.tensor([300.0]))
+        print(json.dumps({{"module": type(model).__module__, "theta_std": out.theta_debye_std.tolist(),
+                          "cv_std": out.heat_capacity_std.tolist()}}))
+    """
+    result = run_without_project(
+        code, cwd=tmp_path, env={"HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_OFFLINE": "1"}
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["module"].startswith("transformers_modules.")
+    assert torch.allclose(torch.tensor(report["theta_std"]), expected.theta_debye_std, rtol=1e-5)
+    assert torch.allclose(torch.tensor(report["cv_std"]), expected.heat_capacity_std, rtol=1e-5)

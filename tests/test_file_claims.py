@@ -57,9 +57,7 @@ def test_a_right_cif_passes_every_check_without_a_note():
     assert _notes(structure) == []
 
 
-def test_boehmite_with_h_in_the_formula_but_on_no_site_is_refused():
-    # AlO(OH), Cmcm, the H of the hydroxyl not located (as COD and AMCSD hydroxides often are).
-    text = """data_boehmite
+BOEHMITE = """data_boehmite
 _chemical_formula_sum 'Al H O2'
 _cell_formula_units_Z 4
 _space_group_name_H-M_alt 'C m c m'
@@ -79,12 +77,30 @@ Al1 0 0.3218 0.25
 O1 0 0.2888 0.75
 O2 0 0.0792 0.25
 """
+
+
+def test_boehmite_with_h_in_the_formula_but_on_no_site_is_refused():
+    # AlO(OH), Cmcm, the H of the hydroxyl not located (as COD and AMCSD hydroxides often are).
+    text = BOEHMITE
     with pytest.raises(
         UnlocatedAtomsError, match=r"boehmite\.cif: .*declares H1 per formula unit.*places no H"
     ):
         load_structure(text, "boehmite.cif")
     # Without the H in the formula, the same sites are a consistent (H-free) file.
     assert load_structure(text.replace("'Al H O2'", "'Al O2'"), "b.cif").composition.reduced_formula == "AlO2"
+
+
+@pytest.mark.parametrize("formula", ["'Al O (O H)'", "'Al [O (O H)]'", "'(Al) O (O H)1'"])
+def test_a_bracketed_formula_sum_is_read_and_its_h_checked(formula):
+    # AMCSD writes formula sums with bracketed groups ('(Fe6.1 Mg.9) Si8 O23.5 (F.5 H1.5)'); the group's contents
+    # count, so the unplaced H of boehmite written 'Al O (O H)' is caught like 'Al H O2'.
+    text = BOEHMITE.replace("'Al H O2'", formula)
+    with pytest.raises(UnlocatedAtomsError, match=r"declares H1 per formula unit.*places no H"):
+        load_structure(text, "boehmite.cif")
+    assert parse_formula(formula.strip("'")) == (
+        {"Al": 1.0, "O": 2.0, "H": 1.0},
+        {"Al": 0.0, "O": 0.0, "H": 0.0},
+    )
 
 
 ICSD_DUM = """data_icsd_boehmite
@@ -358,7 +374,8 @@ def test_formula_parsing():
     assert parse_formula("Al H O2") == ({"Al": 1.0, "H": 1.0, "O": 2.0}, {"Al": 0.0, "H": 0.0, "O": 0.0})
     assert parse_formula("D2 O")[0] == {"H": 2.0, "O": 1.0}
     assert parse_formula("Co0.33 Li1")[1] == {"Co": 0.005, "Li": 0.0}
-    assert parse_formula("(C6 H5)2 O") is None
+    assert parse_formula("(C6 H5)2 O")[0] == {"C": 12.0, "H": 10.0, "O": 1.0}  # a group times its amount
+    assert parse_formula("(C6 H5 O") is None  # unbalanced
 
 
 def test_encode_gives_one_row_per_entry_of_an_optimade_document(tmp_path, capsys):

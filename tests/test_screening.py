@@ -261,6 +261,41 @@ def test_a_crystal_that_kills_its_worker_is_a_row_and_the_run_goes_on(
     _assert_same_rows(rows[:crashed] + rows[crashed + 1 :], expected[:crashed] + expected[crashed + 1 :])
 
 
+def test_a_worker_that_dies_while_later_chunks_wait_to_be_submitted(model_dir, tmp_path, monkeypatch):
+    """A worker dies on the second chunk while the first is still encoding, so the pool is already broken when the
+    next chunk is submitted (before the dead chunk is collected): that chunk waits for the restart, and the run
+    gives one `worker_died` row and the others' values."""
+    from modeling_cloud.screening import Screener
+
+    with gzip.open(
+        FIXTURES / "scope_v1" / "pretrain10k_official_ids.jsonl.gz", "rt", encoding="utf-8"
+    ) as handle:
+        scopes = list(
+            dict.fromkeys(json.loads(line)["scope"] for line, _ in zip(handle, range(40), strict=False))
+        )
+    scopes = scopes[:24]
+    table = tmp_path / "scopes.parquet"
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(24)], "scope": scopes}), table)
+    encode, parent = Screener.encode, os.getpid()
+
+    def slow_first_chunk_crash_on_fourth(self, item):
+        if os.getpid() != parent and isinstance(item, dict):
+            if item.get("scope") == scopes[3]:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if item.get("scope") in scopes[:2]:
+                time.sleep(0.5)
+        return encode(self, item)
+
+    one, two = tmp_path / "one.parquet", tmp_path / "two.parquet"
+    predict_to_file(model_dir, [str(table)], one, chunk_size=2, progress=False)
+    monkeypatch.setattr(Screener, "encode", slow_first_chunk_crash_on_fourth)  # the forked workers inherit it
+    summary = predict_to_file(model_dir, [str(table)], two, chunk_size=2, num_proc=2, progress=False)
+    rows, expected = read_rows(two), read_rows(one)
+    assert summary.rows == 24 and [row["source"] for row in rows] == [f"r{i}" for i in range(24)]
+    assert rows[3]["error_reason"] == "worker_died" and expected[3]["error_reason"] is None
+    _assert_same_rows(rows[:3] + rows[4:], expected[:3] + expected[4:])
+
+
 def test_a_finished_output_is_not_redone_and_another_model_is_refused(
     model_dir, ensemble_dir, tmp_path, capsys
 ):
@@ -277,6 +312,52 @@ def test_a_finished_output_is_not_redone_and_another_model_is_refused(
     assert "written by another run" in capsys.readouterr().err
     with pytest.raises(ValueError, match="must end in"):
         predict_to_file(model_dir, inputs, tmp_path / "out.txt", progress=False)
+
+
+def test_ctrl_c_keeps_the_parts_and_an_unwritable_output_is_a_message(
+    model_dir, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C in the middle of a run: exit 130 with a line that says how to continue (no traceback), and the same
+    command finishes the file; an output that cannot be written, or a parts folder left by another run, is a
+    one-line error (exit 2)."""
+    from modeling_cloud.screening import Screener
+
+    inputs = [str(EXAMPLES / name) for name in ("NaCl.cif", "Si.cif", "MgO.cif", "Cu.cif")]
+    reference = tmp_path / "reference.jsonl"
+    predict_to_file(model_dir, inputs, reference, chunk_size=2, progress=False)
+    rows, calls = Screener.rows, []
+
+    def interrupted_at_the_second_chunk(self, items, encoded):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return rows(self, items, encoded)
+
+    output = tmp_path / "out.jsonl"
+    argv = ["predict", "--model", str(model_dir), *inputs, "--output", str(output), "--chunk-size", "2"]
+    monkeypatch.setattr(Screener, "rows", interrupted_at_the_second_chunk)
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and f"{output}.parts" in err and "Traceback" not in err
+    assert not output.exists() and len(list(Path(f"{output}.parts").glob("part-*.parquet"))) == 1
+    monkeypatch.setattr(Screener, "rows", rows)
+    assert main(argv) == 0
+    assert read_rows(output) == read_rows(reference)
+
+    other = ["predict", "--model", str(model_dir), inputs[0], "--output", str(tmp_path / "other.jsonl")]
+    (tmp_path / "other.jsonl.parts").mkdir()
+    (tmp_path / "other.jsonl.parts" / "run.json").write_text(json.dumps({"command": "embed"}))
+    assert main(other) == 2
+    err = capsys.readouterr().err
+    assert "unfinished parts in" in err and "other.jsonl exists" not in err
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert (
+        main(["predict", "--model", str(model_dir), inputs[0], "--output", str(blocker / "out.parquet")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("cloud-crystal predict: ") and "a-file" in err and "Traceback" not in err
 
 
 # -- resume after SIGKILL ------------------------------------------------------------------------------------------
@@ -429,9 +510,43 @@ def test_a_resume_over_changed_inputs_is_refused(model_dir, mp_table, tmp_path):
                              package_versions())  # fmt: skip
     items = list(iter_inputs([table]))[:4]
     writer.write_part(0, screener.rows(items, screener.encode_chunk(items)))  # a run killed after 4 rows
-    frame.iloc[::-1].to_csv(table, index=False)  # the same file name, other rows
-    with pytest.raises(ResumeMismatchError, match="the inputs changed: position 3"):
+    frame.iloc[::-1].to_csv(table, index=False)  # the same file name, other rows (and the same size)
+    with pytest.raises(ResumeMismatchError, match="inputs_sha256"):
         run_screening(screener, [table], output, chunk_size=4, progress=False)
+
+    # A folder's files are not fingerprinted: a file added before the done rows shifts the names, and is caught.
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for name in ("MgO.cif", "NaCl.cif", "Si.cif", "SrTiO3.cif"):
+        (folder / name).write_text((EXAMPLES / name).read_text())
+    output = tmp_path / "folder.parquet"
+    writer = ScreeningOutput(output, screener.schema, screener.run_fingerprint([folder], None), screener.units,
+                             package_versions())  # fmt: skip
+    items = list(iter_inputs([folder]))[:3]
+    writer.write_part(0, screener.rows(items, screener.encode_chunk(items)))  # a run killed after 3 rows
+    (folder / "Cu.cif").write_text((EXAMPLES / "Cu.cif").read_text())  # sorts first
+    with pytest.raises(ResumeMismatchError, match="the inputs changed: position 2"):
+        run_screening(screener, [folder], output, chunk_size=4, progress=False)
+
+
+def test_a_table_rewritten_in_place_is_not_taken_for_its_finished_output(model_dir, mp_table, tmp_path):
+    """The next round of candidates written to the same file name: the finished output of the last round is not
+    reported as complete, whatever the file's timestamps say."""
+    table = tmp_path / "candidates.parquet"
+    columns = ["material_id", "structure"]
+    pq.write_table(mp_table.select(range(4)).data.table.select(columns), table)
+    output = tmp_path / "out.parquet"
+    assert predict_to_file(model_dir, [table], output, progress=False).rows == 4
+    assert predict_to_file(model_dir, [table], output, progress=False).already_complete
+    stat = table.stat()
+    pq.write_table(mp_table.select(range(4, 8)).data.table.select(columns), table)
+    os.utime(table, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # a rewrite within the timestamps' granularity
+    with pytest.raises(ResumeMismatchError, match="inputs_sha256"):
+        predict_to_file(model_dir, [table], output, progress=False)
+    fresh = predict_to_file(model_dir, [table], tmp_path / "fresh.parquet", progress=False)
+    assert fresh.rows == 4 and [row["source"] for row in read_rows(fresh.output)] == [
+        mp_table[i]["material_id"] for i in range(4, 8)
+    ]
 
 
 @pytest.mark.parametrize("suffix", ["parquet", "csv"])
@@ -639,3 +754,123 @@ def test_similar_names_the_extra_when_faiss_is_missing(index_file, monkeypatch, 
     monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
     assert main(["similar", "--index", str(index_file), "--row", "x"]) == 2
     assert "pip install 'cloud-crystal[faiss]'" in capsys.readouterr().err
+
+
+def test_an_index_made_from_a_relative_model_folder_is_searched_from_anywhere(
+    model_dir, tmp_path, monkeypatch, capsys
+):
+    """`embed --model ./folder` records the folder's absolute path, so `similar` finds the model from another
+    working directory (a relative name would be looked up on the Hub); a model folder that is gone, and an index
+    that is not Parquet, are one-line errors."""
+    pytest.importorskip("faiss")
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(model_dir, work / "model")
+    monkeypatch.chdir(work)
+    crystals = [str(EXAMPLES / name) for name in ("NaCl.cif", "Si.cif", "MgO.cif")]
+    assert main(["embed", "--model", "model", *crystals, "--output", "emb.parquet"]) == 0
+    assert main(["embed", "--model", "model", *crystals, "--output", "emb.csv"]) == 0
+    assert read_metadata(work / "emb.parquet")["model"] == str((work / "model").resolve())
+    capsys.readouterr()
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["similar", "--index", "work/emb.parquet", crystals[1], "-k", "1", "--jsonl"]) == 0
+    (found,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert found["source"] == crystals[1] and found["distance"] == pytest.approx(0.0, abs=1e-6)
+
+    assert main(["similar", "--index", "work/emb.csv", "--row", crystals[1]]) == 2
+    assert "an index is a Parquet file" in capsys.readouterr().err
+    shutil.rmtree(work / "model")
+    assert main(["similar", "--index", "work/emb.parquet", crystals[1]]) == 2
+    assert "not there any more: give --model" in capsys.readouterr().err
+    assert (
+        main(["similar", "--index", "work/emb.parquet", crystals[1], "--model", str(model_dir), "-k", "1"])
+        == 0
+    )
+
+
+def test_a_resume_keeps_the_grouping_it_started_with(model_dir, tmp_path, monkeypatch, caplog):
+    """Resumed with another --chunk-size / --batch-size, a run keeps the ones its parts were written with (other
+    batch shapes move float32 values by rounding), so the file equals the uninterrupted run's exactly."""
+    from modeling_cloud.screening import Screener
+
+    with gzip.open(
+        FIXTURES / "scope_v1" / "pretrain10k_official_ids.jsonl.gz", "rt", encoding="utf-8"
+    ) as handle:
+        scopes = [json.loads(line)["scope"] for line, _ in zip(handle, range(120), strict=False)]
+    table = tmp_path / "scopes.parquet"
+    pq.write_table(pa.table({"id": [f"r{i}" for i in range(len(scopes))], "scope": scopes}), table)
+    reference = tmp_path / "reference.parquet"
+    predict_to_file(model_dir, [table], reference, chunk_size=40, batch_size=16, progress=False)
+    rows, calls = Screener.rows, []
+
+    def interrupted_at_the_second_chunk(self, items, encoded):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return rows(self, items, encoded)
+
+    output = tmp_path / "resumed.parquet"
+    monkeypatch.setattr(Screener, "rows", interrupted_at_the_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        predict_to_file(model_dir, [table], output, chunk_size=40, batch_size=16, progress=False)
+    monkeypatch.setattr(Screener, "rows", rows)
+    with caplog.at_level("WARNING", logger="modeling_cloud.screening.runner"):
+        summary = predict_to_file(model_dir, [table], output, chunk_size=1, batch_size=1, progress=False)
+    assert summary.computed == 80 and "continuing with --chunk-size 40 --batch-size 16" in caplog.text
+    assert read_rows(output) == read_rows(reference)  # bit for bit
+
+
+@pytest.mark.parametrize("task", ["predict", "embed"])
+def test_batch_size_1_gives_the_batched_rows(task, model_dir, small_inputs, tmp_path):
+    """`--batch-size 1` (each crystal its own forward pass) gives the rows of batched passes, within float32
+    rounding; transformers does not unroll batches of one, which once reached `postprocess` as lists."""
+    run = predict_to_file if task == "predict" else embed_to_file
+    one, batched = tmp_path / "one.parquet", tmp_path / "batched.parquet"
+    run(model_dir, small_inputs, batched, chunk_size=16, batch_size=32, progress=False)
+    summary = run(model_dir, small_inputs, one, chunk_size=16, batch_size=1, progress=False)
+    assert summary.rows == len(read_rows(batched)) and summary.failed == 3
+    _assert_same_rows(read_rows(one), read_rows(batched), tolerance=1e-5)  # other padding, other rounding
+
+
+def test_a_second_run_on_the_same_output_is_refused_while_the_first_writes(model_dir, tmp_path, capsys):
+    """Two runs of one command at once (a job started twice, a requeued job whose first copy still runs): the
+    second is refused with a message instead of racing the first's merge; after the first ends (killed or not), the
+    command resumes."""
+    pytest.importorskip("fcntl")
+    output = tmp_path / "out.parquet"
+    inputs = [str(EXAMPLES / name) for name in ("NaCl.cif", "Si.cif")]
+    argv = ["predict", "--model", str(model_dir), *inputs, "--output", str(output)]
+    parts = tmp_path / "out.parquet.parts"
+    parts.mkdir()
+    holder = subprocess.Popen(  # another process holding the run's lock, as a running `predict` does
+        [sys.executable, "-c", "import fcntl, sys; h = open(sys.argv[1], 'ab'); fcntl.lockf(h, fcntl.LOCK_EX); "
+         "print('locked', flush=True); sys.stdin.read()", str(parts / "lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(argv) == 2
+        assert "another run is writing" in capsys.readouterr().err and not output.exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert main(argv) == 0 and len(read_rows(output)) == 2 and not parts.exists()
+
+
+def test_an_output_written_into_the_folder_it_screens_is_not_an_input(model_dir, tmp_path):
+    """`predict candidates/ --output candidates/out.parquet`: the run's own parts, and the outputs (with their
+    `.meta.json`) that earlier runs left in the folder, are results, not crystals; a plain table there still is."""
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    for name in ("NaCl.cif", "Si.cif", "MgO.cif"):
+        (folder / name).write_text((EXAMPLES / name).read_text())
+    expected = [str(folder / name) for name in ("MgO.cif", "NaCl.cif", "Si.cif")]
+    for output in ("out.parquet", "out.csv", "out.jsonl"):  # each run sees the others' finished outputs
+        summary = predict_to_file(model_dir, [folder], folder / output, chunk_size=1, progress=False)
+        assert summary.rows == 3 and [row["source"] for row in read_rows(folder / output)] == expected
+    pq.write_table(
+        pa.table({"scope": [read_rows(folder / "out.parquet")[0]["scope"]]}), folder / "more.parquet"
+    )
+    assert [item.source for item in iter_inputs([folder])] == [*expected, f"{folder / 'more.parquet'}#0"]

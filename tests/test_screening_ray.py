@@ -179,6 +179,7 @@ def test_ray_job_writes_the_single_process_file_and_resumes_it(tmp_path):
     partial = ScreeningOutput(resumed, schema, found["run"], found["columns"], found["versions"])
     partial.write_part(0, pa.Table.from_pylist(expected[:16], schema=schema))
     partial.write_part(24, pa.Table.from_pylist(expected[24:32], schema=schema))
+    partial.close()  # as a killed run: its lock is gone
 
     # A whole run on Ray, then the resumed one, on one local Ray.
     whole = tmp_path / "ray.parquet"

@@ -110,7 +110,10 @@ SU_BAND = 3.0
 _AMU_G_PER_CM3 = 1.66053906660
 
 _MEASURED = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(?:\((\d+)\))?\s*$")
-_FORMULA_TOKEN = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)")
+#: One element with its amount, or ``<k>``: the k-th bracketed group already parsed (:func:`parse_formula`).
+_FORMULA_PART = re.compile(r"([A-Z][a-z]?)(\d*\.?\d*)|<(\d+)>")
+#: An innermost bracketed group and the amount written after it.
+_FORMULA_GROUP = re.compile(r"\(([^()]*)\)(\d*\.?\d*)")
 
 
 @dataclass(frozen=True)
@@ -247,33 +250,74 @@ class FileClaims:
 
 
 def parse_formula(text: Any) -> tuple[dict[str, float], dict[str, float]] | None:
-    """``'Al H O2'`` or ``'CaH2O2'`` -> ``({'Al': 1, 'H': 1, 'O': 2}, {element: resolution})``; None when the text is
-    not a formula of element symbols and amounts (moieties in brackets, charges, '?').
+    """``'Al H O2'``, ``'CaH2O2'`` or ``'Mg3 Si4 O10 (O H)2'`` -> ``({element: amount}, {element: resolution})``;
+    None when the text is not a formula of element symbols and amounts (charges, '?', moieties joined by commas).
 
-    An amount written with decimals has the resolution of half a unit of its last decimal; an integer (or none,
-    read as 1) is exact. Deuterium and tritium count as hydrogen, as the CIF reader reads them.
+    A group in round or square brackets (AMCSD writes ``'(Fe6.1 Mg.9) Si8 O23.5 (F.5 H1.5)'``) counts its contents
+    times the amount written after it (1 when none). An amount written with decimals has the resolution of half a
+    unit of its last decimal; an integer (or none, read as 1) is exact; a group's amount multiplies both. Deuterium
+    and tritium count as hydrogen, as the CIF reader reads them.
     """
     if not isinstance(text, str):
         return None
-    compact = text.replace(" ", "")
-    if not compact or _FORMULA_TOKEN.sub("", compact):
+    compact = text.replace(" ", "").replace("[", "(").replace("]", ")")
+    if not compact:
         return None
     from pymatgen.core import Element
 
+    # Innermost groups first: each is replaced by a placeholder naming its already-parsed contents.
+    groups: list[tuple[dict[str, float], dict[str, float]]] = []
+    while "(" in compact:
+        match = _FORMULA_GROUP.search(compact)
+        if match is None:
+            return None  # unbalanced brackets
+        inner = _parse_flat(match.group(1), groups, Element)
+        if inner is None:
+            return None
+        factor, half_unit = _amount(match.group(2))
+        amounts = {element: factor * value for element, value in inner[0].items()}
+        resolution = {
+            element: factor * inner[1][element] + half_unit * inner[0][element] for element in inner[0]
+        }
+        groups.append((amounts, resolution))
+        compact = compact[: match.start()] + f"<{len(groups) - 1}>" + compact[match.end() :]
+    if ")" in compact:
+        return None
+    parsed = _parse_flat(compact, groups, Element)
+    return parsed if parsed and parsed[0] else None
+
+
+def _amount(number: str) -> tuple[float, float]:
+    """``(value, half a unit of its last decimal)`` of an amount as written; ``''`` is exactly 1."""
+    if number in ("", "."):
+        return 1.0, 0.0
+    half_unit = 0.5 * 10.0 ** -len(number.split(".", 1)[1]) if "." in number else 0.0
+    return float(number), half_unit
+
+
+def _parse_flat(
+    text: str, groups: list[tuple[dict[str, float], dict[str, float]]], element_class: Any
+) -> tuple[dict[str, float], dict[str, float]] | None:
+    """Element symbols with amounts and ``<k>`` placeholders of parsed groups, summed; None when anything else is
+    written."""
+    if _FORMULA_PART.sub("", text):
+        return None
     amounts: dict[str, float] = {}
     resolution: dict[str, float] = {}
-    for symbol, number in _FORMULA_TOKEN.findall(compact):
-        element = "H" if symbol in ("D", "T") else symbol
-        if not Element.is_valid_symbol(element):
-            return None
-        if number in ("", "."):
-            value, half_unit = 1.0, 0.0
+    for symbol, number, group in _FORMULA_PART.findall(text):
+        if group:
+            parts = list(groups[int(group)][0].items())
+            halves = groups[int(group)][1]
         else:
-            value = float(number)
-            half_unit = 0.5 * 10.0 ** -len(number.split(".", 1)[1]) if "." in number else 0.0
-        amounts[element] = amounts.get(element, 0.0) + value
-        resolution[element] = resolution.get(element, 0.0) + half_unit
-    return (amounts, resolution) if amounts else None
+            element = "H" if symbol in ("D", "T") else symbol
+            if not element_class.is_valid_symbol(element):
+                return None
+            value, half_unit = _amount(number)
+            parts, halves = [(element, value)], {element: half_unit}
+        for element, value in parts:
+            amounts[element] = amounts.get(element, 0.0) + value
+            resolution[element] = resolution.get(element, 0.0) + halves[element]
+    return amounts, resolution
 
 
 def attach_claims(structure: Any, claims: FileClaims) -> Any:

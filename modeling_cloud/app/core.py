@@ -145,6 +145,9 @@ class CrystalApp:
         if not path:
             return {"failure": failure("upload", NO_INPUT, "no file was uploaded")}
         path = Path(path)
+        if not path.is_file():  # a chooser's second look at an upload that Gradio's cache has deleted since
+            message = f"the uploaded file {source or path.name} is no longer on the server; upload it again"
+            return {"failure": failure(source or path.name, NO_INPUT, message)}
         too_large = check_size(source or path.name, path.stat().st_size)
         if too_large:
             return {"failure": too_large}

@@ -29,14 +29,16 @@ MAX_ATOMS = 500
 TIME_LIMIT_S = 60.0
 
 #: Reason codes of the app's own refusals (the readers' and the pipeline's codes are passed through unchanged).
-FILE_TOO_LARGE, TOO_MANY_ATOMS, TIME_LIMIT, NO_INPUT = (
+FILE_TOO_LARGE, TOO_MANY_ATOMS, TIME_LIMIT, NO_INPUT, READER_ERROR = (
     "file_too_large",
     "too_many_atoms",
     "time_limit",
     "no_input",
+    "reader_error",
 )
 
-_EXTXYZ_START = re.compile(r"^\s*\d+\s*\n[^\n]*Lattice\s*=", re.IGNORECASE)
+#: Extended XYZ: an atom count, then a comment line of key=value pairs (`Lattice=`, `Properties=`, `pbc=`).
+_EXTXYZ_START = re.compile(r"^\s*\d+\s*\n[^\n]*\b(Lattice|Properties|pbc)\s*=", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,13 @@ def read_and_encode(request: dict[str, Any]) -> dict[str, Any]:
 
 def _work(request: dict[str, Any], connection) -> None:
     try:
-        connection.send(read_and_encode(request))
+        answer = read_and_encode(request)
+    except Exception as error:  # noqa: BLE001  (the worker's boundary: the page gets the record, not "exit code 1")
+        message = f"the reader failed on this input ({type(error).__name__}: {error})"
+        answer = {"crystals": [], "choice": None,
+                  "failure": failure(request["source"], READER_ERROR, message, type(error).__name__)}  # fmt: skip
+    try:
+        connection.send(answer)
     finally:
         connection.close()
 

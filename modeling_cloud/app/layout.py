@@ -14,6 +14,7 @@ unknown: the first. Bad input is answered in the page (the failure record in pla
 
 from __future__ import annotations
 
+import logging
 import os
 
 # Before Gradio is imported: no usage analytics, no version check against pypi.org, no telemetry.
@@ -22,8 +23,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from .core import T_RANGE_DEFAULT, CrystalApp  # noqa: E402
-from .crystal_reading import MAX_ATOMS, MAX_UPLOAD_BYTES  # noqa: E402
+from .core import T_RANGE_DEFAULT, T_RANGE_SUPPORTED, CrystalApp  # noqa: E402
+from .crystal_reading import MAX_ATOMS, MAX_UPLOAD_BYTES, failure  # noqa: E402
+
+logger = logging.getLogger("cloud_crystal.app")
+#: Reason of a failure that no reader or check foresaw (caught at the page's boundary, logged with its traceback).
+INTERNAL_ERROR = "internal_error"
 
 UPLOAD_LABEL = "Structure file: CIF, mcif, POSCAR/CONTCAR, extxyz, pymatgen JSON or an OPTIMADE record"
 PREDICTION_HEADERS = ["model", "property", "value", "ensemble std", "unit"]
@@ -46,8 +51,24 @@ def _intro(app: CrystalApp) -> str:
 def build_blocks(app: CrystalApp) -> gr.Blocks:
     """The page for `app` (not launched)."""
 
-    def answer(request: dict, previous: dict | None, t_min, t_max):
-        page = app.analyse(request, t_min, t_max)
+    def answer(make_request, previous: dict | None, t_min, t_max):
+        """The outputs for one request; `make_request()` builds it (from an upload, a text or an example)."""
+        request: dict = {}
+        try:
+            request = make_request()
+            return render(app.analyse(request, t_min, t_max), request, previous)
+        except Exception as error:  # noqa: BLE001  (the page's boundary: an error no reader foresaw still gets a record)
+            logger.exception("the request on %s failed", request.get("source"))
+            source = request.get("source") or "input"
+            message = (
+                f"the app failed on this input ({type(error).__name__}: {error}); the error is logged on the "
+                "server, and the page keeps serving"
+            )
+            page = {"source": source, "crystals": [], "choice": None,
+                    "failure": failure(source, INTERNAL_ERROR, message, type(error).__name__)}  # fmt: skip
+            return render(page, {"failure": page["failure"]}, previous)
+
+    def render(page: dict, request: dict, previous: dict | None):
         crystals = page.get("crystals") or []
         choice = gr.update(
             choices=crystals, value=page.get("choice"), visible=len(crystals) > 1, interactive=True
@@ -78,13 +99,13 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
 
     def predict_file(file, choice, t_min, t_max, previous=None):
         name = os.path.basename(file) if file else None
-        return answer(app.request_file(file, choice or None, source=name), previous, t_min, t_max)
+        return answer(lambda: app.request_file(file, choice or None, source=name), previous, t_min, t_max)
 
     def predict_text(text, choice, t_min, t_max, previous=None):
-        return answer(app.request_text(text, choice or None), previous, t_min, t_max)
+        return answer(lambda: app.request_text(text, choice or None), previous, t_min, t_max)
 
     def predict_example(name, choice, t_min, t_max, previous=None):
-        return answer(app.request_example(name, choice or None), previous, t_min, t_max)
+        return answer(lambda: app.request_example(name, choice or None), previous, t_min, t_max)
 
     def choose(choice, t_min, t_max, previous):
         """Another crystal of the last input (kept per session in a `gr.State`)."""
@@ -92,9 +113,9 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
             return predict_text("", choice, t_min, t_max, previous)
         if previous.get("path"):
             return answer(
-                app.request_file(previous["path"], choice, previous["source"]), previous, t_min, t_max
+                lambda: app.request_file(previous["path"], choice, previous["source"]), previous, t_min, t_max
             )
-        return answer(app.request_text(previous["text"], choice), previous, t_min, t_max)
+        return answer(lambda: app.request_text(previous["text"], choice), previous, t_min, t_max)
 
     with gr.Blocks(
         title="CLOUD crystal properties", analytics_enabled=False, delete_cache=(3600, 3600)
@@ -114,8 +135,11 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
                     label="Crystal in the input", choices=[], visible=False, allow_custom_value=True
                 )
                 with gr.Row():
-                    t_min = gr.Number(T_RANGE_DEFAULT[0], label="T min (K)", minimum=1, maximum=5000)
-                    t_max = gr.Number(T_RANGE_DEFAULT[1], label="T max (K)", minimum=1, maximum=5000)
+                    # No `minimum`/`maximum`: Gradio would refuse a value out of range with a bare error toast
+                    # and leave the last crystal on the page; the app answers with its failure record instead.
+                    low, high = T_RANGE_SUPPORTED
+                    t_min = gr.Number(T_RANGE_DEFAULT[0], label="T min (K)", info=f"{low:g} to {high:g} K")
+                    t_max = gr.Number(T_RANGE_DEFAULT[1], label="T max (K)", info="for the Debye curves")
                 gr.Markdown("**Examples** (one click):")
                 example_buttons = []
                 with gr.Row():
@@ -130,13 +154,15 @@ def build_blocks(app: CrystalApp) -> gr.Blocks:
                     headers=ORBIT_HEADERS, label="Orbits", interactive=False, elem_id="orbits"
                 )
                 notes = gr.Markdown(elem_id="notes")
-                predictions = gr.Dataframe(
-                    headers=PREDICTION_HEADERS,
-                    label="Predictions",
-                    interactive=False,
-                    elem_id="predictions",
-                    column_widths=["20%", "34%", "16%", "14%", "16%"],
-                )
+        # Full width: five columns (a unit such as J/(K·mol-fu), the ensemble's std) do not fit beside the inputs.
+        predictions = gr.Dataframe(
+            headers=PREDICTION_HEADERS,
+            label="Predictions",
+            interactive=False,
+            elem_id="predictions",
+            column_widths=["18%", "30%", "16%", "14%", "22%"],
+            wrap=True,
+        )
         with gr.Row():
             debye_plot = gr.Plot(label="Debye model: Cv, U, S, F against T", elem_id="debye-plot")
             structure_view = gr.Model3D(

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..screening.runner import pooled_embedding  # one definition of the crystal embedding (screening, app)
 from .crystal_reading import EncodingSettings
 
 logger = logging.getLogger("cloud_crystal.app")
@@ -51,15 +52,6 @@ def default_cache_dir() -> Path:
     from huggingface_hub import constants
 
     return Path(constants.HF_HOME) / "cloud-crystal"
-
-
-def pooled_embedding(result: dict[str, Any]) -> np.ndarray | None:
-    """The crystal's embedding from a pipeline result: `(hidden_size,)`, members averaged for an ensemble."""
-    embedding = result.get("embedding")
-    if embedding is None:
-        return None
-    array = np.asarray(embedding, dtype=np.float32)
-    return array.mean(axis=0) if array.ndim == 2 else array
 
 
 def _checkpoint_folder(name_or_path: str) -> Path | None:

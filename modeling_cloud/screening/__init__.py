@@ -22,6 +22,7 @@ _EXPORTS = {
     "InputItem": ".inputs",
     "count_inputs": ".inputs",
     "iter_inputs": ".inputs",
+    "OutputBusyError": ".writers",
     "ResumeMismatchError": ".writers",
     "ScreeningOutput": ".writers",
     "output_format": ".writers",

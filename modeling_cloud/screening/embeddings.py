@@ -97,7 +97,7 @@ class EmbeddingIndex:
 
     Raises:
         MissingExtraError: faiss is not installed.
-        ValueError: the file has no `embedding` column, or no row with one.
+        ValueError: the file is not Parquet, has no `embedding` column, or no row with one.
     """
 
     def __init__(self, path: str | Path):
@@ -107,6 +107,11 @@ class EmbeddingIndex:
 
         faiss = require_faiss()
         self.path = Path(path)
+        if self.path.suffix.lower() != ".parquet":
+            raise ValueError(
+                f"{self.path}: an index is a Parquet file; write it with `cloud-crystal embed ... --output "
+                f"{self.path.with_suffix('.parquet').name}`"
+            )
         self.metadata = read_metadata(self.path) or {}
         names = pq.read_schema(self.path).names
         wanted = [name for name in ("source", "formula", "space_group", "embedding") if name in names]
@@ -216,6 +221,8 @@ def embed_queries(
     name = model or index.model
     if not name:
         raise ValueError(f"{index.path} does not record its model: give --model")
+    if model is None and Path(name).is_absolute() and not Path(name).is_dir():
+        raise ValueError(f"{index.path} was made with {name}, which is not there any more: give --model")
     pipeline = load_property_pipeline(name, trust_remote_code=trust_remote_code)
     warning = None
     if index.model_sha256 and model_sha256(pipeline.model) != index.model_sha256:

@@ -6,8 +6,9 @@
 number of inputs. Accepted:
 
 - **folders**, searched recursively (files sorted by path): every file below that `cloud-crystal encode` reads, plus
-  CSV/Parquet tables and compressed dumps. A folder that `cloud-crystal corpus` wrote (`train-XXXXX-of-YYYYY.parquet`
-  shards beside `failures.jsonl` and a card) is read as its shards only;
+  CSV/Parquet tables and compressed dumps, but not screening outputs (files with the run metadata, or beside their
+  `.meta.json`) or their `.parts` folders. A folder that `cloud-crystal corpus` wrote
+  (`train-XXXXX-of-YYYYY.parquet` shards beside `failures.jsonl` and a card) is read as its shards only;
 - **tables**: Parquet (read in record batches), CSV (read in chunks), JSON Lines (read line by line), with a
   `structure`, `cif`, `poscar` or `scope` column (the reader of `tokenization.structure_files`);
 - **dumps**: Materials Project / Alexandria / OPTIMADE JSON (a list, `{"entries": [...]}`, `{"data": [...]}`) and
@@ -53,6 +54,10 @@ _DUMP_ID_KEYS = (*ID_COLUMNS, "entry_id", "mat_id")
 _INPUT_COLUMNS = ("structure", "cif", "poscar", "scope", "n_atoms", "formula")
 _COMPRESSED = (".gz", ".bz2", ".xz")
 _CORPUS_SHARD = "train-*-of-*.parquet"
+#: How a screening output is recognised (`writers.METADATA_KEY`, `writers.parts_folder`, `writers.meta_path`).
+_OUTPUT_METADATA_KEY = b"cloud_crystal"
+_PARTS_SUFFIX = ".parts"
+_META_SUFFIX = ".meta.json"
 #: Rows per record batch read from Parquet and CSV tables.
 TABLE_BATCH_ROWS = 1024
 
@@ -240,19 +245,41 @@ def _walk_sorted(folder: Path) -> Iterator[Path]:
         if entry.name.startswith("."):
             continue  # hidden files and folders (.git, editors' files)
         if entry.is_dir():
+            if entry.name.endswith(_PARTS_SUFFIX) and os.path.isfile(os.path.join(entry.path, "run.json")):
+                continue  # the unfinished parts of a screening output (perhaps this run's own)
             yield from _walk_sorted(Path(entry.path))
         elif entry.is_file():
             yield Path(entry.path)
 
 
+def _is_screening_output(path: Path) -> bool:
+    """Whether `path` is what `predict --output` / `embed` wrote: a Parquet file with the run metadata, a CSV or
+    JSON Lines file with its `.meta.json`, or that `.meta.json` itself. Such files in an input folder (the output
+    written into the folder it screens, say) are results, not crystals."""
+    import pyarrow.parquet as pq
+
+    name = path.name
+    if name.endswith(_META_SUFFIX):
+        return path.with_name(name.removesuffix(_META_SUFFIX)).is_file()
+    if path.suffix.lower() in (".csv", ".jsonl"):
+        return path.with_name(name + _META_SUFFIX).is_file()
+    if path.suffix.lower() == ".parquet":
+        try:
+            return _OUTPUT_METADATA_KEY in (pq.read_schema(path).metadata or {})
+        except (OSError, ValueError):
+            return False  # unreadable: read as an input, which reports it
+    return False
+
+
 def _folder_files(folder: Path) -> Iterator[Path]:
     """The input files of a folder, searched recursively in path order; a `cloud-crystal corpus` output folder gives
-    its shards only (not `failures.jsonl` or the card)."""
+    its shards only (not `failures.jsonl` or the card). Screening outputs and their unfinished parts are left out
+    ([`_is_screening_output`])."""
     shards = sorted(folder.glob(_CORPUS_SHARD))
     if shards:
         yield from shards
         return
-    yield from (path for path in _walk_sorted(folder) if _wanted(path))
+    yield from (path for path in _walk_sorted(folder) if _wanted(path) and not _is_screening_output(path))
 
 
 def _hub_rows(spec: str, id_column: str | None, skip: int) -> Iterator[tuple[str, Any]]:

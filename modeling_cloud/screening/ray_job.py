@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .inputs import InputItem, iter_inputs
-from .runner import DEFAULT_CHUNK_SIZE, Screener, ScreeningSummary, package_versions
+from .runner import DEFAULT_CHUNK_SIZE, Screener, ScreeningSummary, model_reference, package_versions
 from .writers import ResumeMismatchError, ScreeningOutput
 
 __all__ = ["RAY_EXTRA", "ModelSpec", "require_ray", "run_screening_ray", "screen_with_ray"]
@@ -243,6 +243,7 @@ def run_screening_ray(
             item for item in iter_inputs(inputs, id_column, skip=position) if item.position == position
         )
         if found.source != source:
+            writer.close()
             raise ResumeMismatchError(
                 writer.path,
                 [f"the inputs changed: position {position} is now {found.source!r}, was {source!r}"],
@@ -305,6 +306,9 @@ def run_screening_ray(
                 writer.write_part(int(row["start"]), table)
                 computed += table.num_rows
                 bar.update(table.num_rows)
+    except BaseException:
+        writer.close()  # the parts stay for the next run; the lock goes now
+        raise
     finally:
         bar.close()
         if started_here:
@@ -356,7 +360,8 @@ def screen_with_ray(
     if isinstance(model, (str, Path)):
         from ..cli import load_property_pipeline
 
-        pipeline, name = load_property_pipeline(str(model), trust_remote_code=trust_remote_code), str(model)
+        model = model_reference(model)  # a local folder by its absolute path, for workers in other folders
+        pipeline, name = load_property_pipeline(model, trust_remote_code=trust_remote_code), model
     else:
         pipeline, name = model, None
     screener = Screener(pipeline, task=task, batch_size=batch_size, model_name=name, **options)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import logging
 import multiprocessing
 import os
 import re
@@ -61,12 +62,15 @@ __all__ = [
     "Screener",
     "ScreeningSummary",
     "embed_to_file",
+    "model_reference",
     "package_versions",
     "pooled_embedding",
     "predict_to_file",
     "run_screening",
     "space_group_from_scope",
 ]
+
+logger = logging.getLogger(__name__)
 
 TASKS = ("predict", "embed")
 #: Crystals per chunk (one encode task, one part of the output) unless the caller says otherwise.
@@ -127,6 +131,44 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+#: Bytes read from each end of an input file for its content digest.
+_DIGEST_SPAN = 1 << 20
+
+
+def inputs_digest(inputs: Sequence[str | Path]) -> str | None:
+    """sha256 over each input given as a file (not folders or Hub datasets): its path as given, size, modification
+    time (ns) and its first and last MiB. Part of the resume fingerprint, so that a table rewritten in place (the
+    next round of a generative model's candidates, say) is neither resumed into nor taken for the finished output
+    of its previous content; the first and last MiB catch a rewrite within the file system's timestamp granularity.
+    `None` when no input is a file. Cost: one `stat` and at most 2 MiB read per input file."""
+    digest, files = hashlib.sha256(), 0
+    for raw in inputs:
+        path = Path(raw)
+        if not path.is_file():
+            continue
+        files += 1
+        stat = path.stat()
+        digest.update(f"{raw}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        try:
+            with open(path, "rb") as handle:
+                digest.update(handle.read(_DIGEST_SPAN))
+                if stat.st_size > 2 * _DIGEST_SPAN:
+                    handle.seek(-_DIGEST_SPAN, os.SEEK_END)
+                    digest.update(handle.read(_DIGEST_SPAN))
+                else:
+                    digest.update(handle.read())
+        except OSError as error:  # unreadable: its rows are failure rows, and the reason is part of the run
+            digest.update(type(error).__name__.encode())
+    return digest.hexdigest() if files else None
+
+
+def model_reference(model: str | Path) -> str:
+    """How the output metadata names a model: a local checkpoint folder as its absolute path (so that `similar`
+    finds the index's model from any working directory, and Ray workers from theirs), a Hub id as given."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.is_dir() else str(model)
 
 
 def model_sha256(model) -> str:
@@ -235,12 +277,14 @@ class Screener:
 
     def run_fingerprint(self, inputs: Sequence[str | Path], id_column: str | None) -> dict:
         """What makes two runs the same run (a resumed output must match it): task, model weights, inputs as
-        given, id column and the options that change values."""
+        given (and the content of each input file, [`inputs_digest`]), id column and the
+        options that change values."""
         options = {key: value for key, value in self.call_options.items() if key not in ("errors",)}
         return {
             "command": self.task,
             "model_sha256": model_sha256(self.pipeline.model),
             "inputs": [str(raw) for raw in inputs],
+            "inputs_sha256": inputs_digest(inputs),
             "id_column": id_column,
             "options": options,
         }
@@ -453,7 +497,17 @@ class _EncodingPool:
         )
 
     def submit(self, chunk: list[InputItem]):
-        return self.executor.submit(_worker_encode, chunk)
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.executor.submit(_worker_encode, chunk)
+        except BrokenProcessPool as error:
+            # A worker died since the last submit: this chunk waits, failed, for `result` to restart the pool in
+            # input order (the executor refuses new work once broken).
+            failed = Future()
+            failed.set_exception(error)
+            return failed
 
     def result(self, chunk: list[InputItem], future, in_flight: collections.deque) -> list:
         from concurrent.futures.process import BrokenProcessPool
@@ -463,8 +517,10 @@ class _EncodingPool:
         except BrokenProcessPool:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor = self._start()
-            for index, (waiting, _) in enumerate(in_flight):
-                in_flight[index] = (waiting, self.submit(waiting))
+            # Resubmit what the dead pool did not finish; finished chunks keep their features.
+            for index, (waiting, pending) in enumerate(in_flight):
+                if not pending.done() or pending.exception() is not None:
+                    in_flight[index] = (waiting, self.submit(waiting))
             return _encode_isolated(self.screener, chunk)
 
     def close(self) -> None:
@@ -524,7 +580,8 @@ def run_screening(
         id_column: the table column that names rows (default `id`, else `material_id`).
         num_proc: encoding processes; 1 encodes in this process, N > 1 in N forked workers while this process runs
             the model.
-        chunk_size: crystals per chunk (one part of the output, one encode task).
+        chunk_size: crystals per chunk (one part of the output, one encode task). A resumed run keeps the chunk
+            size and the screener's batch size that the run started with (a warning says so when they differ).
         progress: show a progress bar on stderr.
 
     Returns:
@@ -540,13 +597,22 @@ def run_screening(
         raise ValueError("num_proc and chunk_size must be positive")
     start_time = time.perf_counter()
     inputs = list(inputs)
+    asked = {"chunk_size": chunk_size, "batch_size": screener.batch_size}
     writer = ScreeningOutput(
         output,
         screener.schema,
         screener.run_fingerprint(inputs, id_column),
         screener.units,
         package_versions(),
+        batching=asked,
     )
+    if writer.batching and writer.batching != asked and not writer.complete:
+        # Resume with the grouping the parts were written with: the file then equals an uninterrupted run's.
+        chunk_size, screener.batch_size = writer.batching["chunk_size"], writer.batching["batch_size"]
+        logger.warning(
+            "%s: continuing with --chunk-size %d --batch-size %d, as the run started (asked: %d, %d)",
+            output, chunk_size, screener.batch_size, asked["chunk_size"], asked["batch_size"],
+        )  # fmt: skip
     if writer.complete:
         rows, failed = writer.metadata.get("rows", 0), writer.metadata.get("failed", 0)
         return ScreeningSummary(str(output), rows, failed, 0, time.perf_counter() - start_time, True)
@@ -589,6 +655,9 @@ def run_screening(
             while in_flight:
                 chunk, pending = in_flight.popleft()
                 finish(chunk, pool.result(chunk, pending, in_flight))
+    except BaseException:
+        writer.close()  # the lock goes now, not when the writer is collected (a traceback keeps it alive)
+        raise
     finally:
         _WORKER_SCREENER = None
         if pool is not None:
@@ -635,7 +704,7 @@ def _screen(
 
         from ..loading import load_property_pipeline
 
-        name = str(model)
+        name = model_reference(model)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         pipeline = load_property_pipeline(name, trust_remote_code=trust_remote_code, device=device)
     else:

@@ -8,6 +8,8 @@ How a run is written (one layout for every format, and for the Ray path):
    is: command, model, inputs, options; see [`ScreeningOutput`]). A part is written under a temporary name and
    renamed (`os.replace`, atomic on POSIX), so a part either exists whole or not at all: a SIGKILL at any moment
    leaves only finished parts (and perhaps a `*.tmp` that the next run deletes).
+   The folder also holds `batching.json` (the chunk and batch size, which a resumed run keeps) and `lock`, which the
+   running process holds (`fcntl.lockf`) so that a second run of the same output is refused.
 2. Run again, the same command reads which positions the parts hold ([`ScreeningOutput.done_ranges`]) and computes
    only the others. Positions, not names, are the key: ids may repeat.
 3. When every position is done, the parts are merged, in order, into a temporary file renamed to `<output>`
@@ -43,6 +45,7 @@ import pyarrow.parquet as pq
 __all__ = [
     "FORMATS",
     "METADATA_KEY",
+    "OutputBusyError",
     "ResumeMismatchError",
     "ScreeningOutput",
     "output_format",
@@ -68,9 +71,26 @@ class ResumeMismatchError(ValueError):
     def __init__(self, path: Path, differences: list[str]):
         self.path = path
         self.differences = differences
+        parts = parts_folder(path)
+        written = f"{path} exists and was" if path.exists() else f"the unfinished parts in {parts} were"
+        found = " and ".join(str(kept) for kept in (path, parts) if kept.exists()) or "them"
         super().__init__(
-            f"{path} exists and was written by another run ({'; '.join(differences)}); remove it (and "
-            f"{parts_folder(path)}) or choose another --output"
+            f"{written} written by another run ({'; '.join(differences)}); remove {found} or choose another --output"
+        )
+
+
+class OutputBusyError(ValueError):
+    """Another process is writing the same output now (it holds the lock of its parts folder).
+
+    Attributes:
+        path (`Path`): the output file.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        super().__init__(
+            f"another run is writing {path} now (it holds {parts_folder(path) / 'lock'}); wait for it to finish, "
+            "or choose another --output"
         )
 
 
@@ -158,13 +178,20 @@ class ScreeningOutput:
             one ([`ResumeMismatchError`]).
         columns (`dict[str, str | None]`): the unit of each column, for the metadata.
         versions (`dict[str, str]`): package versions, for the metadata.
+        batching (`dict`, *optional*): how the run groups crystals (`chunk_size`, `batch_size`): not part of the
+            fingerprint, but recorded with the parts (`batching.json`) so that a resumed run can keep the grouping
+            it started with (other batch shapes move values by float rounding).
 
     Attributes:
         complete (`bool`): the output already exists, finished, from the same run: nothing to do.
+        batching (`dict` or `None`): the grouping recorded by the run that wrote the parts (else the one given).
         done_ranges (`list[tuple[int, int]]`): positions `[start, stop)` already written, sorted.
 
     Raises:
         ResumeMismatchError: `path` or its parts come from another run.
+        OutputBusyError: another process is writing `path` now. A run holds an advisory lock (`fcntl.lockf`) on
+            `<output>.parts/lock` from its start to the merge; the system releases it when the process ends, a
+            SIGKILL included. Where `fcntl` is missing (Windows) there is no lock.
     """
 
     def __init__(
@@ -174,6 +201,7 @@ class ScreeningOutput:
         run: dict,
         columns: dict[str, str | None] | None = None,
         versions: dict[str, str] | None = None,
+        batching: dict | None = None,
     ):
         self.path = Path(path)
         self.format = output_format(self.path)
@@ -183,6 +211,7 @@ class ScreeningOutput:
         self.versions = dict(versions or {})
         self.parts = parts_folder(self.path)
         self.complete = False
+        self.batching = dict(batching) if batching else None
         self.done_ranges: list[tuple[int, int]] = []
         self._open()
 
@@ -195,21 +224,32 @@ class ScreeningOutput:
                 raise ResumeMismatchError(self.path, differences)
             self.complete = True
             self.metadata = found
-            if self.parts.exists():  # a run killed after the merge, while removing its parts
-                shutil.rmtree(self.parts)
+            # Parts left by a run killed after its merge, while removing them (not those of a run merging now).
+            if self.parts.exists() and self._lock():
+                self.close()
+                shutil.rmtree(self.parts, ignore_errors=True)
             return
+        self.parts.mkdir(parents=True, exist_ok=True)
+        if not self._lock():
+            raise OutputBusyError(self.path)
         run_file = self.parts / "run.json"
         if run_file.is_file():
             differences = _differences(self.run, json.loads(run_file.read_text(encoding="utf-8")))
             if differences:
                 raise ResumeMismatchError(self.path, differences)
         else:
-            self.parts.mkdir(parents=True, exist_ok=True)
             _write_atomically(
                 run_file, lambda tmp: tmp.write_text(json.dumps(self.run, indent=1), encoding="utf-8")
             )
         for leftover in self.parts.glob("*.tmp"):
             leftover.unlink()
+        batching_file = self.parts / "batching.json"
+        if batching_file.is_file():
+            self.batching = json.loads(batching_file.read_text(encoding="utf-8"))
+        elif self.batching is not None:
+            _write_atomically(
+                batching_file, lambda tmp: tmp.write_text(json.dumps(self.batching), encoding="utf-8")
+            )
         for part in self.parts.iterdir():
             match = _PART.match(part.name)
             if not match:
@@ -229,6 +269,29 @@ class ScreeningOutput:
                 raise ValueError(
                     f"{self.parts}: parts overlap at position {start}; remove the folder to start over"
                 )
+
+    def _lock(self) -> bool:
+        """Take the parts folder's lock without waiting; `False` when another process holds it."""
+        try:
+            import fcntl
+        except ImportError:  # no advisory locks here: one run per output is the user's to ensure
+            return True
+        handle = open(self.parts / "lock", "ab")  # noqa: SIM115 (held open for the run's lifetime)
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock_handle = handle
+        return True
+
+    def close(self) -> None:
+        """Release the run's lock without merging (a run that stops on an error; [`finish`] releases it too). The
+        parts stay for the next run."""
+        handle = getattr(self, "_lock_handle", None)
+        if handle is not None:
+            handle.close()  # releases the lock
+            self._lock_handle = None
 
     @property
     def rows_done(self) -> int:
@@ -352,6 +415,7 @@ class ScreeningOutput:
                 self.parts,
             )
         _write_atomically(self.path, merge, self.parts)  # a merge killed midway leaves its file in the parts
+        self.close()
         shutil.rmtree(self.parts)
         self.complete = True
         self.metadata = metadata

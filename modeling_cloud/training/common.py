@@ -57,6 +57,9 @@ class RunData:
     test_tables: list[SourceTable] | None
     report: EncodingReport | None
     validation_note: str = ""
+    #: Rows that calibrate an ensemble's σ (held out from training and validation); `None`: no calibration.
+    calibration: datasets.Dataset | None = None
+    calibration_note: str = ""
 
 
 def read_run_tables(settings: RunSettings) -> tuple[list, list | None, list | None]:
@@ -110,6 +113,111 @@ def split_validation(
     note = f"{fraction:.0%} of the training rows (seed {seed})"
     logger.info("validation: %d of %d training rows held out (%s)", len(validation_indices), len(train), note)
     return train.select(train_indices), train.select(validation_indices), note
+
+
+def split_calibration(data: RunData, settings: RunSettings, encode) -> None:
+    """Set `data.calibration` for an ensemble: the rows of `--calibration` (read and encoded by
+    `encode(tables, purpose)`), or a seeded `--calibration-fraction` of the training rows left after the validation
+    hold-out (removed from `data.train`). Neither the members' training nor their early stopping sees these rows."""
+    options = settings.data
+    if options.ensemble <= 1:
+        return
+    if options.calibration:
+        tables = read_sources(options.calibration, options.input_column, "calibration")
+        data.calibration = encode(tables, "calibration")
+        data.calibration_note = f"given with --calibration ({len(data.calibration)} rows)"
+        return
+    fraction = options.resolved_calibration_fraction()
+    if fraction <= 0:
+        return
+    seed = settings.training.seed + 1  # not the validation draw's seed
+    train_indices, calibration_indices = holdout_split(len(data.train), fraction, seed)
+    data.calibration = data.train.select(calibration_indices)
+    data.train = data.train.select(train_indices)
+    data.calibration_note = (
+        f"{fraction:.0%} of the training rows left after the validation hold-out (seed {seed}, "
+        f"{len(calibration_indices)} rows)"
+    )
+    logger.info("calibration: %s", data.calibration_note)
+
+
+def ensemble_outputs(model, dataset: datasets.Dataset, collator, batch_size: int, fields: Sequence[str]):
+    """Run `model` (in eval mode, no gradients) over `dataset` in batches of `collator`; return the named output
+    `fields` and the `labels`, each concatenated over rows as a float64 array."""
+    import torch
+
+    model.eval()
+    collected: dict[str, list] = {name: [] for name in (*fields, "labels")}
+    with torch.inference_mode():
+        for start in range(0, len(dataset), batch_size):
+            rows = dataset.select(range(start, min(start + batch_size, len(dataset))))
+            batch = collator([rows[i] for i in range(len(rows))])
+            batch = {name: value.to(model.device) for name, value in batch.items()}
+            outputs = model(**batch)
+            for name in fields:
+                collected[name].append(outputs[name].double().cpu().numpy())
+            collected["labels"].append(batch["labels"].double().cpu().numpy())
+    return {name: np.concatenate(values) for name, values in collected.items()}
+
+
+def calibrate_ensemble(
+    model, data: RunData, collator, batch_size: int, names: Sequence[str], value_field: str, spread_field: str
+) -> dict[str, Any]:
+    """Fit `model.config.uncertainty_calibration` on `data.calibration` (when there are calibration rows), then
+    score the uncertainty on the validation and test rows, raw and calibrated.
+
+    `names` are the calibrated property names, one per column of `value_field` / `spread_field` (the model outputs
+    holding the ensemble's mean and its members' raw spread, in physical units, shape `(rows, len(names))`).
+
+    Returns:
+        `{"calibration": the config entry or None, "calibration_rows": how they were chosen, "uncertainty":
+        {split: {name: {"raw": metrics, "calibrated": metrics}}}}` with the metrics of
+        [`~modeling_cloud.training.uncertainty.uncertainty_metrics`] (coverage as fractions).
+    """
+    from .uncertainty import calibrated_report, calibration_config, fit_calibration
+
+    def columns(dataset):
+        outputs = ensemble_outputs(model, dataset, collator, batch_size, (value_field, spread_field))
+        width = len(names)
+        values = outputs[value_field].reshape(len(dataset), width)
+        spread = outputs[spread_field].reshape(len(dataset), width)
+        labels = outputs["labels"].reshape(len(dataset), width)
+        return values - labels, spread
+
+    result: dict[str, Any] = {"calibration": None, "calibration_rows": data.calibration_note or None}
+    if data.calibration is not None:
+        errors, spread = columns(data.calibration)
+        fits = {name: fit_calibration(errors[:, j], spread[:, j]) for j, name in enumerate(names)}
+        model.config.uncertainty_calibration = calibration_config(fits)
+        result["calibration"] = model.config.uncertainty_calibration
+        for name, fit in fits.items():
+            logger.info(
+                "calibration of %s on %d rows: %s, σ = %.3g × spread (one Gaussian factor %.3g covers %.1f %% / "
+                "%.1f %% of these rows within ±1σ / ±2σ)",
+                name,
+                fit["rows"],
+                fit["method"],
+                fit["std_factor"],
+                fit["gaussian_factor"],
+                100 * fit["gaussian_coverage_1sigma"],
+                100 * fit["gaussian_coverage_2sigma"],
+            )
+    scores: dict[str, Any] = {}
+    for split, dataset in (("validation", data.validation), ("test", data.test)):
+        if dataset is None:
+            continue
+        errors, spread = columns(dataset)
+        scores[split] = {
+            name: {
+                "raw": calibrated_report(errors[:, j], spread[:, j], None),
+                "calibrated": calibrated_report(
+                    errors[:, j], spread[:, j], model.config.uncertainty_factors(name)
+                ),
+            }
+            for j, name in enumerate(names)
+        }
+    result["uncertainty"] = scores
+    return result
 
 
 # -- model card ----------------------------------------------------------------------------------------------
@@ -182,6 +290,8 @@ def hyperparameters(
     }
     if settings.data.early_stopping_patience > 0:
         table["early stopping"] = f"patience {settings.data.early_stopping_patience} evaluations"
+    if settings.defaults_note:
+        table["defaults"] = settings.defaults_note
     table.update(extra or {})
     return table
 

@@ -45,6 +45,7 @@ from modeling_cloud import CloudForPropertyRegression, CloudPropertyRegressionOu
 from .common import (
     RunData,
     any_scope_strings,
+    calibrate_ensemble,
     dataset_entries,
     encode_tables,
     finish_run,
@@ -53,10 +54,11 @@ from .common import (
     property_trainer,
     read_run_tables,
     regression_records,
+    split_calibration,
     split_validation,
     training_summary,
 )
-from .data import EncodingReport, target_statistics
+from .data import EncodingReport, PropertyCollator, target_statistics
 from .engine import resolve_resume_checkpoint, trainer_arguments
 from .hub import attach_pipeline
 from .launch import run_main
@@ -90,6 +92,9 @@ def load_finetune_data(settings: RunSettings, tokenizer, tables) -> RunData:
     data = RunData(train, validation, test, train_tables, validation_tables, test_tables, report)
     if settings.data.cv_folds is None:
         data.train, data.validation, data.validation_note = split_validation(train, validation, settings)
+        split_calibration(
+            data, settings, lambda tables, purpose: encode_tables(tables, purpose=purpose, **encode)
+        )
     return data
 
 
@@ -202,6 +207,8 @@ def _card_builder(
         extra["ensemble"] = (
             f"{len(seeds)} members, seeds {', '.join(map(str, seeds))}; predictions are the members' mean"
         )
+        if data.calibration_note:
+            extra["σ calibration rows"] = data.calibration_note
 
     def card_for(evaluations: list[EvaluationRecord], summary: str) -> ModelCardContext:
         return ModelCardContext(
@@ -281,9 +288,13 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
     """`--ensemble K`: K members trained through the usual Trainer path with seeds `ensemble_seeds(settings)`, on one
     training/validation split (drawn with `--seed`), each kept at its own best validation checkpoint in
     OUTPUT_DIR/member-<i>; then assembled into one checkpoint in OUTPUT_DIR (`config.num_ensemble_members` = K)
-    whose predictions are the members' mean, with their standard deviation beside them. The ensemble is evaluated
-    like a single model (validation, and --test when given); `ensemble_results.json` lists every member's metrics
-    and the ensemble's."""
+    whose predictions are the members' mean, with their standard deviation beside them. With calibration rows
+    (`--calibration`, or `--calibration-fraction` of the training rows, 10 % by default, held out from the members'
+    training and validation) the factor turning the spread into σ is fitted on them and stored in the config
+    (`uncertainty_calibration`). The ensemble is evaluated like a single model (validation, and --test when given);
+    `ensemble_results.json` lists every member's validation and test metrics, the ensemble's, the calibration and
+    the uncertainty scores (coverage of ±1σ / ±2σ, Spearman |error| vs σ, miscalibration area; raw and calibrated)
+    on the validation and test rows."""
     output_dir = Path(settings.output_dir)
     pretrained = pretrained_source(settings)  # a wrong checkpoint fails before any data is read
     tables = read_run_tables(settings)
@@ -320,6 +331,15 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
         [CloudForPropertyRegression.from_pretrained(output_dir / member["folder"]) for member in members]
     )
     attach_pipeline(model)
+    uncertainty = calibrate_ensemble(
+        model,
+        data,
+        PropertyCollator(tokenizer),
+        settings.training.per_device_eval_batch_size,
+        model.config.target_names,
+        "predictions",
+        "predictions_std_raw",
+    )
     trainer, args, metric, card_for = _regression_trainer(
         settings, output_dir, model, data, tokenizer, targets, data.validation_note
     )
@@ -344,6 +364,7 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
             for member in members
         ],
         "ensemble": {k: v for k, v in metrics.items() if k.startswith(("eval_", "test_"))},
+        **uncertainty,
     }
     if trainer.is_world_process_zero():
         (output_dir / "ensemble_results.json").write_text(
@@ -362,6 +383,7 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
         "validation": {k: v for k, v in metrics.items() if k.startswith("eval_")},
         "metrics": metrics,
         "members": payload["members"],
+        **uncertainty,
     }
 
 

@@ -227,16 +227,54 @@ class PretrainDataArguments(CloudDataArguments):
     )
 
 
+#: Fraction of the training rows (after the validation hold-out) that `--ensemble K` holds out to calibrate σ.
+DEFAULT_CALIBRATION_FRACTION = 0.1
+
+
 @dataclass
-class FinetuneDataArguments(CloudDataArguments):
-    target: list[str] | None = _arg(None, "label column(s) to predict. Required", metavar="COLUMN")
-    target_unit: list[str] | None = _arg(
-        None, "physical unit of each target, for the model card and config (e.g. eV/atom)", metavar="UNIT"
-    )
+class PropertyDataArguments(CloudDataArguments):
+    """Settings shared by the property commands (`finetune`, `train-debye`): test data, ensembles, calibration."""
+
     test: list[str] | None = _arg(
         None,
         "held-out test data, evaluated once with the selected model (never used for selection)",
         metavar="FILE",
+    )
+    ensemble: int = _arg(
+        1,
+        "train K models with seeds SEED, SEED+1, ... on the same split (each kept at its best validation "
+        "checkpoint, in OUTPUT_DIR/member-<i>) and save them as one checkpoint that predicts their mean, their "
+        "spread (`std_raw`) and a calibrated σ (`std`, see --calibration-fraction); 1: a single model",
+        metavar="K",
+    )
+    calibration: list[str] | None = _arg(
+        None,
+        "calibration data for --ensemble (same formats): rows used only to fit the factor that turns the "
+        "members' spread into a calibrated σ, never for training or early stopping. Default: "
+        "--calibration-fraction of the training rows",
+        metavar="FILE",
+    )
+    calibration_fraction: float | None = _arg(
+        None,
+        "with --ensemble K > 1 and no --calibration: fraction of the training rows left after the validation "
+        f"hold-out that is held out again (seeded) to calibrate σ. Default: {DEFAULT_CALIBRATION_FRACTION} for an "
+        "ensemble; 0 keeps every row for training and leaves σ uncalibrated (std = std_raw)",
+    )
+
+    def resolved_calibration_fraction(self) -> float:
+        """The calibration hold-out fraction of this run (0 for a single model or with --calibration)."""
+        if self.ensemble <= 1 or self.calibration:
+            return 0.0
+        if self.calibration_fraction is None:
+            return DEFAULT_CALIBRATION_FRACTION
+        return self.calibration_fraction
+
+
+@dataclass
+class FinetuneDataArguments(PropertyDataArguments):
+    target: list[str] | None = _arg(None, "label column(s) to predict. Required", metavar="COLUMN")
+    target_unit: list[str] | None = _arg(
+        None, "physical unit of each target, for the model card and config (e.g. eV/atom)", metavar="UNIT"
     )
     cv_folds: int | None = _arg(
         None,
@@ -244,33 +282,21 @@ class FinetuneDataArguments(CloudDataArguments):
         "trains k models, reports mean and spread of the held-out-fold metrics",
         metavar="K",
     )
-    ensemble: int = _arg(
-        1,
-        "train K models with seeds SEED, SEED+1, ... on the same split (each kept at its best validation "
-        "checkpoint, in OUTPUT_DIR/member-<i>) and save them as one checkpoint that predicts their mean and, as "
-        "`std`, their standard deviation; 1: a single model",
-        metavar="K",
-    )
-    early_stopping_patience: int = _arg(
-        20, "stop after this many evaluations without a lower validation MAE (0: never)"
+    early_stopping_patience: int | None = _arg(
+        None, "stop after this many evaluations without a lower validation MAE (0: never)"
     )
 
 
 @dataclass
-class DebyeDataArguments(CloudDataArguments):
+class DebyeDataArguments(PropertyDataArguments):
     target: list[str] = _arg(["cv"], "column with Cv in J/(K mol of cells)", metavar="COLUMN")
     n_atoms_column: str = _arg("n_atoms", "column with the number of atoms in the cell")
     temperature_column: str | None = _arg(None, "column with the temperature (K) of each Cv value")
     temperature: float = _arg(
         300.0, "temperature (K) of every Cv value when there is no --temperature-column"
     )
-    test: list[str] | None = _arg(
-        None,
-        "held-out test data, evaluated once with the selected model (never used for selection)",
-        metavar="FILE",
-    )
-    early_stopping_patience: int = _arg(
-        40, "stop after this many evaluations without a lower validation MAE (0: never)"
+    early_stopping_patience: int | None = _arg(
+        None, "stop after this many evaluations without a lower validation MAE (0: never)"
     )
 
 
@@ -337,13 +363,8 @@ COMMANDS: dict[str, CommandSpec] = {
         "finetune",
         PropertyModelArguments,
         FinetuneDataArguments,
-        {
-            **_TRAINER_DEFAULTS,
-            **_COSINE_TO_MIN_LR,
-            "num_train_epochs": 200.0,
-            "per_device_train_batch_size": 64,
-            "learning_rate": 5e-5,
-        },
+        # Learning rate, warm-up, epochs, batch size and early stopping: by starting point (`defaults.DEFAULTS`).
+        {**_TRAINER_DEFAULTS, **_COSINE_TO_MIN_LR},
         "Fine-tune CLOUD on crystal properties (regression on z-scored targets, best checkpoint by validation MAE, "
         "early stopping); with --cv-folds K, K-fold cross-validation.",
         "cloud-crystal finetune --train train.csv --validation val.csv --target band_gap --target-unit eV "
@@ -354,21 +375,19 @@ COMMANDS: dict[str, CommandSpec] = {
         "train_debye",
         DebyeModelArguments,
         DebyeDataArguments,
-        # The authors: lr 1e-4, batch 128, 400 epochs, gradient clipping 5.
-        {
-            **_TRAINER_DEFAULTS,
-            **_COSINE_TO_MIN_LR,
-            "num_train_epochs": 400.0,
-            "per_device_train_batch_size": 128,
-            "learning_rate": 1e-4,
-            "max_grad_norm": 5.0,
-        },
+        # The authors clip gradients at 5. Learning rate, warm-up, epochs, batch size and early stopping: by starting
+        # point (`defaults.DEFAULTS`).
+        {**_TRAINER_DEFAULTS, **_COSINE_TO_MIN_LR, "max_grad_norm": 5.0},
         "Train CLOUD-DEBYE: a Debye temperature fitted to heat capacities through the Debye model (then predicts "
         "Cv, U, S and F at any temperature).",
         "cloud-crystal train-debye --train bundled:cloud-cv --scope-version v1 --temperature 300 "
         "--output-dir cloud-debye --num-train-epochs 400",
     ),
 }
+
+#: Commands whose learning rate, warm-up, epochs, batch size and early stopping come from `defaults.DEFAULTS`.
+TABLE_COMMANDS = ("finetune", "train-debye")
+TABLE_HELP_PREFIX = "default: by starting point"
 
 BUNDLED_HELP = (
     "bundled data for --train/--validation/--test (slice rows with [a:b], e.g. bundled:cloud-cv[:500]):\n  "
@@ -402,6 +421,10 @@ def command_parser(command: str, **parser_kwargs):
 
     spec = _spec(command)
     parser_kwargs.setdefault("formatter_class", _HelpFormatter)
+    if not issubclass(parser_kwargs["formatter_class"], _TableDefaultsHelp):
+        parser_kwargs["formatter_class"] = type(
+            "TableDefaultsHelpFormatter", (_TableDefaultsHelp, parser_kwargs["formatter_class"]), {}
+        )
     parser_kwargs.setdefault("allow_abbrev", False)  # ~130 flags: a prefix must not silently pick one
     parser_kwargs.setdefault("description", spec.help.replace("%", "%%"))
     parser_kwargs.setdefault("epilog", f"example:\n  {spec.example}\n\n{BUNDLED_HELP}")
@@ -415,10 +438,30 @@ def command_parser(command: str, **parser_kwargs):
         help="YAML or JSON file of settings (keys: the flag names, with _ or -); the command line overrides it",
     )
     parser.set_defaults(**spec.trainer_defaults)
+    if command in TABLE_COMMANDS:
+        # None means "the defaults table's value for this run's starting point" (filled in `_build_settings`).
+        from .defaults import TABLE_FIELDS, table_help
+
+        actions = _actions_by_dest(parser)
+        for name in TABLE_FIELDS:
+            actions[name].help = table_help(command, name).replace("%", "%%")
+        parser.set_defaults(**dict.fromkeys(TABLE_FIELDS))
     return parser
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+class _TableDefaultsHelp:
+    """Help-formatter mixin: a flag whose default comes from the defaults table spells its own default (the table
+    by starting point) instead of argparse's "(default: None)"."""
+
+    def _get_help_string(self, action):
+        if action.default is None and (action.help or "").startswith(TABLE_HELP_PREFIX):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _HelpFormatter(
+    _TableDefaultsHelp, argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
+):
     """Keeps the epilog's line breaks and shows every default."""
 
 
@@ -436,6 +479,7 @@ class RunSettings:
         training: `transformers.TrainingArguments` as given (the Trainer gets a copy adjusted per run, see
             `engine.trainer_arguments`).
         explicit: the names set by the user (config file or command line), as opposed to defaults.
+        defaults_note: which settings came from the defaults table (`defaults.DEFAULTS`), its row and source.
     """
 
     command: str
@@ -443,6 +487,7 @@ class RunSettings:
     data: CloudDataArguments
     training: Any
     explicit: frozenset[str] = frozenset()
+    defaults_note: str = ""
 
     @property
     def output_dir(self) -> str:
@@ -454,6 +499,8 @@ class RunSettings:
         `resume_from_checkpoint` and `overwrite_output_dir` are cleared: how a run was started is not part of its
         recipe."""
         chosen = self.explicit | set(COMMANDS[self.command].trainer_defaults) | {"output_dir"}
+        if self.command in TABLE_COMMANDS:
+            chosen |= {"learning_rate", "warmup_steps", "num_train_epochs", "per_device_train_batch_size"}
         training = {
             name: value
             for name, value in self.training.to_dict().items()
@@ -537,13 +584,9 @@ class RunSettings:
             raise TrainingConfigError(
                 f"--target-unit has {len(data.target_unit)} entries but --target has {len(data.target)}"
             )
-        if data.ensemble < 1:
-            raise TrainingConfigError(f"--ensemble must be >= 1, got {data.ensemble}")
-        if data.ensemble > 1:
-            if data.cv_folds is not None:
-                raise TrainingConfigError("--ensemble and --cv-folds cannot be combined; run them apart")
-            if training.resume_from_checkpoint:
-                raise TrainingConfigError("--resume-from-checkpoint is not supported with --ensemble")
+        self._validate_ensemble()
+        if data.ensemble > 1 and data.cv_folds is not None:
+            raise TrainingConfigError("--ensemble and --cv-folds cannot be combined; run them apart")
         if data.cv_folds is not None:
             if data.cv_folds < 2:
                 raise TrainingConfigError(f"--cv-folds must be >= 2, got {data.cv_folds}")
@@ -559,7 +602,25 @@ class RunSettings:
             if training.resume_from_checkpoint:
                 raise TrainingConfigError("--resume-from-checkpoint is not supported with --cv-folds")
 
+    def _validate_ensemble(self) -> None:
+        data = self.data
+        if data.ensemble < 1:
+            raise TrainingConfigError(f"--ensemble must be >= 1, got {data.ensemble}")
+        if data.ensemble > 1 and self.training.resume_from_checkpoint:
+            raise TrainingConfigError("--resume-from-checkpoint is not supported with --ensemble")
+        if data.calibration_fraction is not None and not 0.0 <= data.calibration_fraction < 1.0:
+            raise TrainingConfigError(
+                f"--calibration-fraction must be in [0, 1), got {data.calibration_fraction}"
+            )
+        if data.ensemble == 1 and (data.calibration or data.calibration_fraction):
+            raise TrainingConfigError(
+                "--calibration and --calibration-fraction calibrate an ensemble's spread; add --ensemble K (K >= 2)"
+            )
+        if data.calibration and data.calibration_fraction:
+            raise TrainingConfigError("give --calibration or --calibration-fraction, not both")
+
     def _validate_train_debye(self) -> None:
+        self._validate_ensemble()
         if len(self.data.target) != 1:
             raise TrainingConfigError(f"train-debye fits one Cv column, got --target {self.data.target}")
         if not self.data.temperature > 0:
@@ -760,6 +821,19 @@ def _build_settings(command: str, values: dict[str, Any], explicit: frozenset[st
     # The command's min_lr belongs to its cosine_with_min_lr default; another schedule given alone drops it.
     if "lr_scheduler_kwargs" not in explicit and values["lr_scheduler_type"] != "cosine_with_min_lr":
         values["lr_scheduler_kwargs"] = {}
+    defaults_note = ""
+    if command in TABLE_COMMANDS:
+        from .defaults import recipe_for
+
+        recipe, row = recipe_for(
+            command, values.get("pretrained"), values.get("model_size"), values.get("pretrained_subfolder")
+        )
+        filled = [name for name, value in recipe.values().items() if values.get(name) is None]
+        for name in filled:
+            values[name] = recipe.values()[name]
+        defaults_note = (
+            f"{', '.join(filled)} from the defaults table, row '{row}': {recipe.source}" if filled else ""
+        )
     parts = []
     for dtype in (spec.model_arguments, spec.data_arguments):
         names = {f.name for f in dataclasses.fields(dtype) if f.init}
@@ -772,7 +846,7 @@ def _build_settings(command: str, values: dict[str, Any], explicit: frozenset[st
         training = TrainingArguments(**values)
     except (TypeError, ValueError) as error:
         raise TrainingConfigError(f"invalid Trainer settings: {error}") from error
-    settings = RunSettings(command, parts[0], parts[1], training, explicit)
+    settings = RunSettings(command, parts[0], parts[1], training, explicit, defaults_note)
     settings.validate()
     return settings
 
