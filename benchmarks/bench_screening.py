@@ -84,7 +84,10 @@ def compare_with_authors(sizes: dict, folder: Path, batch_size: int, work: Path)
     warm.mkdir(exist_ok=True)
     for path in files[:8]:
         (warm / path.name).write_text(path.read_text())
-    predict_to_file(pipeline, [str(warm)], work / "warm.parquet", batch_size=batch_size, progress=False)
+    warm_output = (
+        work / f"warm-{sizes['hidden_size']}.parquet"
+    )  # one per model: a file of another model is refused
+    predict_to_file(pipeline, [str(warm)], warm_output, batch_size=batch_size, progress=False)
     run_authors([path.read_text() for path in files[:8]], tokenizer, authors_model, batch_size)
 
     output = work / f"ours-{sizes['hidden_size']}.parquet"
