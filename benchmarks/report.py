@@ -307,7 +307,14 @@ def tables(data: dict) -> str:
             "×",
         ),
         (
-            "`screening_memory_growth` (peak RSS, 100 k rows / 10 k rows − 1)",
+            "`screening_memory_growth` (peak RSS, largest / smallest row count − 1: "
+            + " / ".join(
+                f"{int(rows) // 1000} k" if int(rows) >= 1000 else str(rows)
+                for rows in sorted(
+                    ((screening.get("details") or {}).get("memory") or {}).get("runs", {}), key=int
+                )[::-1]
+            )
+            + " rows)",
             screening.get("memory_growth"),
             0.10,
             "",
