@@ -31,7 +31,7 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +284,51 @@ def ensemble_seeds(settings: RunSettings) -> list[int]:
     return [settings.training.seed + index for index in range(settings.data.ensemble)]
 
 
+def train_members(
+    settings: RunSettings,
+    output_dir: Path,
+    tokenizer,
+    pretrained,
+    data,
+    train_one: Callable[..., dict[str, Any]],
+    callbacks: Sequence[TrainerCallback] = (),
+    **data_overrides: Any,
+) -> list[dict[str, Any]]:
+    """Train the `--ensemble K` members, one per seed of `ensemble_seeds(settings)`, each through `train_one`
+    (`train_one_model` or `train_debye.train_one_debye`) on the same `data`, into OUTPUT_DIR/member-<i> (resumable,
+    never pushed). `data_overrides` are further `DataSettings` fields of a member (besides `ensemble=1`).
+
+    Returns:
+        `[{"folder", "seed", "metrics"}]`, one per member in seed order.
+    """
+    seeds = ensemble_seeds(settings)
+    members = []
+    for index, seed in enumerate(seeds):
+        logger.info("ensemble member %d/%d: seed %d", index + 1, len(seeds), seed)
+        member_dir = output_dir / f"member-{index}"
+        member_settings = dataclasses.replace(
+            settings,
+            data=dataclasses.replace(settings.data, ensemble=1, **data_overrides),
+            training=dataclasses.replace(
+                settings.training, seed=seed, output_dir=str(member_dir), push_to_hub=False
+            ),
+        )
+        member_dir.mkdir(parents=True, exist_ok=True)
+        resolve_resume_checkpoint(member_settings, member_dir)
+        metrics = train_one(
+            member_settings,
+            member_dir,
+            tokenizer,
+            pretrained,
+            data,
+            None,
+            f"; ensemble member {index} of {len(seeds)} (seed {seed})",
+            callbacks,
+        )
+        members.append({"folder": member_dir.name, "seed": seed, "metrics": metrics})
+    return members
+
+
 def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = ()) -> dict[str, Any]:
     """`--ensemble K`: K members trained through the usual Trainer path with seeds `ensemble_seeds(settings)`, on one
     training/validation split (drawn with `--seed`), each kept at its own best validation checkpoint in
@@ -302,30 +347,7 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
     data = load_finetune_data(settings, tokenizer, tables)  # one split for every member
     targets = _targets(settings)
     seeds = ensemble_seeds(settings)
-    members = []
-    for index, seed in enumerate(seeds):
-        logger.info("ensemble member %d/%d: seed %d", index + 1, len(seeds), seed)
-        member_dir = output_dir / f"member-{index}"
-        member_settings = dataclasses.replace(
-            settings,
-            data=dataclasses.replace(settings.data, ensemble=1),
-            training=dataclasses.replace(
-                settings.training, seed=seed, output_dir=str(member_dir), push_to_hub=False
-            ),
-        )
-        member_dir.mkdir(parents=True, exist_ok=True)
-        resolve_resume_checkpoint(member_settings, member_dir)
-        metrics = train_one_model(
-            member_settings,
-            member_dir,
-            tokenizer,
-            pretrained,
-            data,
-            None,
-            f"; ensemble member {index} of {len(seeds)} (seed {seed})",
-            callbacks,
-        )
-        members.append({"folder": member_dir.name, "seed": seed, "metrics": metrics})
+    members = train_members(settings, output_dir, tokenizer, pretrained, data, train_one_model, callbacks)
 
     model = CloudForPropertyRegression.from_members(
         [CloudForPropertyRegression.from_pretrained(output_dir / member["folder"]) for member in members]

@@ -12,7 +12,6 @@ Run as `cloud-crystal train-debye ...` or `python -m modeling_cloud.training.tra
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sys
@@ -43,7 +42,7 @@ from .common import (
 )
 from .data import EncodingReport, PropertyCollator
 from .engine import resolve_resume_checkpoint, trainer_arguments
-from .finetune import ensemble_seeds
+from .finetune import ensemble_seeds, train_members
 from .hub import attach_pipeline
 from .launch import run_main
 from .model_setup import build_model, pretrained_source, resolve_tokenizer
@@ -251,30 +250,17 @@ def run_debye_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallbac
     tokenizer = resolve_tokenizer(settings, pretrained, any_scope_strings(*tables))
     data = load_debye_data(settings, tokenizer, tables)
     seeds = ensemble_seeds(settings)
-    members = []
-    for index, seed in enumerate(seeds):
-        logger.info("ensemble member %d/%d: seed %d", index + 1, len(seeds), seed)
-        member_dir = output_dir / f"member-{index}"
-        member_settings = dataclasses.replace(
-            settings,
-            data=dataclasses.replace(settings.data, ensemble=1, calibration=None, calibration_fraction=None),
-            training=dataclasses.replace(
-                settings.training, seed=seed, output_dir=str(member_dir), push_to_hub=False
-            ),
-        )
-        member_dir.mkdir(parents=True, exist_ok=True)
-        resolve_resume_checkpoint(member_settings, member_dir)
-        metrics = train_one_debye(
-            member_settings,
-            member_dir,
-            tokenizer,
-            pretrained,
-            data,
-            None,
-            f"; ensemble member {index} of {len(seeds)} (seed {seed})",
-            callbacks,
-        )
-        members.append({"folder": member_dir.name, "seed": seed, "metrics": metrics})
+    members = train_members(
+        settings,
+        output_dir,
+        tokenizer,
+        pretrained,
+        data,
+        train_one_debye,
+        callbacks,
+        calibration=None,
+        calibration_fraction=None,
+    )
 
     model = CloudDebyeModel.from_members(
         [CloudDebyeModel.from_pretrained(output_dir / member["folder"]) for member in members]
