@@ -123,7 +123,7 @@ def ours_scope_v2(cif_text: str) -> str:
 def has_overlap_min_image(structure: Structure, tolerance: float = DEFAULT_OVERLAP_TOLERANCE) -> bool | None:
     """False when the all-pairs shortcut that ``validate_structure`` now uses proves there is no overlap; ``None``
     when it leaves the decision to the neighbor list (thin cells, large cells, overlaps and ties)."""
-    return False if _surely_no_overlap(structure, tolerance) else None
+    return False if _surely_no_overlap(structure.lattice.matrix, structure.frac_coords, tolerance) else None
 
 
 def validate_reader_output_proposed(

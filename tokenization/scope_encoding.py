@@ -170,7 +170,10 @@ class ScopeAnalyzer:
         validated: bool = False,
         max_length: int | None = None,
     ):
-        self.source = source if source is not None else describe_source(structure)
+        self._input, self._source = structure, source
+        if source is None and not isinstance(structure, Structure):
+            self._source = describe_source(structure)  # a path or a text: cheap to name
+        # A pymatgen Structure is named on first use (`source`): its formula costs a pass over the sites.
         self.symprec = symprec
         self.angle_tolerance = angle_tolerance
         self.disorder = disorder
@@ -180,13 +183,21 @@ class ScopeAnalyzer:
         else:
             try:
                 self.structure = load_structure(
-                    structure, source=self.source, overlap_tolerance=overlap_tolerance, disorder=disorder
+                    structure, source=self._source, overlap_tolerance=overlap_tolerance, disorder=disorder
                 )
             except (ScopeError, ValueError, TypeError, KeyError, OSError):
                 raise  # typed, or an input or option the readers do not take ("invalid_input")
             except Exception as error:  # a reader's crash fails this item only
                 raise typed_error(error, self.source) from error
         self._scopes: dict[str, str] = {}
+
+    @property
+    def source(self) -> str:
+        """The input's name in messages and records: the `source` given, else a description of the input
+        (`describe_source`), worked out on first use."""
+        if self._source is None:
+            self._source = describe_source(self._input)
+        return self._source
 
     def get_scope(self, version: str = DEFAULT_SCOPE_VERSION) -> str:
         """The SCOPE string of this crystal in `version` (`"v1"`, the authors', or `"v2"`, canonical)."""
@@ -202,10 +213,12 @@ class ScopeAnalyzer:
                     self.structure,
                     symprec=self.symprec,
                     angle_tolerance=self.angle_tolerance,
-                    source=self.source,
+                    source=self._source,  # None: the encoder names the structure only if it fails
                     **options,
                 )
-            except ScopeError:
+            except ScopeError as error:
+                if error.source is None:
+                    raise error.with_source(self.source) from error
                 raise
             except Exception as error:  # MemoryError, or a bug: this item fails, typed
                 raise typed_error(error, self.source) from error

@@ -10,6 +10,8 @@ standard library.
 
 from __future__ import annotations
 
+import copy
+
 
 class ScopeError(ValueError):
     """Base class: a structure could not be turned into a SCOPE string."""
@@ -21,6 +23,15 @@ class ScopeError(ValueError):
         self.source = source
         self.message = message
         super().__init__(f"{source}: {message}" if source else message)
+
+    def with_source(self, source: str) -> ScopeError:
+        """The same error (same class, message and attributes) naming ``source``; for errors raised before the
+        input's name was worked out (naming a large in-memory structure costs a pass over its sites, so it is done
+        only on failure)."""
+        named = copy.copy(self)
+        named.source = source
+        named.args = (f"{source}: {self.message}" if source else self.message,)
+        return named
 
     def to_dict(self, source: str | None = None) -> dict[str, str | None]:
         """The failure record used in every output (CLI rows, pipeline results, dataset reports).

@@ -286,16 +286,18 @@ def site_types(
     Raises:
         UnknownSpeciesError: a site holds something that is not an element (a dummy species).
     """
-    if structure.is_ordered:
-        atomic_numbers = np.asarray(structure.atomic_numbers, dtype=np.int64)
+    compositions = [site.species for site in structure]
+    # Ordered crystals first, in one pass: one species at occupancy exactly 1 on every site.
+    simple = [next(iter(species.items())) if len(species) == 1 else (None, 0.0) for species in compositions]
+    if all(amount == 1 for _, amount in simple):
+        atomic_numbers = np.array([getattr(specie, "Z", 0) for specie, _ in simple], dtype=np.int64)
         if atomic_numbers.min() < 1 or atomic_numbers.max() > MAX_ATOMIC_NUMBER:
             raise UnknownSpeciesError(
                 "every site must hold an element H-Og", source or describe_source(structure)
             )
         return atomic_numbers, {}
     keys: list = []
-    for index, site in enumerate(structure):
-        species = site.species
+    for index, (site, species) in enumerate(zip(structure, compositions, strict=True)):
         if any(getattr(specie, "symbol", None) not in _ELEMENT_RANK for specie in species):
             raise UnknownSpeciesError(
                 f"site {index} holds {site.species}, not only elements H-Og",

@@ -35,6 +35,7 @@ from .scope_errors import (
     UnknownSpeciesError,
     typed_error,
 )
+from .symmetry_idealisation import cell_inverse, periodic_neighbours
 
 #: Two atoms closer than this (in Angstrom) are treated as one duplicated site. The shortest real
 #: interatomic distance (H2, 0.74 A) is well above it.
@@ -361,20 +362,24 @@ def _to_structure(obj: Any, source: str) -> Structure:
 _MAX_SITES_ALL_PAIRS = 256
 
 
-def _surely_no_overlap(structure: Structure, tolerance: float) -> bool | None:
+def _surely_no_overlap(matrix: np.ndarray, frac: np.ndarray, tolerance: float) -> bool | None:
     """True when no two sites are within ``tolerance``; None when this shortcut cannot tell (ask the neighbor list).
 
     If every cell thickness is at least ``2 * tolerance``, a separation shorter than ``tolerance`` has fractional
     components below 1/2, so it is the one that rounding the fractional difference picks: the all-pairs
     minimum-image distances then decide exactly, at a fraction of the cost of a neighbor-list search.
+
+    Args:
+        matrix: lattice vectors as rows (Å), ``(3, 3)``.
+        frac: fractional coordinates, ``(n, 3)``.
+        tolerance: the distance (Å).
     """
-    if len(structure) > _MAX_SITES_ALL_PAIRS:
+    if len(frac) > _MAX_SITES_ALL_PAIRS:
         return None
-    matrix = structure.lattice.matrix
-    thickness = 1.0 / np.linalg.norm(np.linalg.inv(matrix), axis=0)
+    inverse, _ = cell_inverse(matrix)
+    thickness = 1.0 / np.sqrt((inverse * inverse).sum(axis=0))
     if thickness.min() < 2 * tolerance:
         return None
-    frac = structure.frac_coords
     separation = frac[None, :, :] - frac[:, None, :]
     separation -= np.round(separation)
     cartesian = separation @ matrix
@@ -386,14 +391,22 @@ def _surely_no_overlap(structure: Structure, tolerance: float) -> bool | None:
     return True
 
 
-def _close_pairs(structure: Structure, radius: float) -> dict[int, dict[int, float]]:
+def _close_pairs(matrix: np.ndarray, frac: np.ndarray, radius: float) -> dict[int, dict[int, float]]:
     """``{i: {j: distance}}`` for every pair of sites closer than ``radius`` (Å), periodic images included
-    (the shortest image distance of each pair; ``j == i`` when a site is that close to its own image)."""
-    if _surely_no_overlap(structure, radius) is True:
+    (the shortest image distance of each pair; ``j == i`` when a site is that close to its own image).
+
+    ``matrix`` holds the lattice vectors as rows (Å), ``frac`` the fractional coordinates ``(n, 3)``. Cost: the
+    all-pairs shortcut up to ``_MAX_SITES_ALL_PAIRS`` sites, otherwise pymatgen's cell-list search
+    (``find_points_in_spheres``, the search behind ``Structure.get_neighbor_list``): time and memory ``O(n k)``
+    for ``k`` neighbours within ``radius``.
+    """
+    if _surely_no_overlap(matrix, frac, radius) is True:
         return {}
-    centers, neighbors, _, distances = structure.get_neighbor_list(r=radius, exclude_self=True)
+    centers, neighbors, distances = periodic_neighbours(matrix, frac, frac, radius)
     pairs: dict[int, dict[int, float]] = {}
     for i, j, distance in zip(centers.tolist(), neighbors.tolist(), distances.tolist(), strict=True):
+        if i == j and distance < 1e-8:
+            continue  # the site itself
         row = pairs.setdefault(i, {})
         row[j] = min(distance, row.get(j, np.inf))
     return pairs
@@ -412,7 +425,14 @@ def _largest_cluster(site: int, pairs: dict[int, dict[int, float]], occupancy: n
     return members
 
 
-def _check_site_clusters(structure: Structure, source: str, overlap_tolerance: float) -> None:
+def _check_site_clusters(
+    matrix: np.ndarray,
+    frac: np.ndarray,
+    occupancy: np.ndarray,
+    hydrogen: np.ndarray,
+    source: str,
+    overlap_tolerance: float,
+) -> None:
     """Refuse sites that cannot be occupied together: their occupancies, summed over a cluster of mutually close
     sites, exceed 1 plus the rounding of each (``OCCUPANCY_TOLERANCE`` per site, occupancies are written to two
     decimals: six 1/6 sites written 0.17 sum to 1.02).
@@ -422,21 +442,21 @@ def _check_site_clusters(structure: Structure, source: str, overlap_tolerance: f
     Split sites that sum to at most 1 are alternatives, not overlapping atoms: they are kept, each on its own orbit
     (SCOPE_V2.md, disordered crystals).
 
+    Args:
+        matrix: lattice vectors as rows (Å); ``frac``: fractional coordinates ``(n, 3)``.
+        occupancy: total occupancy of each site ``(n,)``; ``hydrogen``: whether a site holds H ``(n,)``.
+
     Cost: one neighbour list within each radius, O(n) memory for n sites; the clusters are small.
 
     Raises:
         OverlappingSitesError: names the sites, their distance and the occupancy sum.
     """
-    occupancy = np.array([sum(site.species.values()) for site in structure])
     partial = occupancy < 1.0 - OCCUPANCY_TOLERANCE
-    hydrogen = np.array(
-        [any(getattr(sp, "symbol", None) == "H" for sp in site.species) for site in structure]
-    )
-    pairs = _close_pairs(structure, overlap_tolerance)
+    pairs = _close_pairs(matrix, frac, overlap_tolerance)
     _check_band(pairs, occupancy, partial, overlap_tolerance, overlap_tolerance, source)
     split = np.flatnonzero(partial & ~hydrogen)
     if len(split) > 1 and overlap_tolerance < SPLIT_SITE_DISTANCE:
-        local = _close_pairs(Structure.from_sites([structure[int(k)] for k in split]), SPLIT_SITE_DISTANCE)
+        local = _close_pairs(matrix, frac[split], SPLIT_SITE_DISTANCE)
         pairs = {int(split[i]): {int(split[j]): d for j, d in row.items()} for i, row in local.items()}
         _check_band(pairs, occupancy, partial, SPLIT_SITE_DISTANCE, overlap_tolerance, source)
 
@@ -473,6 +493,63 @@ def _check_band(
             "alternative positions of one atom (split positions), so they cannot all be occupied",
             source,
         )
+
+
+def _site_name(site, index: int) -> str:
+    """``site 3``, or ``site 3 (Fe1)`` when the file gave the site a label of its own (for messages)."""
+    label = getattr(site, "label", None)
+    # pymatgen's default label is the species string; only a label from the file says more
+    return f"site {index}" + (f" ({label})" if label and label != site.species_string else "")
+
+
+def _check_sites(structure: Structure, source: str, disorder: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Each site's occupancies and species, in one pass over the sites.
+
+    Returns:
+        ``(occupancy (n,), hydrogen (n,) bool, plain_elements)``: each site's total occupancy, whether it holds H,
+        and whether every species is a plain ``Element`` (no oxidation-state decoration).
+
+    Raises:
+        DisorderedStructureError: a partial or mixed site with ``disorder="raise"``.
+        OverlappingSitesError: a site whose occupancies sum above 1 (or one of them is not positive).
+        UnknownSpeciesError: a species that is not an element H-Og.
+    """
+    occupancy = np.empty(len(structure))
+    hydrogen = np.zeros(len(structure), dtype=bool)
+    plain_elements = True
+    for i, site in enumerate(structure):
+        items = list(site.species.items())
+        total = sum(amount for _, amount in items)
+        occupancy[i] = total
+        if len(items) != 1 or abs(total - 1.0) > OCCUPANCY_TOLERANCE:  # 0.996: a full site, as in the readers
+            text = ", ".join(f"{sp}:{amount:g}" for sp, amount in items)
+            if disorder == "raise":
+                raise DisorderedStructureError(
+                    f"{_site_name(site, i)} is partially occupied or mixed ({text}); refused with "
+                    "disorder='raise'. Encode it with disorder='encode', or order it first (e.g. pymatgen's "
+                    "OrderDisorderedStructureTransformation)",
+                    source,
+                )
+            if total > 1.0 + OCCUPANCY_TOLERANCE or min(amount for _, amount in items) <= 0:
+                raise OverlappingSitesError(
+                    f"{_site_name(site, i)} holds occupancies {text} (sum {total:.4g}); a site holds at most one "
+                    "atom",
+                    source,
+                )
+        for sp, _ in items:
+            if type(sp) is Element:
+                hydrogen[i] |= sp is Element.H
+                continue
+            symbol = getattr(sp, "symbol", None)
+            plain_elements = plain_elements and isinstance(sp, Element)
+            if not isinstance(sp, Element) and (
+                symbol is None or not Element.is_valid_symbol(symbol) or not hasattr(sp, "oxi_state")
+            ):
+                raise UnknownSpeciesError(
+                    f"{_site_name(site, i)}: {sp!s} is not a chemical element H-Og", source
+                )
+            hydrogen[i] |= symbol == "H"
+    return occupancy, hydrogen, plain_elements
 
 
 def _check_claims(structure: Structure, source: str) -> None:
@@ -525,44 +602,17 @@ def validate_structure(
     matrix = structure.lattice.matrix
     if not np.all(np.isfinite(matrix)):
         raise InvalidGeometryError("the lattice contains NaN or infinity", source)
-    volume = abs(float(np.linalg.det(matrix)))
+    volume = abs(cell_inverse(matrix)[1])
     if volume < MIN_VOLUME_PER_SITE * len(structure):
         raise InvalidGeometryError(
             f"degenerate lattice: cell volume {volume:.3g} A^3 for {len(structure)} sites", source
         )
-    if not np.all(np.isfinite(structure.frac_coords)):
+    frac = structure.frac_coords
+    if not np.all(np.isfinite(frac)):
         raise InvalidGeometryError("coordinates contain NaN or infinity", source)
-    plain_elements = True
-    for i, site in enumerate(structure):
-        species = site.species
-        total = sum(species.values())
-        label = getattr(site, "label", None)
-        # pymatgen's default label is the species string; only a label from the file says more
-        name = f"site {i}" + (f" ({label})" if label and label != site.species_string else "")
-        if (
-            len(species) != 1 or abs(total - 1.0) > OCCUPANCY_TOLERANCE
-        ):  # 0.996: a full site, as in the readers
-            occupancy = ", ".join(f"{sp}:{occ:g}" for sp, occ in species.items())
-            if disorder == "raise":
-                raise DisorderedStructureError(
-                    f"{name} is partially occupied or mixed ({occupancy}); refused with disorder='raise'. "
-                    "Encode it with disorder='encode', or order it first (e.g. pymatgen's "
-                    "OrderDisorderedStructureTransformation)",
-                    source,
-                )
-            if total > 1.0 + OCCUPANCY_TOLERANCE or min(species.values()) <= 0:
-                raise OverlappingSitesError(
-                    f"{name} holds occupancies {occupancy} (sum {total:.4g}); a site holds at most one atom",
-                    source,
-                )
-        for sp in species:
-            symbol = getattr(sp, "symbol", None)
-            if not isinstance(sp, Element):
-                plain_elements = False
-                if symbol is None or not Element.is_valid_symbol(symbol) or not hasattr(sp, "oxi_state"):
-                    raise UnknownSpeciesError(f"{name}: {sp!s} is not a chemical element H-Og", source)
+    occupancy, hydrogen, plain_elements = _check_sites(structure, source, disorder)
     if overlap_tolerance > 0 and len(structure) > 1:
-        _check_site_clusters(structure, source, overlap_tolerance)
+        _check_site_clusters(matrix, frac, occupancy, hydrogen, source, overlap_tolerance)
     if not plain_elements:
         # Oxidation-state decorations (Fe2+) would leak into the composition part as 'Fe2+'.
         structure = structure.copy()
@@ -598,9 +648,17 @@ def load_structure(
         >>> nacl.composition.reduced_formula
         'NaCl'
     """
-    source = source if source is not None else describe_source(obj)
-    structure = _to_structure(obj, source)
-    return validate_structure(structure, source, overlap_tolerance=overlap_tolerance, disorder=disorder)
+    # A pymatgen Structure is named (its formula: a pass over its sites) only if it fails.
+    unnamed = source is None and isinstance(obj, Structure) and CLAIMS_PROPERTY not in (obj.properties or {})
+    if source is None and not unnamed:
+        source = describe_source(obj)
+    try:
+        structure = _to_structure(obj, source)
+        return validate_structure(structure, source, overlap_tolerance=overlap_tolerance, disorder=disorder)
+    except ScopeError as error:
+        if unnamed and error.source is None:
+            raise error.with_source(describe_source(obj)) from error
+        raise
 
 
 def load_structures(

@@ -72,7 +72,24 @@ MARGIN_FRACTION = 0.5
 SLACK = 2.5
 
 
-def _periodic_neighbours(lattice: np.ndarray, frac: np.ndarray, centres: np.ndarray, radius: float):
+def cell_inverse(matrix: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(inverse, determinant)`` of a 3x3 matrix, from its rows' cross products in plain floats.
+
+    The same numbers as ``np.linalg.inv`` and ``np.linalg.det`` to rounding, without their per-call overhead (tens of
+    microseconds, which is what a small cell's encoding time is made of). A singular matrix gives infinities.
+    """
+    (a0, a1, a2), (b0, b1, b2), (c0, c1, c2) = np.asarray(matrix, dtype=float).tolist()
+    # Rows of the adjugate's transpose: b x c, c x a, a x b.
+    bc = (b1 * c2 - b2 * c1, b2 * c0 - b0 * c2, b0 * c1 - b1 * c0)
+    ca = (c1 * a2 - c2 * a1, c2 * a0 - c0 * a2, c0 * a1 - c1 * a0)
+    ab = (a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0)
+    determinant = a0 * bc[0] + a1 * bc[1] + a2 * bc[2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = np.array([bc, ca, ab], dtype=float).T / determinant
+    return inverse, determinant
+
+
+def periodic_neighbours(lattice: np.ndarray, frac: np.ndarray, centres: np.ndarray, radius: float):
     """``(centre index, point index, distance)`` for every atom within ``radius`` Å of each centre (periodic).
 
     Both sets are wrapped into the cell first: ``find_points_in_spheres`` can miss neighbours of points outside it.
@@ -122,9 +139,9 @@ def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndar
         return candidates
     # Neighbours within about 2.5 mean atomic spacings (dozens of them), over all periodic images, so the key is
     # intrinsic to the crystal and does not depend on the cell the input happens to use.
-    volume = abs(float(np.linalg.det(lattice)))
+    volume = abs(cell_inverse(lattice)[1])
     radius = max(3.0, 2.5 * (volume / len(frac)) ** (1 / 3))
-    centre, _, distances = _periodic_neighbours(lattice, frac, frac[candidates], radius)
+    centre, _, distances = periodic_neighbours(lattice, frac, frac[candidates], radius)
     keep = distances > 1e-6  # the atom itself
     centre, distances = centre[keep], distances[keep]
     # Sort by (centre, distance); every candidate then owns a contiguous run of increasing distances.
@@ -157,7 +174,7 @@ def _site_permutations(
     n_ops, n_sites = len(rotations), len(types)
     images = np.einsum("gij,nj->gni", rotations, frac) + translations[:, None, :]  # (n_ops, n_sites, 3)
     flat = images.reshape(-1, 3)
-    centre, point, distance = _periodic_neighbours(lattice, frac, flat, radius)
+    centre, point, distance = periodic_neighbours(lattice, frac, flat, radius)
     same = types[point] == np.tile(types, n_ops)[centre]
     centre, point, distance = centre[same], point[same], distance[same]
     # The nearest atom of the right type for each image: sort by (image, distance), keep the first of each image.
@@ -304,8 +321,14 @@ def _lattice_rotations(reduced: np.ndarray, length_tolerance: float, angle_toler
     metric = reduced @ reduced.T
     lengths = np.sqrt(np.diag(metric))
     image_lengths = np.sqrt(np.einsum("ki,ij,kj->k", _COMBINATIONS, metric, _COMBINATIONS))
-    choices = [np.flatnonzero(np.abs(image_lengths - lengths[i]) <= length_tolerance) for i in range(3)]
-    index = np.stack(np.meshgrid(*choices, indexing="ij"), axis=-1).reshape(-1, 3)
+    first, second, third = (
+        np.flatnonzero(np.abs(image_lengths - lengths[i]) <= length_tolerance) for i in range(3)
+    )
+    index = np.empty((len(first), len(second), len(third), 3), dtype=np.int64)  # every (first, second, third)
+    index[..., 0] = first[:, None, None]
+    index[..., 1] = second[None, :, None]
+    index[..., 2] = third[None, None, :]
+    index = index.reshape(-1, 3)
     matrices = _COMBINATIONS[index]  # (K, 3, 3): row i = combination giving the image of basis vector i
     image_metric = matrices @ metric @ np.transpose(matrices, (0, 2, 1))
     allowed = np.outer(lengths, lengths) * np.radians(angle_tolerance) + length_tolerance * (
@@ -362,15 +385,20 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
     reduced = np.asarray(reduced, dtype=float)
     rotations = _lattice_rotations(reduced, 2 * symprec, angle_tolerance + 1.0)
     mapping = np.asarray(dataset.mapping_to_primitive)
-    _, first = np.unique(mapping, return_index=True)
-    rows = order[first]  # one input site per primitive atom
-    x = (frac[rows] @ lattice @ np.linalg.inv(reduced)) % 1.0
+    if mapping[-1] == len(mapping) - 1 and np.all(np.diff(mapping) == 1):
+        rows = order  # the cell searched is primitive
+    else:
+        _, first = np.unique(mapping, return_index=True)
+        rows = order[first]  # one input site per primitive atom
+    inverse, _ = cell_inverse(reduced)
+    x = (frac[rows] @ lattice @ inverse) % 1.0
     t = types[rows]
     # The order of the whole point group (spglib's database for the Hall setting): in a supercell spglib lists only
     # the operations that keep the supercell, and counting those flagged every such cell as able to gain symmetry.
     point_group_order = _point_group_order(int(dataset.hall_number))
-    counts = np.bincount(t)[t]
-    rare = np.flatnonzero((counts == counts.min()) & (t == t[counts == counts.min()].min()))
+    per_type = np.bincount(t)
+    fewest = per_type[per_type > 0].min()
+    rare = np.flatnonzero(t == np.flatnonzero(per_type == fewest)[0])  # the lowest type of the fewest atoms
     if len(rotations) <= point_group_order:
         # Every lattice rotation is in the group already: only a pure translation could add operations.
         if len(rare) == 1:
@@ -379,7 +407,7 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
     slack = SLACK * symprec
     # Cell thickness along each basis direction: an image within ``slack`` of an atom is then matched to it by
     # rounding fractional differences, the same distance the tolerance-edge search has always used.
-    thickness = 1.0 / np.linalg.norm(np.linalg.inv(reduced), axis=0)
+    thickness = 1.0 / np.sqrt((inverse * inverse).sum(axis=0))
     if 2 * slack >= thickness.min():
         return True  # a cell thinner than twice the slack (never seen): nothing can be ruled out
     passed_k, passed_j = _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order)
@@ -395,6 +423,48 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
 #: coordinate array, whatever the size of the cell.
 _CHUNK_IMAGES = 1 << 16
 
+#: A type with at most this many atoms is matched by comparing each image with every atom of the type (minimum
+#: image); a k-d tree is built only for more. Both give the same answer; the direct comparison costs fewer numpy
+#: calls, which is what a small cell's time is made of.
+_DIRECT_MATCH_ATOMS = 16
+
+#: The identity matrix as one row of 9 numbers.
+_IDENTITY_ROW = np.eye(3).reshape(9)
+
+#: The 27 cells around and including the home cell, as fractional offsets.
+_NEIGHBOUR_CELLS = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
+
+
+class _TypeMatcher:
+    """Whether each image (fractional, reduced basis) lies within ``slack`` Å of an atom of a given type.
+
+    Valid in a cell at least ``2 slack`` thick: the atom within ``slack`` of an image is then the one that rounding
+    the fractional difference picks, which is what the direct comparison computes; a type of more than
+    ``_DIRECT_MATCH_ATOMS`` atoms gets a k-d tree of its atoms and their images in the 26 neighbouring cells
+    (built once, on first use).
+    """
+
+    def __init__(self, reduced: np.ndarray, x: np.ndarray, t: np.ndarray, slack: float):
+        self.reduced, self.x, self.t, self.slack = reduced, x, t, slack
+        self.trees: dict[int, cKDTree] = {}
+
+    def hits(self, kind: int, images: np.ndarray) -> np.ndarray:
+        """``(N,)`` bool for ``images`` ``(N, 3)`` wrapped into the cell."""
+        members = self.x[self.t == kind]
+        if len(members) <= _DIRECT_MATCH_ATOMS:
+            difference = images[:, None, :] - members[None, :, :]
+            difference -= np.round(difference)
+            cartesian = difference @ self.reduced
+            squared = np.einsum("nmi,nmi->nm", cartesian, cartesian)
+            return squared.min(axis=1) <= (self.slack * (1 + 1e-9)) ** 2
+        if kind not in self.trees:
+            replicas = (members[None, :, :] + _NEIGHBOUR_CELLS[:, None, :]).reshape(-1, 3)
+            self.trees[kind] = cKDTree(replicas @ self.reduced)
+        distance, _ = self.trees[kind].query(
+            images @ self.reduced, distance_upper_bound=self.slack * (1 + 1e-9)
+        )
+        return distance <= self.slack
+
 
 def _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order):
     """The candidate operations ``(rotation k, translation rare[0] -> rare[j])`` that map every atom within ``slack``
@@ -402,30 +472,26 @@ def _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order
 
     Candidates are tried against the atoms in batches (1, 2, 4, ... atoms, at most ``_CHUNK_IMAGES`` images at a
     time) and dropped at the first atom they miss, so memory never depends on ``m^2`` or ``m n``. The nearest atom
-    of each image comes from a k-d tree of the atoms of its type and their images in the 26 neighbouring cells;
-    in a cell at least ``2 slack`` thick, an atom within ``slack`` of an image lies among those, and it is the one
-    that rounding fractional differences picks. The search stops early (returning ``None``) once the candidates
-    still alive hold no pure translation and at most ``point_group_order`` distinct rotations: the test can then
-    only answer ``False``.
+    of each image is found by :class:`_TypeMatcher` (a direct comparison with the few atoms of a type, or a k-d tree
+    of its atoms and their images in the 26 neighbouring cells); in a cell at least ``2 slack`` thick, an atom
+    within ``slack`` of an image lies among those, and it is the one that rounding fractional differences picks.
+    The search stops early (returning ``None``) once the candidates still alive hold no pure translation and at
+    most ``point_group_order`` distinct rotations: the test can then only answer ``False``.
     """
-    offsets = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
-    trees = {}
-    for kind in np.unique(t):
-        members = x[t == kind]
-        replicas = (members[None, :, :] + offsets[:, None, :]).reshape(-1, 3)
-        trees[int(kind)] = cKDTree(replicas @ reduced)
-    n_rare = len(rare)
-    k_of = np.repeat(np.arange(len(rotations)), n_rare)
-    j_of = np.tile(np.arange(n_rare), len(rotations))
-    shifts = x[rare][None, :, :] - np.einsum("kij,j->ki", rotations, x[rare[0]])[:, None, :]  # (K, m, 3)
-    identity = np.all(rotations == np.eye(3), axis=(1, 2))
+    matcher = _TypeMatcher(reduced, x, t, slack)
+    k_of, j_of = np.divmod(np.arange(len(rotations) * len(rare)), len(rare))  # k ascending, then j
+    shifts = x[rare][None, :, :] - (rotations @ x[rare[0]])[:, None, :]  # (K, m, 3)
+    identity = (rotations.reshape(-1, 9) == _IDENTITY_ROW).all(axis=1)
     # rare[0] lands exactly on rare[j] under every candidate: the other atoms decide, the rarest type first.
-    others = np.concatenate([rare[1:], np.setdiff1d(np.arange(len(t)), rare)])
+    rest = np.ones(len(t), dtype=bool)
+    rest[rare] = False
+    others = np.concatenate([rare[1:], np.flatnonzero(rest)])
     start, batch = 0, 1
     while start < len(others):
         atoms = others[start : start + batch]
         start += len(atoms)
         batch *= 2
+        kinds = t[atoms]
         keep = np.zeros(len(k_of), dtype=bool)
         per_chunk = max(1, _CHUNK_IMAGES // len(atoms))
         for begin in range(0, len(k_of), per_chunk):
@@ -433,18 +499,23 @@ def _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order
             images = (
                 np.einsum("cij,aj->cai", rotations[k_of[part]], x[atoms])
                 + shifts[k_of[part], j_of[part]][:, None, :]
-            )  # (chunk, atoms, 3)
-            images = (images % 1.0) @ reduced
-            hit = np.ones(images.shape[:2], dtype=bool)
-            for kind in np.unique(t[atoms]):
-                column = t[atoms] == kind
-                distance, _ = trees[int(kind)].query(
-                    images[:, column].reshape(-1, 3), distance_upper_bound=slack * (1 + 1e-9)
-                )
-                hit[:, column] = (distance <= slack).reshape(-1, int(column.sum()))
+            ) % 1.0  # (chunk, atoms, 3)
+            if len(atoms) == 1 or np.all(kinds == kinds[0]):
+                hit = matcher.hits(int(kinds[0]), images.reshape(-1, 3)).reshape(images.shape[:2])
+            else:
+                hit = np.ones(images.shape[:2], dtype=bool)
+                for kind in np.unique(kinds):
+                    column = kinds == kind
+                    hit[:, column] = matcher.hits(int(kind), images[:, column].reshape(-1, 3)).reshape(
+                        -1, int(column.sum())
+                    )
             keep[part] = hit.all(axis=1)
         k_of, j_of = k_of[keep], j_of[keep]
-        if not np.any(identity[k_of] & (j_of > 0)) and len(np.unique(k_of)) <= point_group_order:
+        # k_of stays sorted, so its distinct rotations are its runs.
+        if len(k_of) == 0 or (
+            not np.any(identity[k_of] & (j_of > 0))
+            and 1 + np.count_nonzero(np.diff(k_of)) <= point_group_order
+        ):
             return None, None
     return k_of, j_of
 
