@@ -39,7 +39,7 @@ modules ``scope_v2_tables``, ``scope_errors``, ``symmetry_search`` and ``symmetr
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -117,6 +117,14 @@ def _relabeling_array(number: int) -> np.ndarray:
     letters = WYCKOFF_LETTERS[number]
     index = {letter: i for i, letter in enumerate(letters)}
     return np.array([[index[c] for c in images] for images in WYCKOFF_RELABELINGS[number]], dtype=np.int64)
+
+
+@lru_cache(maxsize=4096)
+def _relabelings_of_letters(number: int, letters: tuple[int, ...]) -> np.ndarray:
+    """The distinct images of the Wyckoff letter indices ``letters`` under the relabelings of space group ``number``:
+    ``(R, len(letters))``, one row per distinct relabeling of those letters (``_relabeling_array(number)`` restricted
+    to their columns). P-1 has 1,344 relabelings, but a crystal whose orbits are all general positions sees one."""
+    return np.unique(_relabeling_array(number)[:, list(letters)], axis=0)
 
 
 @cache
@@ -234,7 +242,6 @@ def encode_v2(
         wyckoffs,
         orbits,
         atomic_numbers,
-        _relabeling_array(number),
         mixtures=mixtures,
         element_fractions=element_fractions,
     )
@@ -288,9 +295,10 @@ def site_types(
     """
     compositions = [site.species for site in structure]
     # Ordered crystals first, in one pass: one species at occupancy exactly 1 on every site.
-    simple = [next(iter(species.items())) if len(species) == 1 else (None, 0.0) for species in compositions]
-    if all(amount == 1 for _, amount in simple):
-        atomic_numbers = np.array([getattr(specie, "Z", 0) for specie, _ in simple], dtype=np.int64)
+    if all(len(species) == 1 and species.num_atoms == 1 for species in compositions):
+        atomic_numbers = np.array(
+            [getattr(next(iter(species)), "Z", 0) for species in compositions], dtype=np.int64
+        )
         if atomic_numbers.min() < 1 or atomic_numbers.max() > MAX_ATOMIC_NUMBER:
             raise UnknownSpeciesError(
                 "every site must hold an element H-Og", source or describe_source(structure)
@@ -335,7 +343,7 @@ def _scope_from_symmetry(
     wyckoffs: list[str],
     orbits: np.ndarray,
     atomic_numbers: np.ndarray,
-    relabelings: np.ndarray,
+    relabelings: np.ndarray | None = None,
     mixtures: dict[int, tuple[tuple[str, str], ...]] | None = None,
     element_fractions: dict[str, float] | None = None,
 ) -> str:
@@ -343,9 +351,9 @@ def _scope_from_symmetry(
 
     ``atomic_numbers`` are the site types of :func:`site_types`: atomic numbers, and for a disordered crystal mixture
     types described by ``mixtures``, whose element fractions (occupancies summed, vacancies excluded) are
-    ``element_fractions``. ``relabelings`` is ``_relabeling_array(number)``; passing only its first row (the
-    identity) gives spglib's raw labelling, which ``benchmarks/report_scope_v2.py`` uses to show what
-    canonicalisation changes.
+    ``element_fractions``. ``relabelings`` defaults to all of the group's (``_relabeling_array(number)``, reduced to
+    the distinct images of the letters present); passing only its first row (the identity) gives spglib's raw
+    labelling, which ``benchmarks/report_scope_v2.py`` uses to show what canonicalisation changes.
     """
     mixtures = mixtures or {}
     letter_index = _letter_index(number)
@@ -365,7 +373,12 @@ def _scope_from_symmetry(
 
     # Canonical labelling: apply every normalizer relabeling, sort each candidate by (rank, letter), and keep the
     # lexicographically smallest. Ranks dominate the key, so sorting keeps element blocks in ELEMENT_ORDER.
-    keys = np.sort(orbit_ranks[None, :] * 64 + relabelings[:, orbit_letters], axis=1)
+    if relabelings is None:
+        present, column = np.unique(orbit_letters, return_inverse=True)
+        images = _relabelings_of_letters(number, tuple(present.tolist()))[:, column]
+    else:
+        images = relabelings[:, orbit_letters]
+    keys = np.sort(orbit_ranks[None, :] * 64 + images, axis=1)
     best = keys[np.lexsort(keys.T[::-1])[0]] if len(keys) > 1 else keys[0]
 
     letters = WYCKOFF_LETTERS[number]

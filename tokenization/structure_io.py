@@ -518,7 +518,16 @@ def _check_sites(structure: Structure, source: str, disorder: str) -> tuple[np.n
     hydrogen = np.zeros(len(structure), dtype=bool)
     plain_elements = True
     for i, site in enumerate(structure):
-        items = list(site.species.items())
+        composition = site.species
+        if (
+            len(composition) == 1 and composition.num_atoms == 1
+        ):  # a full site of one element: the common case
+            occupancy[i] = 1.0
+            sp = next(iter(composition))
+            if type(sp) is Element:
+                hydrogen[i] = sp is Element.H
+                continue
+        items = list(composition.items())
         total = sum(amount for _, amount in items)
         occupancy[i] = total
         if len(items) != 1 or abs(total - 1.0) > OCCUPANCY_TOLERANCE:  # 0.996: a full site, as in the readers

@@ -311,34 +311,53 @@ def _best_over_references(lattice, frac, types, orbits, symprec, angle_tolerance
 #: each basis vector onto one of these combinations of the basis.
 _COMBINATIONS = np.array([v for v in itertools.product((-1, 0, 1), repeat=3) if any(v)], dtype=float)
 
+#: ``_UNIMODULAR[a, b, c]``: whether the matrix with rows ``_COMBINATIONS[a], [b], [c]`` has determinant ±1 (its
+#: triple product; the integer matrices that can be lattice rotations).
+_UNIMODULAR = (
+    np.abs(
+        np.einsum(
+            "ai,bj,ck,ijk->abc",
+            _COMBINATIONS,
+            _COMBINATIONS,
+            _COMBINATIONS,
+            np.array(
+                [
+                    [[float(np.linalg.det(np.eye(3)[[i, j, k]])) for k in range(3)] for j in range(3)]
+                    for i in range(3)
+                ]
+            ),
+        )
+    )
+    == 1
+)
+
 
 def _lattice_rotations(reduced: np.ndarray, length_tolerance: float, angle_tolerance: float) -> np.ndarray:
     """The rotations of a Delaunay-reduced lattice (rows) within tolerance, acting on its fractional columns.
 
     A superset of spglib's: lengths within ``length_tolerance`` and scalar products within the change that an angle
-    of ``angle_tolerance`` degrees and those length changes allow.
+    of ``angle_tolerance`` degrees and those length changes allow. The scalar products of all 26 combinations are
+    computed once (a 26 x 26 table), and each candidate's image metric is read from it.
     """
     metric = reduced @ reduced.T
     lengths = np.sqrt(np.diag(metric))
-    image_lengths = np.sqrt(np.einsum("ki,ij,kj->k", _COMBINATIONS, metric, _COMBINATIONS))
-    first, second, third = (
-        np.flatnonzero(np.abs(image_lengths - lengths[i]) <= length_tolerance) for i in range(3)
-    )
+    products = _COMBINATIONS @ metric @ _COMBINATIONS.T  # (26, 26): scalar products of the combinations
+    fits = np.abs(np.sqrt(np.diag(products))[None, :] - lengths[:, None]) <= length_tolerance  # (3, 26)
+    first, second, third = (np.flatnonzero(row) for row in fits)
     index = np.empty((len(first), len(second), len(third), 3), dtype=np.int64)  # every (first, second, third)
     index[..., 0] = first[:, None, None]
     index[..., 1] = second[None, :, None]
     index[..., 2] = third[None, None, :]
     index = index.reshape(-1, 3)
-    matrices = _COMBINATIONS[index]  # (K, 3, 3): row i = combination giving the image of basis vector i
-    image_metric = matrices @ metric @ np.transpose(matrices, (0, 2, 1))
+    index = index[_UNIMODULAR[index[:, 0], index[:, 1], index[:, 2]]]
+    image_metric = products[index[:, :, None], index[:, None, :]]  # (K, 3, 3)
     allowed = np.outer(lengths, lengths) * np.radians(angle_tolerance) + length_tolerance * (
         lengths[:, None] + lengths[None, :]
     )
     keep = np.all(np.abs(image_metric - metric) <= allowed, axis=(1, 2))
-    matrices = matrices[keep]
-    matrices = matrices[np.abs(np.abs(np.linalg.det(matrices)) - 1) < 1e-6]
-    # A point x (fractional row) goes to x @ M, so the matrix acting on fractional columns is Mᵀ.
-    return np.transpose(matrices, (0, 2, 1))
+    # Row i of _COMBINATIONS[index] is the combination giving the image of basis vector i: a point x (fractional
+    # row) goes to x @ M, so the matrix acting on fractional columns is Mᵀ.
+    return np.transpose(_COMBINATIONS[index[keep]], (0, 2, 1))
 
 
 @cache
