@@ -511,13 +511,13 @@ def _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order
         start += len(atoms)
         batch *= 2
         kinds = t[atoms]
+        rotated = np.einsum("kij,aj->kai", rotations, x[atoms])  # (K, atoms, 3): each rotation once
         keep = np.zeros(len(k_of), dtype=bool)
         per_chunk = max(1, _CHUNK_IMAGES // len(atoms))
         for begin in range(0, len(k_of), per_chunk):
             part = slice(begin, begin + per_chunk)
             images = (
-                np.einsum("cij,aj->cai", rotations[k_of[part]], x[atoms])
-                + shifts[k_of[part], j_of[part]][:, None, :]
+                rotated[k_of[part]] + shifts[k_of[part], j_of[part]][:, None, :]
             ) % 1.0  # (chunk, atoms, 3)
             if len(atoms) == 1 or np.all(kinds == kinds[0]):
                 hit = matcher.hits(int(kinds[0]), images.reshape(-1, 3)).reshape(images.shape[:2])
