@@ -100,8 +100,8 @@ from .file_claims import (
 )
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
-    DisorderedStructureError,
     EmptyStructureError,
+    ImplicitHydrogenGroupError,
     InvalidGeometryError,
     OverlappingSitesError,
     ScopeError,
@@ -167,6 +167,11 @@ _HYDROGEN_ISOTOPES = {"D": "deuterium", "T": "tritium"}
 _GROUP_LABEL = re.compile(
     r"(O)[HhWw]\d*(?![A-Za-z]).*|(H)[Ww]\d*(?![A-Za-z]).*|(?:[Ww]at|WAT)\d*(?![A-Za-z]).*"
 )
+#: The O of a water or hydroxyl group in any label ('OHa', 'Owb', 'OW1'), and water itself ('Wat', 'WatOW'): their
+#: H may be implicit, so these are read only as :data:`_GROUP_LABEL`, never by the element-prefix rule.
+_WATER_OXYGEN = re.compile(r"O[HhWw]|[Ww][Aa][Tt]")
+#: A type symbol for a group with implicit H: an element, then H and its count ('OH', 'OH2', 'NH3', 'NH4+').
+_IMPLICIT_HYDROGEN_GROUP = re.compile(r"([A-Z][a-z]?)H(\d*)(?:\d*[+-])?")
 #: Elements above californium (Z = 98) are not read from CIF symbols: no crystal structure of them is known, and
 #: their symbols are what case-folding makes of molecular pseudo-atoms ('NH4+' -> Nh, 'CN-' -> Cn, 'NO3' -> No).
 _HEAVIEST_READ_ELEMENT = 98
@@ -756,19 +761,118 @@ def _element(symbol: str, is_label: bool, row_label: str, source: str, notes: li
     )
 
 
-_COMPOSITE_PART = re.compile(r"\s*(\d*\.?\d+)?\s*([A-Za-z][A-Za-z0-9+-]*)\s*")
+def _symbol_readings(text: str) -> list[tuple[str, str]]:
+    """``[(element, rest)]`` for each element the text may start with, its first two letters before its first
+    one, in any case (``'HO1'`` -> ``[('Ho', '1'), ('H', 'O1')]``); D and T are hydrogen isotopes."""
+    readings = []
+    for size in (2, 1):
+        head, rest = text[:size], text[size:]
+        if len(head) != size or not head.isalpha():
+            continue
+        candidate = head.title()
+        if candidate in _HYDROGEN_ISOTOPES or (
+            Element.is_valid_symbol(candidate) and Element(candidate).Z <= _HEAVIEST_READ_ELEMENT
+        ):
+            readings.append((candidate, rest))
+    return readings
+
+
+def _label_element(
+    label: str, uses_case: bool, declared: set[str] | None, source: str, notes: list[str]
+) -> Element:
+    """The element of an atom-site label, in a file that gives no type symbols.
+
+    Labels are an element symbol and a site name. The name may start with a digit or a mark (``'Fe1'``, ``"O1'"``,
+    ``'Si_3'``), which always ends the symbol; mineral databases (AMCSD) also start it with a letter: an upper-case
+    site name (``'MgT'``, ``'FeT2'``, ``'AlOct'``, ``'NaA(m)'``, Roman numerals ``'NaI'``, ``'MgIII'``, ``'IX'`` = I on
+    site X) or a lower-case one (``'Oa1'``, ``'Ala'``, the typed ``'Sl'`` for S1). Where the file writes its labels
+    in mixed case (``uses_case``: any label holds a lower-case letter), the case tells where the symbol ends: an
+    upper-case letter then at most one lower-case letter that completes an element symbol (``'Mg'`` of ``'MgT'``,
+    ``'H'`` of ``'HO1'``, the H riding on O1, never holmium). In an all-capitals file (``'HO1'`` beside ``'C1'``) the case tells nothing: the symbol is the longest
+    one followed by a digit or mark, as before (``'FE1'`` -> Fe), or the only element the label can start with
+    (``'HC2'`` -> H, ``'KK'`` -> K); when it can start with two (``'HO1'``: Ho, or H on O1), the file's
+    ``_chemical_formula_sum`` decides where it names exactly one of them, else the longest is kept (the formula
+    check then compares the atoms built). Wherever the formula names another reading of the label and not the one
+    chosen, that reading is taken, with a note. Water and hydroxyl labels (``'OH1'``, ``'Ow'``, ``'Wat'``) are
+    not read here (:data:`_GROUP_LABEL`).
+
+    Raises:
+        UnknownSpeciesError: no element symbol starts the label the way above, naming the label.
+    """
+    text = label.strip()
+    readings = _symbol_readings(text)
+    chosen = None
+    if not (_GROUP_LABEL.fullmatch(text) or _WATER_OXYGEN.match(text)):
+        if uses_case and text[:1].isupper():
+            chosen = _case_reading(text, readings)
+        else:
+            strict = [r for r in readings if not r[1][:1].isalpha()]
+            loose = [r for r in readings if r[1][:1].isalpha() and not r[1][:2].islower()]
+            if strict:
+                chosen = strict[0]
+                others = {r[0] for r in loose} - {chosen[0]}
+                if declared and chosen[0] not in declared and len(others & declared) == 1:
+                    chosen = next(r for r in loose if r[0] in declared)
+            elif len(loose) == 1:
+                chosen = loose[0]
+            elif len(loose) > 1 and declared and len({r[0] for r in loose} & declared) == 1:
+                chosen = next(r for r in loose if r[0] in declared)
+        if chosen is not None and declared and _hydrogen(chosen[0]) not in declared:
+            named = [r for r in readings if _hydrogen(r[0]) in declared]
+            if len(named) == 1:
+                notes.append(
+                    f"site {label}: the label read as {named[0][0]}, which the formula names, not as {chosen[0]}"
+                )
+                chosen = named[0]
+            elif chosen[1][:1].isalpha():
+                raise UnknownSpeciesError(
+                    f"site {label}: the label {label!r} would be read as {chosen[0]} followed by a site name, but "
+                    f"the file's formula does not name {chosen[0]}, and no type symbol is given",
+                    source,
+                )
+    if chosen is None:
+        raise UnknownSpeciesError(
+            f"site {label}: the label {label!r} does not start with a chemical element symbol (H-Cf) followed by a "
+            "site name (a digit, a mark, or a name whose case sets it apart), and no type symbol is given; "
+            "groups such as water ('OH2', 'Wat'), dummy atoms or vacancies cannot be encoded",
+            source,
+        )
+    if chosen[0] in _HYDROGEN_ISOTOPES:
+        notes.append(f"site {label}: {_HYDROGEN_ISOTOPES[chosen[0]]} {label!r} read as hydrogen")
+        return Element("H")
+    return Element(chosen[0])
+
+
+def _hydrogen(symbol: str) -> str:
+    return "H" if symbol in _HYDROGEN_ISOTOPES else symbol
+
+
+def _case_reading(text: str, readings: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The reading of a mixed-case label (:func:`_label_element`): the symbol ends where the case says."""
+    for symbol, rest in readings:
+        if len(symbol) == 2 and text[1].islower():
+            return symbol, rest
+        if len(symbol) == 1:
+            # one letter, then a mark, an upper-case name, or lower-case letters that complete no symbol ('Oa1',
+            # 'Hwa', 'Sl')
+            return symbol, rest
+    return None
+
+
+_COMPOSITE_PART = re.compile(r"\s*(\d*\.?\d+(?:\(\d+\))?)?\s*([A-Za-z][A-Za-z0-9+-]*)\s*")
 
 
 def _composite(symbol: str) -> list[tuple[Measured, str]] | None:
-    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites; the shares as written),
-    else None."""
+    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling File mixed sites; the shares as written,
+    with the standard uncertainty the file states: ``'0.56(4)Mg + 0.29(3)Ta + 0.15(5)Zr'``), else None."""
     parts = []
     # '+' between terms ('0.75Si + 0.25Al', '0.5Na+0.5K'), not the '+' of a charge ('Fe3+'): a term follows it.
-    for term in re.split(r"\s*\+\s*(?=\d*\.?\d+\s*[A-Za-z])", symbol):
+    for term in re.split(r"\s*\+\s*(?=\d*\.?\d+(?:\(\d+\))?\s*[A-Za-z])", symbol):
         match = _COMPOSITE_PART.fullmatch(term)
-        if match is None or match.group(1) is None:
+        share = Measured.parse(match.group(1)) if match is not None and match.group(1) is not None else None
+        if share is None:
             return None
-        parts.append((Measured(float(match.group(1)), None, match.group(1)), match.group(2)))
+        parts.append((share, match.group(2)))
     return parts if len(parts) > 1 else None
 
 
@@ -857,6 +961,13 @@ class _Rows:
         self.source = source
         self.notes = notes
         self._group_labels = _group_labels_are_atoms(data, columns)
+        # Labels in mixed case ('MgT', 'HO1' beside 'Cl') end their element symbol where the case says; the
+        # declared formula's elements pick between two readings of an all-capitals label (_label_element).
+        self._labels_use_case = any(character.islower() for label in columns.labels for character in label)
+        formula = parse_formula(data.get("_chemical_formula_sum"))
+        self._declared = (
+            {element for element, amount in formula[0].items() if amount > 0} if formula else None
+        )
         self.labels: list[str] = []
         self.partial: list[str] = []  # rows with partial occupancy or several elements
         self.unknown: list[UnknownSpeciesError] = []  # rows whose element cannot be read
@@ -904,8 +1015,10 @@ class _Rows:
         label = columns.labels[i]
         symbol = columns.symbol(i)
         try:
-            element = _element(
-                symbol if symbol is not None else label, symbol is None, label, self.source, []
+            element = (
+                _element(symbol, False, label, self.source, [])
+                if symbol is not None
+                else _label_element(label, self._labels_use_case, self._declared, self.source, [])
             )
         except UnknownSpeciesError:
             self.notes.append(f"site {label}: a dummy atom (_atom_site_calc_flag dum), skipped")
@@ -983,7 +1096,11 @@ class _Rows:
                 return [
                     (
                         _element(part, False, label, self.source, self.notes),
-                        Measured(share.value * occupancy.value, None, share.text),
+                        Measured(
+                            share.value * occupancy.value,
+                            share.su * occupancy.value if share.su is not None else None,
+                            share.text,
+                        ),
                     )
                     for share, part in parts
                 ]
@@ -997,23 +1114,43 @@ class _Rows:
                         f"{element.symbol} atom, read as {element.symbol} (the file places or declares its H)"
                     )
                     return [(element, occupancy)]
-            return [(_element(name, symbol is None, label, self.source, self.notes), occupancy)]
+            if symbol is None:
+                return [
+                    (
+                        _label_element(label, self._labels_use_case, self._declared, self.source, self.notes),
+                        occupancy,
+                    )
+                ]
+            try:
+                return [(_element(name, False, label, self.source, self.notes), occupancy)]
+            except UnknownSpeciesError:
+                group = _IMPLICIT_HYDROGEN_GROUP.fullmatch(name.strip())
+                if group is None or not Element.is_valid_symbol(group.group(1)):
+                    raise
+                raise ImplicitHydrogenGroupError(
+                    f"site {label}: the type symbol {name.strip()!r} stands for {group.group(1)} with "
+                    f"{group.group(2) or '1'} H atom(s) that no site places (a group pseudo-atom, as the Pauling "
+                    "File writes hydroxyl, water and ammonia): H not located, so the sites describe another crystal",
+                    self.source,
+                ) from None
         except UnknownSpeciesError as exc:
             self.unknown.append(exc)
             return None
 
     def _raise_unknown(self) -> None:
+        """Refuse the rows whose element cannot be read, with that reason: partial sites beside them are no
+        obstacle under ``--disorder encode``, so they never stand in for it."""
         if not self.unknown:
             return
-        if self.partial:
-            # The crystal is disordered whatever those sites hold; say so first (it is the larger obstacle).
-            raise DisorderedStructureError(
-                f"partially occupied or mixed sites {', '.join(self.partial[:6])}"
-                + (", ..." if len(self.partial) > 6 else "")
-                + f"; also, {self.unknown[0].message}",
-                self.source,
+        first = self.unknown[0]
+        if len(self.unknown) > 1:
+            others = [exc.message.split(":", 1)[0].removeprefix("site ") for exc in self.unknown[1:]]
+            raise type(first)(
+                f"{first.message}; also site(s) {', '.join(others[:6])}"
+                + (", ..." if len(others) > 6 else ""),
+                first.source,
             )
-        raise self.unknown[0]
+        raise first
 
 
 def _fractional(

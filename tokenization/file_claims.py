@@ -144,7 +144,7 @@ class Measured:
     @property
     def half_unit(self) -> float:
         """Half a unit of the last decimal written (``'0.33'`` -> 0.005): how far rounding may have moved it."""
-        mantissa = self.text.split("e")[0].split("E")[0]
+        mantissa = self.text.split("(")[0].split("e")[0].split("E")[0]
         decimals = len(mantissa.split(".", 1)[1]) if "." in mantissa else 0
         return 0.5 * 10.0**-decimals
 
