@@ -824,7 +824,12 @@ def _label_element(
                     f"site {label}: the label read as {named[0][0]}, which the formula names, not as {chosen[0]}"
                 )
                 chosen = named[0]
-            elif chosen[1][:1].isalpha():
+            elif (len(chosen[0]) == 1 and chosen[1][:1].islower()) or (
+                not uses_case and chosen[1][:1].isalpha()
+            ):
+                # the weakest readings: one letter before lower-case ones ('Kk'), or an all-capitals label
+                # whose site name starts with a letter; a symbol the case sets apart ('MnT') stands even where a
+                # formula rounded its amount away
                 raise UnknownSpeciesError(
                     f"site {label}: the label {label!r} would be read as {chosen[0]} followed by a site name, but "
                     f"the file's formula does not name {chosen[0]}, and no type symbol is given",
