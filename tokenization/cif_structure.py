@@ -103,6 +103,7 @@ from .scope_errors import (
     EmptyStructureError,
     ImplicitHydrogenGroupError,
     InvalidGeometryError,
+    NonPeriodicStructureError,
     OverlappingSitesError,
     ScopeError,
     StructureParseError,
@@ -172,6 +173,11 @@ _GROUP_LABEL = re.compile(
 _WATER_OXYGEN = re.compile(r"O[HhWw]|[Ww][Aa][Tt]")
 #: A type symbol for a group with implicit H: an element, then H and its count ('OH', 'OH2', 'NH3', 'NH4+').
 _IMPLICIT_HYDROGEN_GROUP = re.compile(r"([A-Z][a-z]?)H(\d*)(?:\d*[+-])?")
+#: Where _general_structure leaves, for the claims, the partial rows whose distinct images it merged (and how many
+#: images each site holds): their orbit in the file has that many times the sites built.
+_SPLIT_IMAGES = "_split_images"
+#: The atom a label names: its letters and number ('O1' of 'O1A*', 'Te2' of 'Te2_1_445').
+_LABEL_BASE = re.compile(r"[A-Za-z]+\d+")
 #: Elements above californium (Z = 98) are not read from CIF symbols: no crystal structure of them is known, and
 #: their symbols are what case-folding makes of molecular pseudo-atoms ('NH4+' -> Nh, 'CN-' -> Cn, 'NO3' -> No).
 _HEAVIEST_READ_ELEMENT = 98
@@ -982,6 +988,7 @@ class _Rows:
             Measured
         ] = []  # each entry's occupancy as written (its rounding decides full sites)
         self.site_rows: list[tuple[str, int]] = []
+        self.half_units: list[float] = []  # each entry's coordinate rounding, fractional (_merged_images)
         self.unlocated: list[UnlocatedRow] = []
         self._decimals: list[int | None] = []
         coords: list[list[float]] = []
@@ -991,6 +998,10 @@ class _Rows:
                 continue
             self._check_attached_hydrogens(columns, i)
             point = self._point(columns, i)
+            # how far this row's coordinates may be off, in fractional units: their rounding (0 for exact values),
+            # or 3 standard uncertainties where the file states them ('0.4999(6)' is the mirror plane at 1/2)
+            half_unit = max((0.5 * 10.0**-d for d in self._decimals[-3:] if d is not None), default=0.0)
+            half_unit = max([half_unit] + [3.0 * su for su in self._row_sus(columns, i)])
             occupancy = self._occupancy(columns, i)
             if occupancy is None:
                 continue
@@ -999,6 +1010,7 @@ class _Rows:
                 continue
             self.site_rows.append((columns.labels[i], len(self.labels)))
             for element, share in elements:
+                self.half_units.append(half_unit)
                 self.labels.append(columns.labels[i])
                 self.elements.append(element)
                 self.occupancies.append(share.value)
@@ -1059,6 +1071,12 @@ class _Rows:
                 )
             point.append(value)
         return point
+
+    @staticmethod
+    def _row_sus(columns: _Columns, i: int) -> list[float]:
+        """The standard uncertainties row ``i`` states for its coordinates (fractional)."""
+        measured = (Measured.parse(column[i].strip()) for column in columns.coordinates)
+        return [m.su for m in measured if m is not None and m.su is not None and not columns.cartesian]
 
     def _occupancy(self, columns: _Columns, i: int) -> Measured | None:
         """The row's occupancy as written (1 when not given; within OCCUPANCY_TOLERANCE of 1 counts as full), None
@@ -1194,16 +1212,30 @@ def _min_image(delta: np.ndarray) -> np.ndarray:
     return delta - np.round(delta)
 
 
-def _merged_images(point: np.ndarray, rotations, translations, matrix: np.ndarray) -> tuple[np.ndarray, int]:
+def _merged_images(
+    point: np.ndarray, rotations, translations, matrix: np.ndarray, half_unit: float = 0.0
+) -> tuple[np.ndarray, int, list[int]]:
     """The distinct images of one site: images closer than IMAGE_MERGE_DISTANCE become their centroid.
 
-    Returns ``(positions (m, 3) in [0, 1), number of images that were merged beyond pymatgen's 1e-4)``.
+    Merged images are either one special position written with rounded coordinates, or a site slightly off a
+    symmetry element whose images are distinct positions (a partial atom split across a mirror). How far the
+    written coordinates may be off (``half_unit``, fractional: their rounding, or 3 stated s.u.) moves an image by
+    at most 3 times that relative to the site (a rotation's row in hexagonal axes holds at most two unit entries,
+    -x+y); images further apart than that are distinct: their number is returned for each position, so that a
+    partial site's occupancies can add (cod-tools' 12917: carbonate O 0.12-0.24 written 0.002-0.006 off a mirror,
+    beyond the 3-decimal rounding; SHELXL's N 0.50 at z = 0.4999(6) is on the mirror).
+
+    Returns:
+        ``(positions (m, 3) in [0, 1), number of image groups merged beyond pymatgen's 1e-4, distinct images per
+        position)``.
     """
     images = np.einsum("kij,j->ki", rotations, point) + translations
     images -= np.floor(images)
     kept: list[np.ndarray] = []
+    counts: list[int] = []
     merged_far = 0
     assigned = np.zeros(len(images), dtype=bool)
+    rounding = 3.0 * half_unit + 1e-6
     for k in range(len(images)):
         if assigned[k]:
             continue
@@ -1215,7 +1247,17 @@ def _merged_images(point: np.ndarray, rotations, translations, matrix: np.ndarra
             merged_far += 1
         centroid = images[k] + delta[group].mean(axis=0)
         kept.append(centroid - np.floor(centroid))
-    return np.array(kept), merged_far
+        counts.append(_distinct(delta[group], rounding))
+    return np.array(kept), merged_far, counts
+
+
+def _distinct(deltas: np.ndarray, rounding: float) -> int:
+    """How many of these images (fractional offsets from the first) lie further apart than ``rounding``."""
+    representatives: list[np.ndarray] = []
+    for delta in deltas:
+        if all(np.abs(_min_image(delta - r)).max() > rounding for r in representatives):
+            representatives.append(delta)
+    return len(representatives)
 
 
 class _PositionIndex:
@@ -1275,22 +1317,41 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     site_rows: list[list[str]] = []
     site_shares: list[list[Measured]] = []
     merged_total = 0
+    duplicates: dict[str, str] = {}  # row -> the row it repeats
     kept = _PositionIndex(matrix, IMAGE_MERGE_DISTANCE)
-    for label, element, share, point in zip(
-        rows.labels, rows.elements, rows.shares, rows.coords, strict=True
+    split_rows: dict[str, int] = {}  # partial row -> distinct images merged into each of its sites
+    for label, element, share, point, half_unit in zip(
+        rows.labels, rows.elements, rows.shares, rows.coords, rows.half_units, strict=True
     ):
-        occupancy = share.value
-        positions, merged_far = _merged_images(point, rotations, translations, matrix)
+        positions, merged_far, counts = _merged_images(point, rotations, translations, matrix, half_unit)
         merged_total += merged_far
-        for position in positions:
+        for position, count in zip(positions, counts, strict=True):
+            occupancy = share.value
+            if count > 1 and occupancy < 1.0:
+                # distinct images of a partial site, closer than the merge distance: one site holding them all
+                occupancy *= count
+                if occupancy > 1.0 + OCCUPANCY_TOLERANCE:
+                    raise OverlappingSitesError(
+                        f"row {label} (occupancy {share.text}) has {count} symmetry images within "
+                        f"{IMAGE_MERGE_DISTANCE} Å of each other at {np.round(position, 4).tolist()}, whose "
+                        f"occupancies sum to {occupancy:.4g} > 1",
+                        source,
+                    )
+                split_rows[label] = max(count, split_rows.get(label, 1))
+            site_share = share
+            if occupancy != share.value:
+                site_share = Measured(occupancy, share.su * count if share.su is not None else None, share.text)
             k = kept.nearest(position, IMAGE_MERGE_DISTANCE)
             if k is not None:
-                # Two rows at one position: a mixed or partially occupied site.
+                # Two rows at one position: a mixed or partially occupied site, or one row repeating another.
                 species = site_species[k]
+                if _repeats(species, element, occupancy, label, site_rows[k]):
+                    duplicates.setdefault(label, site_rows[k][0])
+                    continue
                 species[element] = species.get(element, 0.0) + occupancy
                 if label not in site_rows[k]:
                     site_rows[k].append(label)
-                site_shares[k].append(share)
+                site_shares[k].append(site_share)
                 total = sum(species.values())
                 if total > 1.0 + OCCUPANCY_TOLERANCE and not shares_fill_site(site_shares[k]):
                     raise OverlappingSitesError(
@@ -1304,11 +1365,21 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
             site_species.append({element: occupancy})
             site_labels.append(label)
             site_rows.append([label])
-            site_shares.append([share])
+            site_shares.append([site_share])
     if merged_total:
         notes.append(
             f"{merged_total} groups of symmetry images closer than {IMAGE_MERGE_DISTANCE} Å were merged "
             "(coordinates written with few decimals)"
+        )
+    if split_rows:
+        notes.append(
+            f"partial rows {', '.join(split_rows)}: symmetry images further apart than the coordinates' rounding "
+            f"but closer than {IMAGE_MERGE_DISTANCE} Å were merged into one site holding their occupancies together"
+        )
+    for label, original in duplicates.items():
+        notes.append(
+            f"row {label} repeats row {original} (same element and occupancy at the same position, a symmetry "
+            "image written as a row of its own): read once"
         )
 
     # pymatgen's order: by electronegativity of the (first) species, then symbol; stable within ties.
@@ -1322,14 +1393,34 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
         order = sorted(range(len(site_coords)), key=order_key)
     _full_sites(site_species, site_shares, site_rows, notes)
     try:
-        return Structure(
+        structure = Structure(
             lattice,
             [site_species[i] for i in order],
             np.array([site_coords[i] for i in order]),
             labels=[site_labels[i] for i in order],
         )
+        if split_rows:
+            structure.properties[_SPLIT_IMAGES] = split_rows
+        return structure
     except ValueError as exc:  # pymatgen refuses what it cannot hold (e.g. occupancies summing above 1)
         raise StructureParseError(f"the sites cannot form a structure ({exc})", source) from exc
+
+
+def _repeats(species: dict, element: Element, occupancy: float, label: str, labels: list[str]) -> bool:
+    """Whether a row's image landing on a site already built repeats it: another row of the same atom (its label
+    the same element symbol and number, with a suffix: older COD files and cod-tools' molecule outputs list
+    symmetry images as rows 'O1A*' beside 'O1', 'C1B*', 'Te2_1_445'), the same single element at the same
+    occupancy, which together would overfill the site. Occupancies summing to at most 1 are a split or mixed site
+    instead; a different element, or rows named as different atoms ('Na1', 'Na2'), an overlap: neither repeats."""
+    base = _LABEL_BASE.match(label)
+    return (
+        label not in labels
+        and base is not None
+        and any(_LABEL_BASE.match(other) and _LABEL_BASE.match(other).group() == base.group() for other in labels)
+        and list(species) == [element]
+        and abs(species[element] - occupancy) < 1e-9
+        and 2 * occupancy > 1.0 + OCCUPANCY_TOLERANCE
+    )
 
 
 def _full_sites(
@@ -1509,6 +1600,12 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
             "a modulated or composite (superspace) crystal; SCOPE describes three-dimensional periodic crystals",
             source,
         )
+    if "_cod_molecule_atom_label" in data:
+        raise NonPeriodicStructureError(
+            "the block is a molecule cut out of a crystal (cod-tools' _cod_molecule_* tags), placed in the "
+            "crystal's cell with P 1: its atoms are one molecule or fragment, not the periodic crystal's contents",
+            source,
+        )
     lattice, parameters = _lattice(data, source)
     pending: list[tuple[str, list[int], int, int]] = []
     operation_sets, listed_texts, conventional = _symmetry(data, lattice, parameters, source, notes, pending)
@@ -1543,7 +1640,9 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
     if notes:
         structure.properties["reader_notes"] = list(dict.fromkeys(notes))
     n_operations = len(operation_sets[0][0])
-    return attach_claims(structure, _file_claims(data, rows, lattice, parameters, n_operations, source))
+    split_images = structure.properties.pop(_SPLIT_IMAGES, {})
+    claims = _file_claims(data, rows, lattice, parameters, n_operations, source, split_images)
+    return attach_claims(structure, claims)
 
 
 _MULTIPLICITY_KEYS = ("_atom_site_symmetry_multiplicity", "_atom_site_site_symmetry_multiplicity")
@@ -1552,7 +1651,13 @@ _WYCKOFF = re.compile(r"\d*\s*([a-zA-Z])")
 
 
 def _file_claims(
-    data: dict, rows: _Rows, lattice: Lattice, parameters: tuple[float, ...], n_operations: int, source: str
+    data: dict,
+    rows: _Rows,
+    lattice: Lattice,
+    parameters: tuple[float, ...],
+    n_operations: int,
+    source: str,
+    split_images: dict[str, int] | None = None,
 ) -> FileClaims:
     """What the block says about its crystal beyond the sites (checked by ``file_claims``): formula sum and Z,
     cell volume and density, each row's multiplicity and Wyckoff letter, and the rows it declares unlocated."""
@@ -1574,6 +1679,7 @@ def _file_claims(
                 tuple(float(x) for x in rows.coords[first]),
                 int(multiplicity) if multiplicity is not None and multiplicity == int(multiplicity) else None,
                 letter.group(1) if letter else None,
+                (split_images or {}).get(label, 1),
             )
         )
     try:

@@ -203,6 +203,9 @@ class SiteClaim:
     position: tuple[float, float, float]
     multiplicity: int | None = None
     wyckoff: str | None = None
+    #: distinct symmetry images of a partial row that the reader merged into each of its sites (closer than its
+    #: merge distance, occupancies added): the row's orbit in the file has this many times the sites built
+    images_per_site: int = 1
 
 
 @dataclass(frozen=True)
@@ -718,7 +721,7 @@ def _check_sites(structure: Any, claims: FileClaims, source: str) -> None:
         )
 
     for row in rows:
-        orbit = orbits[row.label]
+        orbit = orbits[row.label] * row.images_per_site
         if row.multiplicity and row.multiplicity > 0 and not fits_tag(row.multiplicity, orbit):
             raise InconsistentFileError(
                 f"site {row.label}: the file gives multiplicity {row.multiplicity} "
