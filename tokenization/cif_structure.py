@@ -1340,7 +1340,9 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
                 split_rows[label] = max(count, split_rows.get(label, 1))
             site_share = share
             if occupancy != share.value:
-                site_share = Measured(occupancy, share.su * count if share.su is not None else None, share.text)
+                site_share = Measured(
+                    occupancy, share.su * count if share.su is not None else None, share.text
+                )
             k = kept.nearest(position, IMAGE_MERGE_DISTANCE)
             if k is not None:
                 # Two rows at one position: a mixed or partially occupied site, or one row repeating another.
@@ -1416,7 +1418,9 @@ def _repeats(species: dict, element: Element, occupancy: float, label: str, labe
     return (
         label not in labels
         and base is not None
-        and any(_LABEL_BASE.match(other) and _LABEL_BASE.match(other).group() == base.group() for other in labels)
+        and any(
+            _LABEL_BASE.match(other) and _LABEL_BASE.match(other).group() == base.group() for other in labels
+        )
         and list(species) == [element]
         and abs(species[element] - occupancy) < 1e-9
         and 2 * occupancy > 1.0 + OCCUPANCY_TOLERANCE
