@@ -539,6 +539,16 @@ def _symmetry(
             if not candidates:
                 misfits.append(what)
                 candidates = every
+        if what in misfits and all(item in misfits for item, _ in declared):
+            # No operations listed and no setting of the declared group fits the cell: CASTEP and Materials Studio
+            # write a primitive cell (diamond's 2-atom rhombohedral cell as 'Fd-3m') with all its atoms. Its sites
+            # are read as the whole cell, and kept only if they form the declared group (_check_whole_cell_group).
+            pending.append((what, candidates, 0, 0))
+            notes.append(
+                f"no setting of the {what} ({space_group_label(candidates[0])}) fits the cell and no operations are "
+                "listed: the sites were read as the whole cell (a primitive cell), and form the declared group"
+            )
+            return [(np.eye(3)[None].astype(int), np.zeros((1, 3)))], None, False
         if what in misfits:
             deviation = metric_deviation(
                 operations_of_hall_number(candidates[0])[0], lattice.metric_tensor
@@ -1597,6 +1607,29 @@ def _check_declared_group(
     )
 
 
+def _check_whole_cell_group(
+    structure: Structure, what: str, candidates: list[int], parameters: tuple[float, ...], source: str
+) -> None:
+    """Refuse the sites of a cell that no setting of the declared group fits (read as the whole cell) unless they
+    form the declared group (spglib through pymatgen, at its default 0.01 Å)."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    declared = it_number(candidates[0])
+    try:
+        found = SpacegroupAnalyzer(structure).get_space_group_number()
+    except (TypeError, ValueError):  # spglib found no group
+        found = None
+    if found != declared:
+        raise StructureParseError(
+            f"the file contradicts itself: the rotations of its {what} ({space_group_label(candidates[0])}) do not "
+            f"preserve the cell's metric (a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}), "
+            "and its sites, read as the whole cell (no operations listed), form "
+            + (f"space group {found}" if found else "no space group")
+            + "; list the operations, or give the setting that fits the cell",
+            source,
+        )
+
+
 def _crystal_from_block(data: dict, source: str) -> Structure:
     notes: list[str] = []
     if any(key.startswith(("_cell_modulation", "_cell_subsystem")) for key in data):
@@ -1629,6 +1662,9 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
                 structures.append(None)
         structure = _choose_setting(structures, data, source, notes, conventional)
     for what, candidates, n_listed, listed_hall in pending:
+        if n_listed == 0:
+            _check_whole_cell_group(structure, what, candidates, parameters, source)
+            continue
         _check_declared_group(structure, what, candidates, n_listed, listed_hall, source, notes)
     if rows.decimals is not None and rows.decimals >= MIN_DECIMALS_FOR_UNCERTAINTY:
         # Rounding to d decimals moves a site by up to 0.5e-d of each cell length; two sites then disagree by up to
