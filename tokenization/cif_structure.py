@@ -205,8 +205,8 @@ def _split_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def _loop_count_problem(bare: list[str], values: list[str], marks: list[int]) -> str | None:
-    """The first ``loop_`` whose values do not fill its rows (a value count that is not a multiple of the column
-    count, the CIF 1.1 syntax rule for loops), said in words; None if every loop is whole.
+    """The first ``loop_`` whose values do not fill its rows (no values, or a value count that is not a multiple of
+    the column count, the CIF 1.1 syntax rule for loops), said in words; None if every loop is whole.
 
     ``bare``, ``values`` and ``marks`` are :func:`cif_reader._tokenize`'s output: the tokens, their values, and the
     positions of the keys and ``loop_`` words. Such a loop cannot be read without guessing which value is missing
@@ -221,6 +221,11 @@ def _loop_count_problem(bare: list[str], values: list[str], marks: list[int]) ->
             j += 1
         end = next((k for k in sorted(keys) if k >= j), len(bare))
         columns, n_values = values[i + 1 : j], end - j
+        if columns and not n_values:
+            return (
+                f"a CIF loop of {len(columns)} columns ({columns[0]} ... {columns[-1]}) holds no values: a loop "
+                "needs at least one row (write '?' for unknown values, or remove the loop)"
+            )
         if columns and n_values and n_values % len(columns):
             return (
                 f"a CIF loop of {len(columns)} columns ({columns[0]} ... {columns[-1]}) holds {n_values} values, "
@@ -276,6 +281,8 @@ def _lattice(data: dict, source: str) -> tuple[Lattice, tuple[float, ...]]:
     parameters = []
     for key in _CELL_KEYS:
         value = data.get(key)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]  # a writer's stray 'loop_' before the single cell items: a loop of one row
         number = _number(value) if isinstance(value, str) else None
         if number is None:
             raise StructureParseError(f"{key} is missing or not a number ({value!r})", source)
