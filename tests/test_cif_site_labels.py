@@ -104,3 +104,14 @@ def test_group_type_symbols_are_refused_for_their_implicit_hydrogen(symbol):
     with pytest.raises(ImplicitHydrogenGroupError, match=f"'{symbol}' stands for") as raised:
         load_structure(pauling(symbol))
     assert isinstance(raised.value, UnlocatedAtomsError) and isinstance(raised.value, UnknownSpeciesError)
+
+
+def test_a_dummy_ring_centroid_label_is_skipped_not_read_as_an_unlocated_atom():
+    # 'Cg1' flagged dum is a ring centroid (SHELXL/PLATON), not a C whose position is unknown
+    text = labels_only(["Na1", "Cl1"]).replace(
+        "_atom_site_fract_z\n", "_atom_site_fract_z\n_atom_site_calc_flag\n"
+    )
+    text = text.replace(" 0.1 0.1\n", " 0.1 0.1 d\n") + "Cg1 -1 -1 -1 dum\n"
+    structure = load_structure(text)
+    assert sorted(site.specie.symbol for site in structure) == ["Cl", "Na"]
+    assert any("dummy atom" in note for note in structure.properties["reader_notes"])

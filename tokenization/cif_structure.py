@@ -1049,10 +1049,10 @@ class _Rows:
         label = columns.labels[i]
         symbol = columns.symbol(i)
         try:
-            element = (
-                _element(symbol, False, label, self.source, [])
-                if symbol is not None
-                else _label_element(label, self._labels_use_case, self._declared, self.source, [])
+            # a dummy's label is read only as an element followed by a digit or mark ('H5', 'H1A'): dummies are
+            # also ring centroids and pseudo-atoms ('Cg1', 'Cp2', 'Q1'), never atoms of a site name's case
+            element = _element(
+                symbol if symbol is not None else label, symbol is None, label, self.source, []
             )
         except UnknownSpeciesError:
             self.notes.append(f"site {label}: a dummy atom (_atom_site_calc_flag dum), skipped")
