@@ -13,16 +13,24 @@ Every data block that lists atom sites is one crystal. For each block this reade
    declared lattice (of a conventional lattice when none is declared), more operations than the declared group, or
    rotations that do not fit the cell, naming the mistyped operation (never repaired). A file that declares no
    symmetry at all is refused: assuming P1 would invent data. An H-M name written with its IT number in brackets
-   (``'P 21/c (No. 14)'``) is read as both, which must agree;
-3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (or the label), fractional
-   (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy. Without type
-   symbols, the hydroxyl and water labels of mineral databases (``OH``, ``Ow1``, ``Wat``, ``Hw1``) are read as
-   their O or H where the file places H atoms or declares a formula (which ``file_claims`` then checks), and are
-   refused otherwise (they may stand for the whole group). A loop whose values do not fill whole rows is refused
-   naming the loop;
+   (``'P 21/c (No. 14)'``) is read as both, which must agree. A cell that no setting of the declared group fits,
+   with no operations listed (CASTEP's primitive diamond cell named 'Fd-3m'), is read as the whole cell and kept
+   only if its sites form the declared group. Blocks that cod-tools cut out as one molecule (``_cod_molecule_*``)
+   are no crystal and are refused;
+3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (a Pauling File mixed site
+   ``'0.56(4)Mg + 0.29(3)Ta + 0.15(5)Zr'`` is read with its shares; a group with implicit H, ``'OH2'``, is refused
+   as such) or from the label (:func:`_label_element`: an element symbol and a site name, ``'MgT'``, ``'NaI'``,
+   ``'HO1'``, where the label's case or the declared formula tells them apart), fractional (``_atom_site_fract_*``)
+   or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy. Without type symbols, the hydroxyl and
+   water labels of mineral databases (``OH``, ``Ow1``, ``Wat``, ``Hw1``) are read as their O or H where the file
+   places H atoms or declares a formula (which ``file_claims`` then checks), and are refused otherwise (they may
+   stand for the whole group). A row whose element cannot be read is refused for that reason, whatever else the
+   crystal holds. A loop whose values do not fill whole rows is refused naming the loop;
 4. expands the rows by the operations and merges symmetry images closer than :data:`IMAGE_MERGE_DISTANCE` into one
-   site (coordinates written with 3-4 decimals put the images of a special position a few mÅ apart), and rows at
-   the same position into one mixed site.
+   site (coordinates written with 3-4 decimals put the images of a special position a few mÅ apart; images of a
+   partial row further apart than the coordinates' rounding are distinct positions, whose occupancies add), rows
+   at the same position into one mixed site, and a row that repeats another's symmetry image ('O1A*' beside 'O1')
+   into that row's site.
 
 The common case (one block, an explicit operation list, fully occupied sites of plain elements, nothing to merge
 beyond pymatgen's own de-duplication) is built by :mod:`cif_reader`'s fast path, which gives exactly pymatgen's
@@ -858,6 +866,12 @@ def _label_element(
                     f"the file's formula does not name {chosen[0]}, and no type symbol is given",
                     source,
                 )
+    if chosen is None and text.startswith("#"):
+        raise UnknownSpeciesError(
+            f"atom-site row {text[1:]} has neither _atom_site_type_symbol nor _atom_site_label: its element is not "
+            "given",
+            source,
+        )
     if chosen is None:
         raise UnknownSpeciesError(
             f"site {label}: the label {label!r} does not start with a chemical element symbol (H-Cf) followed by a "
