@@ -57,6 +57,10 @@ def test_mixed_case_labels_end_their_symbol_where_the_case_says(labels, elements
 
 def test_all_capitals_labels_read_as_before_or_as_the_only_element_they_can_start_with():
     assert species(labels_only(["FE1", "CA1", "HC2", "HA"])) == ["Fe", "Ca", "H", "H"]
+    # a lower-case site letter elsewhere ('O1a') says nothing of how the file writes two-letter symbols
+    assert species(labels_only(["SI1", "O1a"])) == ["Si", "O"]
+    # a two-letter symbol written in its case ('Cl1') says capitals are not symbols: 'SI1' is S on I1
+    assert species(labels_only(["SI1", "Cl1"])) == ["S", "Cl"]
 
 
 def test_all_capitals_label_ambiguity_is_decided_by_the_formula():

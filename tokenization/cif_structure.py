@@ -816,10 +816,12 @@ def _label_element(
     Labels are an element symbol and a site name. The name may start with a digit or a mark (``'Fe1'``, ``"O1'"``,
     ``'Si_3'``), which always ends the symbol; mineral databases (AMCSD) also start it with a letter: an upper-case
     site name (``'MgT'``, ``'FeT2'``, ``'AlOct'``, ``'NaA(m)'``, Roman numerals ``'NaI'``, ``'MgIII'``, ``'IX'`` = I on
-    site X) or a lower-case one (``'Oa1'``, ``'Ala'``, the typed ``'Sl'`` for S1). Where the file writes its labels
-    in mixed case (``uses_case``: any label holds a lower-case letter), the case tells where the symbol ends: an
-    upper-case letter then at most one lower-case letter that completes an element symbol (``'Mg'`` of ``'MgT'``,
-    ``'H'`` of ``'HO1'``, the H riding on O1, never holmium). In an all-capitals file (``'HO1'`` beside ``'C1'``) the case tells nothing: the symbol is the longest
+    site X) or a lower-case one (``'Oa1'``, ``'Ala'``, the typed ``'Sl'`` for S1). Where the label holds a lower-case
+    letter, or the file writes two-letter symbols in their case elsewhere (``uses_case``: ``'Cl'``, ``'Mg1'``), the
+    case tells where the symbol ends: an upper-case letter then at most one lower-case letter that completes an
+    element symbol (``'Mg'`` of ``'MgT'``, ``'H'`` of ``'HO1'`` beside ``'Cl'``: the H riding on O1, never holmium).
+    In an all-capitals label of a file that writes no symbol in its case (``'HO1'`` beside ``'C1'``, ``'SI1'``
+    beside ``'O1a'``) the case tells nothing: the symbol is the longest
     one followed by a digit or mark, as before (``'FE1'`` -> Fe), or the only element the label can start with
     (``'HC2'`` -> H, ``'KK'`` -> K); when it can start with two (``'HO1'``: Ho, or H on O1), the file's
     ``_chemical_formula_sum`` decides where it names exactly one of them, else the longest is kept (the formula
@@ -834,7 +836,8 @@ def _label_element(
     readings = _symbol_readings(text)
     chosen = None
     if not (_GROUP_LABEL.fullmatch(text) or _WATER_OXYGEN.match(text)):
-        if uses_case and text[:1].isupper():
+        case_tells = uses_case or any(character.islower() for character in text)
+        if case_tells and text[:1].isupper():
             chosen = _case_reading(text, readings)
         else:
             strict = [r for r in readings if not r[1][:1].isalpha()]
@@ -856,7 +859,7 @@ def _label_element(
                 )
                 chosen = named[0]
             elif (len(chosen[0]) == 1 and chosen[1][:1].islower()) or (
-                not uses_case and chosen[1][:1].isalpha()
+                not case_tells and chosen[1][:1].isalpha()
             ):
                 # the weakest readings: one letter before lower-case ones ('Kk'), or an all-capitals label
                 # whose site name starts with a letter; a symbol the case sets apart ('MnT') stands even where a
@@ -1005,7 +1008,10 @@ class _Rows:
         self._group_labels = _group_labels_are_atoms(data, columns)
         # Labels in mixed case ('MgT', 'HO1' beside 'Cl') end their element symbol where the case says; the
         # declared formula's elements pick between two readings of an all-capitals label (_label_element).
-        self._labels_use_case = any(character.islower() for label in columns.labels for character in label)
+        self._labels_use_case = any(
+            label[:1].isupper() and label[1:2].islower() and Element.is_valid_symbol(label[:2])
+            for label in columns.labels
+        )
         formula = parse_formula(data.get("_chemical_formula_sum"))
         self._declared = (
             {element for element, amount in formula[0].items() if amount > 0} if formula else None
