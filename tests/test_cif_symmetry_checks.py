@@ -322,13 +322,19 @@ def test_non_integer_valences_in_type_symbols(symbols):
     [{"_symmetry_space_group_name_H-M": "Fd-3m"}, {"_space_group_IT_number": "227"}],
     ids=["H-M", "IT-number"],
 )
-def test_a_cubic_group_in_a_primitive_rhombohedral_cell_is_refused(symmetry):
-    """Diamond's primitive cell (a = b = c, 60 degrees) with 'Fd-3m' and no operations: the F-centred cubic
-    operations are not isometries of this cell and would build 48 atoms (cod-tools' Si2.cif)."""
-    with pytest.raises(StructureParseError, match="do not preserve the cell's metric"):
-        _read(
-            _cif((3.812, 3.812, 3.812, 60, 60, 60), [("Si1", 0, 0, 0), ("Si2", 0.25, 0.25, 0.25)], symmetry)
-        )
+def test_a_cubic_group_in_a_primitive_rhombohedral_cell_is_read_as_the_whole_cell_if_it_forms_that_group(
+    symmetry,
+):
+    """Diamond's primitive cell (a = b = c, 60 degrees) with 'Fd-3m' and no operations (CASTEP, cod-tools'
+    Si2.cif): the F-centred cubic operations are not isometries of this cell (they would build 48 atoms), so the
+    sites are the whole cell, kept because they form Fd-3m; sites that form another group are refused."""
+    cell = (3.812, 3.812, 3.812, 60, 60, 60)
+    diamond = _read(_cif(cell, [("Si1", 0, 0, 0), ("Si2", 0.25, 0.25, 0.25)], symmetry))
+    assert len(diamond) == 2
+    assert structure_to_scope(diamond, version="v2") == "SG227 Si 1.0 8a"
+    assert any("read as the whole cell" in note for note in diamond.properties["reader_notes"])
+    with pytest.raises(StructureParseError, match="do not preserve the cell's metric.*form space group 166"):
+        _read(_cif(cell, [("Si1", 0, 0, 0), ("Si2", 0.3, 0.3, 0.3)], symmetry))
 
 
 def test_operation_translations_with_a_leading_dot():

@@ -427,3 +427,70 @@ O1 2 0.33333 0.66667 0.3821
     # Refused, whichever check sees it first (the operation list's own check, or Z and the multiplicities).
     with pytest.raises(StructureParseError):
         load_structure(text, "zno.cif")
+
+
+# --- false positives found by the survey (issue 21 point 4: P1, P2, P4) -------------------------------------------
+
+
+def _fluorite_cif(extra: str) -> str:
+    """CaF2 (Fm-3m, Ca 4a, F 8c: 12 atoms, 4 formula units per cell)."""
+    return f"""data_CaF2
+_space_group_name_H-M_alt 'F m -3 m'
+_cell_length_a 5.4631
+_cell_length_b 5.4631
+_cell_length_c 5.4631
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_chemical_formula_sum 'Ca F2'
+{extra}
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Ca1 Ca 0 0 0
+F1 F 0.25 0.25 0.25
+"""
+
+
+@pytest.mark.parametrize(
+    ("z", "note"),
+    [("6", "atoms in the cell (12) over the number of elements"), ("5.33333333333333", "not a whole number")],
+)
+def test_oqmd_writer_z_is_a_note_not_an_error(z, note):
+    # OQMD writes atoms / elements (12 / 2 = 6) as Z, or a fraction for a 1:1:2 formula; the crystal is right
+    structure = load_structure(_fluorite_cif(f"_cell_formula_units_Z {z}\n"), "oqmd.cif")
+    assert structure.composition.reduced_formula == "CaF2"
+    assert any(note in n for n in _notes(structure)), _notes(structure)
+
+
+def test_a_wrong_whole_z_that_is_no_writer_quirk_stays_an_error():
+    with pytest.raises(InconsistentFileError, match="declares Z = 2; the cell built holds 4 formula units"):
+        load_structure(_fluorite_cif("_cell_formula_units_Z 2\n"), "z.cif")
+
+
+def test_a_density_tag_that_contradicts_the_files_own_formula_z_and_volume_is_a_note():
+    extra = "_chemical_formula_sum 'Cl Na'\n_cell_formula_units_Z 4\n_exptl_crystal_density_diffrn 1.5\n"
+    structure = load_structure(_nacl_cif(extra), "d.cif")
+    assert any("density tag disagrees" in n for n in _notes(structure))
+    # without a formula and Z to compare with, the same density is an error
+    with pytest.raises(InconsistentFileError, match="_exptl_crystal_density_diffrn 1.5"):
+        load_structure(_nacl_cif("_exptl_crystal_density_diffrn 1.5\n"), "d.cif")
+
+
+@pytest.mark.parametrize(
+    ("formula", "outcome"),
+    [("'Cl K0.46 Na0.54'", "note"), ("'Cl K0.40 Na0.60'", "error")],
+)
+def test_a_minor_amount_written_with_decimals_has_an_absolute_floor(formula, outcome):
+    # the mixed site holds K 0.50: 'K0.46' is 0.04 atom per formula unit off (8.7 %), within the 0.05 floor
+    extra = f"_chemical_formula_sum {formula}\n_cell_formula_units_Z 4\n"
+    text = _nacl_cif(extra, na_row="Na1 Na 0.5 0 0 0\nK1 K 0.5 0 0 0", header="_atom_site_occupancy\n")
+    text = text.replace("Cl1 Cl 0.5 0.5 0.5", "Cl1 Cl 1 0.5 0.5 0.5")
+    if outcome == "error":
+        with pytest.raises(InconsistentFileError, match="K per cell"):
+            load_structure(text, "dopant.cif")
+        return
+    assert any("within the floor" in n for n in _notes(load_structure(text, "dopant.cif")))

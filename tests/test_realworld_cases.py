@@ -343,3 +343,33 @@ def test_a_bad_block_does_not_sink_the_others():
     assert [name for name, _ in results] == ["mixed.cif#good", "mixed.cif#bad"]
     assert not isinstance(results[0][1], Exception)
     assert isinstance(results[1][1], StructureParseError)
+
+
+def test_a_gzip_compressed_poscar_reads_as_the_poscar(tmp_path):
+    import gzip
+
+    plain = CASES / "10a-rutile-clean.vasp"
+    packed = tmp_path / "POSCAR.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert structure_to_scope(load_structure(packed), version="v2") == structure_to_scope(
+        load_structure(plain), version="v2"
+    )
+    broken = tmp_path / "CONTCAR.gz"
+    broken.write_bytes(gzip.compress(plain.read_bytes())[:20])
+    with pytest.raises(StructureParseError, match="unreadable gzip file"):
+        load_structure(broken)
+
+
+def test_a_stray_loop_before_the_cell_items_is_a_loop_of_one_row():
+    # a real writer's mistake (COD 1101113, pymatgen's FePO4.cif): 'loop_' before the single-valued cell items
+    text = cif("_space_group_IT_number 225", NACL_SITES).replace("_cell_length_a", "loop_\n_cell_length_a", 1)
+    assert structure_to_scope(text, version="v2") == NACL_V2
+
+
+def test_an_empty_loop_is_refused_naming_the_loop_not_a_python_error():
+    text = cif("_space_group_IT_number 225", NACL_SITES) + (
+        "loop_\n_atom_site_moment_label\n_atom_site_moment_crystalaxis_x\n"
+    )
+    with pytest.raises(StructureParseError, match="_atom_site_moment_label .* holds no values") as raised:
+        load_structure(text)
+    assert "ZeroDivisionError" not in str(raised.value)

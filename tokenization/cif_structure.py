@@ -13,16 +13,24 @@ Every data block that lists atom sites is one crystal. For each block this reade
    declared lattice (of a conventional lattice when none is declared), more operations than the declared group, or
    rotations that do not fit the cell, naming the mistyped operation (never repaired). A file that declares no
    symmetry at all is refused: assuming P1 would invent data. An H-M name written with its IT number in brackets
-   (``'P 21/c (No. 14)'``) is read as both, which must agree;
-3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (or the label), fractional
-   (``_atom_site_fract_*``) or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy. Without type
-   symbols, the hydroxyl and water labels of mineral databases (``OH``, ``Ow1``, ``Wat``, ``Hw1``) are read as
-   their O or H where the file places H atoms or declares a formula (which ``file_claims`` then checks), and are
-   refused otherwise (they may stand for the whole group). A loop whose values do not fill whole rows is refused
-   naming the loop;
+   (``'P 21/c (No. 14)'``) is read as both, which must agree. A cell that no setting of the declared group fits,
+   with no operations listed (CASTEP's primitive diamond cell named 'Fd-3m'), is read as the whole cell and kept
+   only if its sites form the declared group. Blocks that cod-tools cut out as one molecule (``_cod_molecule_*``)
+   are no crystal and are refused;
+3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (a Pauling File mixed site
+   ``'0.56(4)Mg + 0.29(3)Ta + 0.15(5)Zr'`` is read with its shares; a group with implicit H, ``'OH2'``, is refused
+   as such) or from the label (:func:`_label_element`: an element symbol and a site name, ``'MgT'``, ``'NaI'``,
+   ``'HO1'``, where the label's case or the declared formula tells them apart), fractional (``_atom_site_fract_*``)
+   or Cartesian (``_atom_site_Cartn_*``) coordinates, and the occupancy. Without type symbols, the hydroxyl and
+   water labels of mineral databases (``OH``, ``Ow1``, ``Wat``, ``Hw1``) are read as their O or H where the file
+   places H atoms or declares a formula (which ``file_claims`` then checks), and are refused otherwise (they may
+   stand for the whole group). A row whose element cannot be read is refused for that reason, whatever else the
+   crystal holds. A loop whose values do not fill whole rows is refused naming the loop;
 4. expands the rows by the operations and merges symmetry images closer than :data:`IMAGE_MERGE_DISTANCE` into one
-   site (coordinates written with 3-4 decimals put the images of a special position a few mÅ apart), and rows at
-   the same position into one mixed site.
+   site (coordinates written with 3-4 decimals put the images of a special position a few mÅ apart; images of a
+   partial row further apart than the coordinates' rounding are distinct positions, whose occupancies add), rows
+   at the same position into one mixed site, and a row that repeats another's symmetry image ('O1A*' beside 'O1')
+   into that row's site.
 
 The common case (one block, an explicit operation list, fully occupied sites of plain elements, nothing to merge
 beyond pymatgen's own de-duplication) is built by :mod:`cif_reader`'s fast path, which gives exactly pymatgen's
@@ -100,9 +108,10 @@ from .file_claims import (
 )
 from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
-    DisorderedStructureError,
     EmptyStructureError,
+    ImplicitHydrogenGroupError,
     InvalidGeometryError,
+    NonPeriodicStructureError,
     OverlappingSitesError,
     ScopeError,
     StructureParseError,
@@ -167,6 +176,16 @@ _HYDROGEN_ISOTOPES = {"D": "deuterium", "T": "tritium"}
 _GROUP_LABEL = re.compile(
     r"(O)[HhWw]\d*(?![A-Za-z]).*|(H)[Ww]\d*(?![A-Za-z]).*|(?:[Ww]at|WAT)\d*(?![A-Za-z]).*"
 )
+#: The O of a water or hydroxyl group in any label ('OHa', 'Owb', 'OW1'), and water itself ('Wat', 'WatOW'): their
+#: H may be implicit, so these are read only as :data:`_GROUP_LABEL`, never by the element-prefix rule.
+_WATER_OXYGEN = re.compile(r"O[HhWw]|[Ww][Aa][Tt]")
+#: A type symbol for a group with implicit H: an element, then H and its count ('OH', 'OH2', 'NH3', 'NH4+').
+_IMPLICIT_HYDROGEN_GROUP = re.compile(r"([A-Z][a-z]?)H(\d*)(?:\d*[+-])?")
+#: Where _general_structure leaves, for the claims, the partial rows whose distinct images it merged (and how many
+#: images each site holds): their orbit in the file has that many times the sites built.
+_SPLIT_IMAGES = "_split_images"
+#: The atom a label names: its letters and number ('O1' of 'O1A*', 'Te2' of 'Te2_1_445').
+_LABEL_BASE = re.compile(r"[A-Za-z]+\d+")
 #: Elements above californium (Z = 98) are not read from CIF symbols: no crystal structure of them is known, and
 #: their symbols are what case-folding makes of molecular pseudo-atoms ('NH4+' -> Nh, 'CN-' -> Cn, 'NO3' -> No).
 _HEAVIEST_READ_ELEMENT = 98
@@ -194,8 +213,8 @@ def _split_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def _loop_count_problem(bare: list[str], values: list[str], marks: list[int]) -> str | None:
-    """The first ``loop_`` whose values do not fill its rows (a value count that is not a multiple of the column
-    count, the CIF 1.1 syntax rule for loops), said in words; None if every loop is whole.
+    """The first ``loop_`` whose values do not fill its rows (no values, or a value count that is not a multiple of
+    the column count, the CIF 1.1 syntax rule for loops), said in words; None if every loop is whole.
 
     ``bare``, ``values`` and ``marks`` are :func:`cif_reader._tokenize`'s output: the tokens, their values, and the
     positions of the keys and ``loop_`` words. Such a loop cannot be read without guessing which value is missing
@@ -210,6 +229,11 @@ def _loop_count_problem(bare: list[str], values: list[str], marks: list[int]) ->
             j += 1
         end = next((k for k in sorted(keys) if k >= j), len(bare))
         columns, n_values = values[i + 1 : j], end - j
+        if columns and not n_values:
+            return (
+                f"a CIF loop of {len(columns)} columns ({columns[0]} ... {columns[-1]}) holds no values: a loop "
+                "needs at least one row (write '?' for unknown values, or remove the loop)"
+            )
         if columns and n_values and n_values % len(columns):
             return (
                 f"a CIF loop of {len(columns)} columns ({columns[0]} ... {columns[-1]}) holds {n_values} values, "
@@ -265,6 +289,8 @@ def _lattice(data: dict, source: str) -> tuple[Lattice, tuple[float, ...]]:
     parameters = []
     for key in _CELL_KEYS:
         value = data.get(key)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]  # a writer's stray 'loop_' before the single cell items: a loop of one row
         number = _number(value) if isinstance(value, str) else None
         if number is None:
             raise StructureParseError(f"{key} is missing or not a number ({value!r})", source)
@@ -528,6 +554,16 @@ def _symmetry(
             if not candidates:
                 misfits.append(what)
                 candidates = every
+        if what in misfits and all(item in misfits for item, _ in declared):
+            # No operations listed and no setting of the declared group fits the cell: CASTEP and Materials Studio
+            # write a primitive cell (diamond's 2-atom rhombohedral cell as 'Fd-3m') with all its atoms. Its sites
+            # are read as the whole cell, and kept only if they form the declared group (_check_whole_cell_group).
+            pending.append((what, candidates, 0, 0))
+            notes.append(
+                f"no setting of the {what} ({space_group_label(candidates[0])}) fits the cell and no operations are "
+                "listed: the sites were read as the whole cell (a primitive cell), and form the declared group"
+            )
+            return [(np.eye(3)[None].astype(int), np.zeros((1, 3)))], None, False
         if what in misfits:
             deviation = metric_deviation(
                 operations_of_hall_number(candidates[0])[0], lattice.metric_tensor
@@ -756,19 +792,132 @@ def _element(symbol: str, is_label: bool, row_label: str, source: str, notes: li
     )
 
 
-_COMPOSITE_PART = re.compile(r"\s*(\d*\.?\d+)?\s*([A-Za-z][A-Za-z0-9+-]*)\s*")
+def _symbol_readings(text: str) -> list[tuple[str, str]]:
+    """``[(element, rest)]`` for each element the text may start with, its first two letters before its first
+    one, in any case (``'HO1'`` -> ``[('Ho', '1'), ('H', 'O1')]``); D and T are hydrogen isotopes."""
+    readings = []
+    for size in (2, 1):
+        head, rest = text[:size], text[size:]
+        if len(head) != size or not head.isalpha():
+            continue
+        candidate = head.title()
+        if candidate in _HYDROGEN_ISOTOPES or (
+            Element.is_valid_symbol(candidate) and Element(candidate).Z <= _HEAVIEST_READ_ELEMENT
+        ):
+            readings.append((candidate, rest))
+    return readings
+
+
+def _label_element(
+    label: str, uses_case: bool, declared: set[str] | None, source: str, notes: list[str]
+) -> Element:
+    """The element of an atom-site label, in a file that gives no type symbols.
+
+    Labels are an element symbol and a site name. The name may start with a digit or a mark (``'Fe1'``, ``"O1'"``,
+    ``'Si_3'``), which always ends the symbol; mineral databases (AMCSD) also start it with a letter: an upper-case
+    site name (``'MgT'``, ``'FeT2'``, ``'AlOct'``, ``'NaA(m)'``, Roman numerals ``'NaI'``, ``'MgIII'``, ``'IX'`` = I on
+    site X) or a lower-case one (``'Oa1'``, ``'Ala'``, the typed ``'Sl'`` for S1). Where the label holds a lower-case
+    letter, or the file writes two-letter symbols in their case elsewhere (``uses_case``: ``'Cl'``, ``'Mg1'``), the
+    case tells where the symbol ends: an upper-case letter then at most one lower-case letter that completes an
+    element symbol (``'Mg'`` of ``'MgT'``, ``'H'`` of ``'HO1'`` beside ``'Cl'``: the H riding on O1, never holmium).
+    In an all-capitals label of a file that writes no symbol in its case (``'HO1'`` beside ``'C1'``, ``'SI1'``
+    beside ``'O1a'``) the case tells nothing: the symbol is the longest
+    one followed by a digit or mark, as before (``'FE1'`` -> Fe), or the only element the label can start with
+    (``'HC2'`` -> H, ``'KK'`` -> K); when it can start with two (``'HO1'``: Ho, or H on O1), the file's
+    ``_chemical_formula_sum`` decides where it names exactly one of them, else the longest is kept (the formula
+    check then compares the atoms built). Wherever the formula names another reading of the label and not the one
+    chosen, that reading is taken, with a note. Water and hydroxyl labels (``'OH1'``, ``'Ow'``, ``'Wat'``) are
+    not read here (:data:`_GROUP_LABEL`).
+
+    Raises:
+        UnknownSpeciesError: no element symbol starts the label the way above, naming the label.
+    """
+    text = label.strip()
+    readings = _symbol_readings(text)
+    chosen = None
+    if not (_GROUP_LABEL.fullmatch(text) or _WATER_OXYGEN.match(text)):
+        case_tells = uses_case or any(character.islower() for character in text)
+        if case_tells and text[:1].isupper():
+            chosen = _case_reading(text, readings)
+        else:
+            strict = [r for r in readings if not r[1][:1].isalpha()]
+            loose = [r for r in readings if r[1][:1].isalpha() and not r[1][:2].islower()]
+            if strict:
+                chosen = strict[0]
+                others = {r[0] for r in loose} - {chosen[0]}
+                if declared and chosen[0] not in declared and len(others & declared) == 1:
+                    chosen = next(r for r in loose if r[0] in declared)
+            elif len(loose) == 1:
+                chosen = loose[0]
+            elif len(loose) > 1 and declared and len({r[0] for r in loose} & declared) == 1:
+                chosen = next(r for r in loose if r[0] in declared)
+        if chosen is not None and declared and _hydrogen(chosen[0]) not in declared:
+            named = [r for r in readings if _hydrogen(r[0]) in declared]
+            if len(named) == 1:
+                notes.append(
+                    f"site {label}: the label read as {named[0][0]}, which the formula names, not as {chosen[0]}"
+                )
+                chosen = named[0]
+            elif (len(chosen[0]) == 1 and chosen[1][:1].islower()) or (
+                not case_tells and chosen[1][:1].isalpha()
+            ):
+                # the weakest readings: one letter before lower-case ones ('Kk'), or an all-capitals label
+                # whose site name starts with a letter; a symbol the case sets apart ('MnT') stands even where a
+                # formula rounded its amount away
+                raise UnknownSpeciesError(
+                    f"site {label}: the label {label!r} would be read as {chosen[0]} followed by a site name, but "
+                    f"the file's formula does not name {chosen[0]}, and no type symbol is given",
+                    source,
+                )
+    if chosen is None and text.startswith("#"):
+        raise UnknownSpeciesError(
+            f"atom-site row {text[1:]} has neither _atom_site_type_symbol nor _atom_site_label: its element is not "
+            "given",
+            source,
+        )
+    if chosen is None:
+        raise UnknownSpeciesError(
+            f"site {label}: the label {label!r} does not start with a chemical element symbol (H-Cf) followed by a "
+            "site name (a digit, a mark, or a name whose case sets it apart), and no type symbol is given; "
+            "groups such as water ('OH2', 'Wat'), dummy atoms or vacancies cannot be encoded",
+            source,
+        )
+    if chosen[0] in _HYDROGEN_ISOTOPES:
+        notes.append(f"site {label}: {_HYDROGEN_ISOTOPES[chosen[0]]} {label!r} read as hydrogen")
+        return Element("H")
+    return Element(chosen[0])
+
+
+def _hydrogen(symbol: str) -> str:
+    return "H" if symbol in _HYDROGEN_ISOTOPES else symbol
+
+
+def _case_reading(text: str, readings: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """The reading of a mixed-case label (:func:`_label_element`): the symbol ends where the case says."""
+    for symbol, rest in readings:
+        if len(symbol) == 2 and text[1].islower():
+            return symbol, rest
+        if len(symbol) == 1:
+            # one letter, then a mark, an upper-case name, or lower-case letters that complete no symbol ('Oa1',
+            # 'Hwa', 'Sl')
+            return symbol, rest
+    return None
+
+
+_COMPOSITE_PART = re.compile(r"\s*(\d*\.?\d+(?:\(\d+\))?)?\s*([A-Za-z][A-Za-z0-9+-]*)\s*")
 
 
 def _composite(symbol: str) -> list[tuple[Measured, str]] | None:
-    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling-file mixed sites; the shares as written),
-    else None."""
+    """``'0.75Si + 0.25Al'`` -> ``[(0.75, 'Si'), (0.25, 'Al')]`` (Pauling File mixed sites; the shares as written,
+    with the standard uncertainty the file states: ``'0.56(4)Mg + 0.29(3)Ta + 0.15(5)Zr'``), else None."""
     parts = []
     # '+' between terms ('0.75Si + 0.25Al', '0.5Na+0.5K'), not the '+' of a charge ('Fe3+'): a term follows it.
-    for term in re.split(r"\s*\+\s*(?=\d*\.?\d+\s*[A-Za-z])", symbol):
+    for term in re.split(r"\s*\+\s*(?=\d*\.?\d+(?:\(\d+\))?\s*[A-Za-z])", symbol):
         match = _COMPOSITE_PART.fullmatch(term)
-        if match is None or match.group(1) is None:
+        share = Measured.parse(match.group(1)) if match is not None and match.group(1) is not None else None
+        if share is None:
             return None
-        parts.append((Measured(float(match.group(1)), None, match.group(1)), match.group(2)))
+        parts.append((share, match.group(2)))
     return parts if len(parts) > 1 else None
 
 
@@ -857,6 +1006,16 @@ class _Rows:
         self.source = source
         self.notes = notes
         self._group_labels = _group_labels_are_atoms(data, columns)
+        # Labels in mixed case ('MgT', 'HO1' beside 'Cl') end their element symbol where the case says; the
+        # declared formula's elements pick between two readings of an all-capitals label (_label_element).
+        self._labels_use_case = any(
+            label[:1].isupper() and label[1:2].islower() and Element.is_valid_symbol(label[:2])
+            for label in columns.labels
+        )
+        formula = parse_formula(data.get("_chemical_formula_sum"))
+        self._declared = (
+            {element for element, amount in formula[0].items() if amount > 0} if formula else None
+        )
         self.labels: list[str] = []
         self.partial: list[str] = []  # rows with partial occupancy or several elements
         self.unknown: list[UnknownSpeciesError] = []  # rows whose element cannot be read
@@ -866,6 +1025,7 @@ class _Rows:
             Measured
         ] = []  # each entry's occupancy as written (its rounding decides full sites)
         self.site_rows: list[tuple[str, int]] = []
+        self.half_units: list[float] = []  # each entry's coordinate rounding, fractional (_merged_images)
         self.unlocated: list[UnlocatedRow] = []
         self._decimals: list[int | None] = []
         coords: list[list[float]] = []
@@ -875,6 +1035,10 @@ class _Rows:
                 continue
             self._check_attached_hydrogens(columns, i)
             point = self._point(columns, i)
+            # how far this row's coordinates may be off, in fractional units: their rounding (0 for exact values),
+            # or 3 standard uncertainties where the file states them ('0.4999(6)' is the mirror plane at 1/2)
+            half_unit = max((0.5 * 10.0**-d for d in self._decimals[-3:] if d is not None), default=0.0)
+            half_unit = max([half_unit] + [3.0 * su for su in self._row_sus(columns, i)])
             occupancy = self._occupancy(columns, i)
             if occupancy is None:
                 continue
@@ -883,6 +1047,7 @@ class _Rows:
                 continue
             self.site_rows.append((columns.labels[i], len(self.labels)))
             for element, share in elements:
+                self.half_units.append(half_unit)
                 self.labels.append(columns.labels[i])
                 self.elements.append(element)
                 self.occupancies.append(share.value)
@@ -904,6 +1069,8 @@ class _Rows:
         label = columns.labels[i]
         symbol = columns.symbol(i)
         try:
+            # a dummy's label is read only as an element followed by a digit or mark ('H5', 'H1A'): dummies are
+            # also ring centroids and pseudo-atoms ('Cg1', 'Cp2', 'Q1'), never atoms of a site name's case
             element = _element(
                 symbol if symbol is not None else label, symbol is None, label, self.source, []
             )
@@ -941,6 +1108,12 @@ class _Rows:
                 )
             point.append(value)
         return point
+
+    @staticmethod
+    def _row_sus(columns: _Columns, i: int) -> list[float]:
+        """The standard uncertainties row ``i`` states for its coordinates (fractional)."""
+        measured = (Measured.parse(column[i].strip()) for column in columns.coordinates)
+        return [m.su for m in measured if m is not None and m.su is not None and not columns.cartesian]
 
     def _occupancy(self, columns: _Columns, i: int) -> Measured | None:
         """The row's occupancy as written (1 when not given; within OCCUPANCY_TOLERANCE of 1 counts as full), None
@@ -983,7 +1156,11 @@ class _Rows:
                 return [
                     (
                         _element(part, False, label, self.source, self.notes),
-                        Measured(share.value * occupancy.value, None, share.text),
+                        Measured(
+                            share.value * occupancy.value,
+                            share.su * occupancy.value if share.su is not None else None,
+                            share.text,
+                        ),
                     )
                     for share, part in parts
                 ]
@@ -997,23 +1174,43 @@ class _Rows:
                         f"{element.symbol} atom, read as {element.symbol} (the file places or declares its H)"
                     )
                     return [(element, occupancy)]
-            return [(_element(name, symbol is None, label, self.source, self.notes), occupancy)]
+            if symbol is None:
+                return [
+                    (
+                        _label_element(label, self._labels_use_case, self._declared, self.source, self.notes),
+                        occupancy,
+                    )
+                ]
+            try:
+                return [(_element(name, False, label, self.source, self.notes), occupancy)]
+            except UnknownSpeciesError:
+                group = _IMPLICIT_HYDROGEN_GROUP.fullmatch(name.strip())
+                if group is None or not Element.is_valid_symbol(group.group(1)):
+                    raise
+                raise ImplicitHydrogenGroupError(
+                    f"site {label}: the type symbol {name.strip()!r} stands for {group.group(1)} with "
+                    f"{group.group(2) or '1'} H atom(s) that no site places (a group pseudo-atom, as the Pauling "
+                    "File writes hydroxyl, water and ammonia): H not located, so the sites describe another crystal",
+                    self.source,
+                ) from None
         except UnknownSpeciesError as exc:
             self.unknown.append(exc)
             return None
 
     def _raise_unknown(self) -> None:
+        """Refuse the rows whose element cannot be read, with that reason: partial sites beside them are no
+        obstacle under ``--disorder encode``, so they never stand in for it."""
         if not self.unknown:
             return
-        if self.partial:
-            # The crystal is disordered whatever those sites hold; say so first (it is the larger obstacle).
-            raise DisorderedStructureError(
-                f"partially occupied or mixed sites {', '.join(self.partial[:6])}"
-                + (", ..." if len(self.partial) > 6 else "")
-                + f"; also, {self.unknown[0].message}",
-                self.source,
+        first = self.unknown[0]
+        if len(self.unknown) > 1:
+            others = [exc.message.split(":", 1)[0].removeprefix("site ") for exc in self.unknown[1:]]
+            raise type(first)(
+                f"{first.message}; also site(s) {', '.join(others[:6])}"
+                + (", ..." if len(others) > 6 else ""),
+                first.source,
             )
-        raise self.unknown[0]
+        raise first
 
 
 def _fractional(
@@ -1052,16 +1249,30 @@ def _min_image(delta: np.ndarray) -> np.ndarray:
     return delta - np.round(delta)
 
 
-def _merged_images(point: np.ndarray, rotations, translations, matrix: np.ndarray) -> tuple[np.ndarray, int]:
+def _merged_images(
+    point: np.ndarray, rotations, translations, matrix: np.ndarray, half_unit: float = 0.0
+) -> tuple[np.ndarray, int, list[int]]:
     """The distinct images of one site: images closer than IMAGE_MERGE_DISTANCE become their centroid.
 
-    Returns ``(positions (m, 3) in [0, 1), number of images that were merged beyond pymatgen's 1e-4)``.
+    Merged images are either one special position written with rounded coordinates, or a site slightly off a
+    symmetry element whose images are distinct positions (a partial atom split across a mirror). How far the
+    written coordinates may be off (``half_unit``, fractional: their rounding, or 3 stated s.u.) moves an image by
+    at most 3 times that relative to the site (a rotation's row in hexagonal axes holds at most two unit entries,
+    -x+y); images further apart than that are distinct: their number is returned for each position, so that a
+    partial site's occupancies can add (cod-tools' 12917: carbonate O 0.12-0.24 written 0.002-0.006 off a mirror,
+    beyond the 3-decimal rounding; SHELXL's N 0.50 at z = 0.4999(6) is on the mirror).
+
+    Returns:
+        ``(positions (m, 3) in [0, 1), number of image groups merged beyond pymatgen's 1e-4, distinct images per
+        position)``.
     """
     images = np.einsum("kij,j->ki", rotations, point) + translations
     images -= np.floor(images)
     kept: list[np.ndarray] = []
+    counts: list[int] = []
     merged_far = 0
     assigned = np.zeros(len(images), dtype=bool)
+    rounding = 3.0 * half_unit + 1e-6
     for k in range(len(images)):
         if assigned[k]:
             continue
@@ -1073,7 +1284,17 @@ def _merged_images(point: np.ndarray, rotations, translations, matrix: np.ndarra
             merged_far += 1
         centroid = images[k] + delta[group].mean(axis=0)
         kept.append(centroid - np.floor(centroid))
-    return np.array(kept), merged_far
+        counts.append(_distinct(delta[group], rounding))
+    return np.array(kept), merged_far, counts
+
+
+def _distinct(deltas: np.ndarray, rounding: float) -> int:
+    """How many of these images (fractional offsets from the first) lie further apart than ``rounding``."""
+    representatives: list[np.ndarray] = []
+    for delta in deltas:
+        if all(np.abs(_min_image(delta - r)).max() > rounding for r in representatives):
+            representatives.append(delta)
+    return len(representatives)
 
 
 class _PositionIndex:
@@ -1133,22 +1354,43 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     site_rows: list[list[str]] = []
     site_shares: list[list[Measured]] = []
     merged_total = 0
+    duplicates: dict[str, str] = {}  # row -> the row it repeats
     kept = _PositionIndex(matrix, IMAGE_MERGE_DISTANCE)
-    for label, element, share, point in zip(
-        rows.labels, rows.elements, rows.shares, rows.coords, strict=True
+    split_rows: dict[str, int] = {}  # partial row -> distinct images merged into each of its sites
+    for label, element, share, point, half_unit in zip(
+        rows.labels, rows.elements, rows.shares, rows.coords, rows.half_units, strict=True
     ):
-        occupancy = share.value
-        positions, merged_far = _merged_images(point, rotations, translations, matrix)
+        positions, merged_far, counts = _merged_images(point, rotations, translations, matrix, half_unit)
         merged_total += merged_far
-        for position in positions:
+        for position, count in zip(positions, counts, strict=True):
+            occupancy = share.value
+            if count > 1 and occupancy < 1.0:
+                # distinct images of a partial site, closer than the merge distance: one site holding them all
+                occupancy *= count
+                if occupancy > 1.0 + OCCUPANCY_TOLERANCE:
+                    raise OverlappingSitesError(
+                        f"row {label} (occupancy {share.text}) has {count} symmetry images within "
+                        f"{IMAGE_MERGE_DISTANCE} Å of each other at {np.round(position, 4).tolist()}, whose "
+                        f"occupancies sum to {occupancy:.4g} > 1",
+                        source,
+                    )
+                split_rows[label] = max(count, split_rows.get(label, 1))
+            site_share = share
+            if occupancy != share.value:
+                site_share = Measured(
+                    occupancy, share.su * count if share.su is not None else None, share.text
+                )
             k = kept.nearest(position, IMAGE_MERGE_DISTANCE)
             if k is not None:
-                # Two rows at one position: a mixed or partially occupied site.
+                # Two rows at one position: a mixed or partially occupied site, or one row repeating another.
                 species = site_species[k]
+                if _repeats(species, element, occupancy, label, site_rows[k]):
+                    duplicates.setdefault(label, site_rows[k][0])
+                    continue
                 species[element] = species.get(element, 0.0) + occupancy
                 if label not in site_rows[k]:
                     site_rows[k].append(label)
-                site_shares[k].append(share)
+                site_shares[k].append(site_share)
                 total = sum(species.values())
                 if total > 1.0 + OCCUPANCY_TOLERANCE and not shares_fill_site(site_shares[k]):
                     raise OverlappingSitesError(
@@ -1162,11 +1404,21 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
             site_species.append({element: occupancy})
             site_labels.append(label)
             site_rows.append([label])
-            site_shares.append([share])
+            site_shares.append([site_share])
     if merged_total:
         notes.append(
             f"{merged_total} groups of symmetry images closer than {IMAGE_MERGE_DISTANCE} Å were merged "
             "(coordinates written with few decimals)"
+        )
+    if split_rows:
+        notes.append(
+            f"partial rows {', '.join(split_rows)}: symmetry images further apart than the coordinates' rounding "
+            f"but closer than {IMAGE_MERGE_DISTANCE} Å were merged into one site holding their occupancies together"
+        )
+    for label, original in duplicates.items():
+        notes.append(
+            f"row {label} repeats row {original} (same element and occupancy at the same position, a symmetry "
+            "image written as a row of its own): read once"
         )
 
     # pymatgen's order: by electronegativity of the (first) species, then symbol; stable within ties.
@@ -1180,14 +1432,36 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
         order = sorted(range(len(site_coords)), key=order_key)
     _full_sites(site_species, site_shares, site_rows, notes)
     try:
-        return Structure(
+        structure = Structure(
             lattice,
             [site_species[i] for i in order],
             np.array([site_coords[i] for i in order]),
             labels=[site_labels[i] for i in order],
         )
+        if split_rows:
+            structure.properties[_SPLIT_IMAGES] = split_rows
+        return structure
     except ValueError as exc:  # pymatgen refuses what it cannot hold (e.g. occupancies summing above 1)
         raise StructureParseError(f"the sites cannot form a structure ({exc})", source) from exc
+
+
+def _repeats(species: dict, element: Element, occupancy: float, label: str, labels: list[str]) -> bool:
+    """Whether a row's image landing on a site already built repeats it: another row of the same atom (its label
+    the same element symbol and number, with a suffix: older COD files and cod-tools' molecule outputs list
+    symmetry images as rows 'O1A*' beside 'O1', 'C1B*', 'Te2_1_445'), the same single element at the same
+    occupancy, which together would overfill the site. Occupancies summing to at most 1 are a split or mixed site
+    instead; a different element, or rows named as different atoms ('Na1', 'Na2'), an overlap: neither repeats."""
+    base = _LABEL_BASE.match(label)
+    return (
+        label not in labels
+        and base is not None
+        and any(
+            _LABEL_BASE.match(other) and _LABEL_BASE.match(other).group() == base.group() for other in labels
+        )
+        and list(species) == [element]
+        and abs(species[element] - occupancy) < 1e-9
+        and 2 * occupancy > 1.0 + OCCUPANCY_TOLERANCE
+    )
 
 
 def _full_sites(
@@ -1360,11 +1634,40 @@ def _check_declared_group(
     )
 
 
+def _check_whole_cell_group(
+    structure: Structure, what: str, candidates: list[int], parameters: tuple[float, ...], source: str
+) -> None:
+    """Refuse the sites of a cell that no setting of the declared group fits (read as the whole cell) unless they
+    form the declared group (spglib through pymatgen, at its default 0.01 Å)."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    declared = it_number(candidates[0])
+    try:
+        found = SpacegroupAnalyzer(structure).get_space_group_number()
+    except (TypeError, ValueError):  # spglib found no group
+        found = None
+    if found != declared:
+        raise StructureParseError(
+            f"the file contradicts itself: the rotations of its {what} ({space_group_label(candidates[0])}) do not "
+            f"preserve the cell's metric (a, b, c, alpha, beta, gamma = {', '.join(f'{x:g}' for x in parameters)}), "
+            "and its sites, read as the whole cell (no operations listed), form "
+            + (f"space group {found}" if found else "no space group")
+            + "; list the operations, or give the setting that fits the cell",
+            source,
+        )
+
+
 def _crystal_from_block(data: dict, source: str) -> Structure:
     notes: list[str] = []
     if any(key.startswith(("_cell_modulation", "_cell_subsystem")) for key in data):
         raise StructureParseError(
             "a modulated or composite (superspace) crystal; SCOPE describes three-dimensional periodic crystals",
+            source,
+        )
+    if "_cod_molecule_atom_label" in data:
+        raise NonPeriodicStructureError(
+            "the block is a molecule cut out of a crystal (cod-tools' _cod_molecule_* tags), placed in the "
+            "crystal's cell with P 1: its atoms are one molecule or fragment, not the periodic crystal's contents",
             source,
         )
     lattice, parameters = _lattice(data, source)
@@ -1386,6 +1689,9 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
                 structures.append(None)
         structure = _choose_setting(structures, data, source, notes, conventional)
     for what, candidates, n_listed, listed_hall in pending:
+        if n_listed == 0:
+            _check_whole_cell_group(structure, what, candidates, parameters, source)
+            continue
         _check_declared_group(structure, what, candidates, n_listed, listed_hall, source, notes)
     if rows.decimals is not None and rows.decimals >= MIN_DECIMALS_FOR_UNCERTAINTY:
         # Rounding to d decimals moves a site by up to 0.5e-d of each cell length; two sites then disagree by up to
@@ -1401,7 +1707,9 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
     if notes:
         structure.properties["reader_notes"] = list(dict.fromkeys(notes))
     n_operations = len(operation_sets[0][0])
-    return attach_claims(structure, _file_claims(data, rows, lattice, parameters, n_operations, source))
+    split_images = structure.properties.pop(_SPLIT_IMAGES, {})
+    claims = _file_claims(data, rows, lattice, parameters, n_operations, source, split_images)
+    return attach_claims(structure, claims)
 
 
 _MULTIPLICITY_KEYS = ("_atom_site_symmetry_multiplicity", "_atom_site_site_symmetry_multiplicity")
@@ -1410,7 +1718,13 @@ _WYCKOFF = re.compile(r"\d*\s*([a-zA-Z])")
 
 
 def _file_claims(
-    data: dict, rows: _Rows, lattice: Lattice, parameters: tuple[float, ...], n_operations: int, source: str
+    data: dict,
+    rows: _Rows,
+    lattice: Lattice,
+    parameters: tuple[float, ...],
+    n_operations: int,
+    source: str,
+    split_images: dict[str, int] | None = None,
 ) -> FileClaims:
     """What the block says about its crystal beyond the sites (checked by ``file_claims``): formula sum and Z,
     cell volume and density, each row's multiplicity and Wyckoff letter, and the rows it declares unlocated."""
@@ -1432,6 +1746,7 @@ def _file_claims(
                 tuple(float(x) for x in rows.coords[first]),
                 int(multiplicity) if multiplicity is not None and multiplicity == int(multiplicity) else None,
                 letter.group(1) if letter else None,
+                (split_images or {}).get(label, 1),
             )
         )
     try:

@@ -168,6 +168,14 @@ class UnlocatedAtomsError(InconsistentFileError):
     reason = "unlocated_atoms"
 
 
+class ImplicitHydrogenGroupError(UnlocatedAtomsError, UnknownSpeciesError):
+    """A site's type symbol is a group with implicit H (the Pauling File's ``'OH'``, ``'OH2'``, ``'NH3'``): the H
+    are declared but placed nowhere, as for :class:`UnlocatedAtomsError`, and the symbol is no element, so it is
+    also an :class:`UnknownSpeciesError`."""
+
+    reason = "implicit_hydrogen"
+
+
 class ResourceLimitError(ScopeError):
     """Encoding this item hit a resource limit (memory, or a size limit that names itself and its value).
 

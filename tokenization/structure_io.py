@@ -181,11 +181,37 @@ def _parse_text(text: str, source: str) -> Structure:
     return _single(_text_crystals(text, source), source)
 
 
+#: The first bytes of a gzip stream (RFC 1952): VASP runs and pymatgen's test files keep POSCAR.gz, CONTCAR.gz.
+_GZIP_MAGIC = b"\x1f\x8b"
+#: A compressed structure file inflating beyond this many bytes is refused (a structure file is far smaller).
+MAX_INFLATED_BYTES = 256 * 2**20
+
+
+def _gunzip(data: bytes, source: str) -> bytes:
+    """The contents of a gzip-compressed file, read up to :data:`MAX_INFLATED_BYTES`."""
+    import gzip
+    import io
+    import zlib
+
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            inflated = stream.read(MAX_INFLATED_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise StructureParseError(f"unreadable gzip file ({type(exc).__name__}: {exc})", source) from exc
+    if len(inflated) > MAX_INFLATED_BYTES:
+        raise StructureParseError(
+            f"the gzip file inflates beyond {MAX_INFLATED_BYTES // 2**20} MiB: not a structure file", source
+        )
+    return inflated
+
+
 def _read_text(path: Path, source: str) -> str:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise StructureParseError(f"unreadable file ({type(exc).__name__}: {exc})", source) from exc
+    if data[:2] == _GZIP_MAGIC:
+        data = _gunzip(data, source)
     if b"\x00" in data[:4096]:
         raise StructureParseError("unreadable file (binary data, not a text structure format)", source)
     try:
