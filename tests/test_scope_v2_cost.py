@@ -37,6 +37,7 @@ from tokenization import (
     typed_error,
 )
 from tokenization.scope_v2 import count_v2_tokens, encode_v2, site_types
+from tokenization.structure_io import load_structure
 from tokenization.symmetry_search import search_symmetry
 
 REPO = Path(__file__).resolve().parents[1]
@@ -348,3 +349,22 @@ def test_pipeline_returns_typed_rows_for_memory_errors_and_crashes(monkeypatch, 
     assert results[0]["error"]["type"] == "InternalEncodingError"
     assert results[0]["error"]["message"] == "unexpected IndexError: index 16 is out of bounds"
     assert results[1]["scope"] == "SG225 Na 0.5 4a Cl 0.5 4b"
+
+
+def test_overlap_check_memory_does_not_grow_with_the_cell_volume():
+    """A protein-like cell (2,000 atoms in a 400 Å cube): pymatgen's cell-list search at the 0.5 Å overlap tolerance
+    would lay a grid of 5·10^11 cubes over it; the check finds the one duplicate pair within a small memory bound."""
+    import tracemalloc
+
+    from tokenization.scope_errors import OverlappingSitesError
+
+    rng = np.random.default_rng(0)
+    frac = rng.random((2000, 3))
+    frac[1] = frac[0] + 1e-4  # 0.07 Å from site 0
+    crystal = Structure(Lattice.cubic(400.0), ["C"] * 2000, frac)
+    tracemalloc.start()
+    with pytest.raises(OverlappingSitesError, match="sites 0 and 1 are 0.069 A apart"):
+        load_structure(crystal, source="sparse.cif")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 2**20
