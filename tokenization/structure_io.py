@@ -384,11 +384,6 @@ def _to_structure(obj: Any, source: str) -> Structure:
     )
 
 
-#: The 27 cells around and including the home cell, as fractional offsets.
-_NEIGHBOUR_CELLS = np.array(
-    [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float
-)
-
 #: Above this many sites the all-pairs shortcut of ``_surely_no_overlap`` would need too much memory.
 _MAX_SITES_ALL_PAIRS = 256
 
@@ -427,19 +422,13 @@ def _close_pairs(matrix: np.ndarray, frac: np.ndarray, radius: float) -> dict[in
     (the shortest image distance of each pair; ``j == i`` when a site is that close to its own image).
 
     ``matrix`` holds the lattice vectors as rows (Å), ``frac`` the fractional coordinates ``(n, 3)``. Cost: the
-    all-pairs shortcut up to ``_MAX_SITES_ALL_PAIRS`` sites; otherwise, in a cell at least ``radius`` thick, a
-    k-d tree of the sites and their images in the 26 neighbouring cells (time ``O(n log n)``, memory ``O(n + p)``
-    for ``p`` pairs, whatever the cell volume); in a thinner cell, pymatgen's cell-list search
-    (``find_points_in_spheres``, the search behind ``Structure.get_neighbor_list``), whose grid of ``radius``-sized
-    cubes grows with the cell volume (8.9 GB for a 0.5 Å radius in a protein cell).
+    all-pairs shortcut up to ``_MAX_SITES_ALL_PAIRS`` sites, otherwise ``symmetry_idealisation.periodic_neighbours``
+    (a k-d tree of the sites' images in the 27 cells around, memory ``O(n + pairs)`` whatever the cell volume;
+    pymatgen's cell-list search asked 8.9 GB for the 0.5 Å radius in a protein cell).
     """
     if _surely_no_overlap(matrix, frac, radius) is True:
         return {}
-    inverse, _ = cell_inverse(matrix)
-    if 1.0 / np.sqrt((inverse * inverse).sum(axis=0)).max() >= radius:
-        centers, neighbors, distances = _tree_neighbours(matrix, frac, radius)
-    else:
-        centers, neighbors, distances = periodic_neighbours(matrix, frac, frac, radius)
+    centers, neighbors, distances = periodic_neighbours(matrix, frac, frac, radius)
     pairs: dict[int, dict[int, float]] = {}
     for i, j, distance in zip(centers.tolist(), neighbors.tolist(), distances.tolist(), strict=True):
         if i == j and distance < 1e-8:
@@ -447,20 +436,6 @@ def _close_pairs(matrix: np.ndarray, frac: np.ndarray, radius: float) -> dict[in
         row = pairs.setdefault(i, {})
         row[j] = min(distance, row.get(j, np.inf))
     return pairs
-
-
-def _tree_neighbours(matrix: np.ndarray, frac: np.ndarray, radius: float):
-    """``(centre, neighbour, distance)`` arrays of every periodic pair within ``radius`` (Å), the site with itself
-    included at distance 0, in a cell at least ``radius`` thick (then a neighbour within ``radius`` lies in one of
-    the 27 cells around a site's own)."""
-    from scipy.spatial import cKDTree
-
-    n_sites = len(frac)
-    wrapped = frac % 1.0
-    home = wrapped @ matrix
-    images = ((wrapped[None, :, :] + _NEIGHBOUR_CELLS[:, None, :]).reshape(-1, 3)) @ matrix  # (27 n, 3)
-    found = cKDTree(home).sparse_distance_matrix(cKDTree(images), radius, output_type="coo_matrix")
-    return found.row.astype(np.int64), found.col.astype(np.int64) % n_sites, found.data
 
 
 def _largest_cluster(site: int, pairs: dict[int, dict[int, float]], occupancy: np.ndarray) -> list[int]:

@@ -72,6 +72,10 @@ MARGIN_FRACTION = 0.5
 SLACK = 2.5
 
 
+#: The 27 cells around and including the home cell, as fractional offsets.
+_NEIGHBOUR_CELLS = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
+
+
 def cell_inverse(matrix: np.ndarray) -> tuple[np.ndarray, float]:
     """``(inverse, determinant)`` of a 3x3 matrix, from its rows' cross products in plain floats.
 
@@ -90,14 +94,28 @@ def cell_inverse(matrix: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def periodic_neighbours(lattice: np.ndarray, frac: np.ndarray, centres: np.ndarray, radius: float):
-    """``(centre index, point index, distance)`` for every atom within ``radius`` Å of each centre (periodic).
+    """``(centre index, point index, distance)`` for every atom (and every periodic image of it) within ``radius`` Å
+    of each centre, a centre's own atom included at distance 0 when the centres are atoms.
 
-    Both sets are wrapped into the cell first: ``find_points_in_spheres`` can miss neighbours of points outside it.
+    Both sets are wrapped into the cell first. In a cell at least ``radius`` thick every such image lies in the 27
+    cells around the centre's own, and a k-d tree of the atoms' images there finds them: time ``O(n log n)``,
+    memory ``O(n + pairs)`` whatever the cell volume. A thinner cell (a small cell and a long radius) goes to
+    pymatgen's cell-list search (``find_points_in_spheres``), whose grid of ``radius``-sized cubes grows with the
+    cell volume, which is small there.
     """
     lattice = np.ascontiguousarray(lattice, dtype=float)
+    wrapped = frac % 1.0
+    centres_cartesian = (centres % 1.0) @ lattice
+    inverse, _ = cell_inverse(lattice)
+    if 1.0 / np.sqrt((inverse * inverse).sum(axis=0)).max() >= radius:
+        images = (wrapped[None, :, :] + _NEIGHBOUR_CELLS[:, None, :]).reshape(-1, 3) @ lattice  # (27 n, 3)
+        found = cKDTree(centres_cartesian).sparse_distance_matrix(
+            cKDTree(images), radius, output_type="coo_matrix"
+        )
+        return found.row.astype(np.int64), found.col.astype(np.int64) % len(frac), found.data
     centre, point, _, distance = find_points_in_spheres(
-        np.ascontiguousarray((frac % 1.0) @ lattice, dtype=float),
-        np.ascontiguousarray((centres % 1.0) @ lattice, dtype=float),
+        np.ascontiguousarray(wrapped @ lattice, dtype=float),
+        np.ascontiguousarray(centres_cartesian, dtype=float),
         float(radius),
         np.ones(3, dtype=np.int64),
         lattice,
@@ -449,9 +467,6 @@ _DIRECT_MATCH_ATOMS = 16
 
 #: The identity matrix as one row of 9 numbers.
 _IDENTITY_ROW = np.eye(3).reshape(9)
-
-#: The 27 cells around and including the home cell, as fractional offsets.
-_NEIGHBOUR_CELLS = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
 
 
 class _TypeMatcher:
