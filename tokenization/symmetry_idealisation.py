@@ -500,6 +500,22 @@ class _TypeMatcher:
         return distance <= self.slack
 
 
+def _only_group_operations(
+    k_of: np.ndarray, j_of: np.ndarray, identity: np.ndarray, point_group_order: int
+) -> bool:
+    """Whether the surviving candidates ``(k_of, j_of)`` hold no pure translation and at most ``point_group_order``
+    distinct rotations. ``k_of`` is sorted, so its distinct rotations are its runs; plain Python for the few
+    survivors a batch usually leaves."""
+    if len(k_of) <= 64:
+        rotations = k_of.tolist()
+        if any(identity[k] and j > 0 for k, j in zip(rotations, j_of.tolist(), strict=True)):
+            return False
+        return len(set(rotations)) <= point_group_order
+    return (
+        not np.any(identity[k_of] & (j_of > 0)) and 1 + np.count_nonzero(np.diff(k_of)) <= point_group_order
+    )
+
+
 def _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order):
     """The candidate operations ``(rotation k, translation rare[0] -> rare[j])`` that map every atom within ``slack``
     (Å) of an atom of its type, as ``(k, j)`` arrays; ``(None, None)`` as soon as too few remain to matter.
@@ -545,11 +561,7 @@ def _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order
                     )
             keep[part] = hit.all(axis=1)
         k_of, j_of = k_of[keep], j_of[keep]
-        # k_of stays sorted, so its distinct rotations are its runs.
-        if len(k_of) == 0 or (
-            not np.any(identity[k_of] & (j_of > 0))
-            and 1 + np.count_nonzero(np.diff(k_of)) <= point_group_order
-        ):
+        if _only_group_operations(k_of, j_of, identity, point_group_order):
             return None, None
     return k_of, j_of
 
