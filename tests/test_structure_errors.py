@@ -11,7 +11,9 @@ from tokenization import (
     EmptyStructureError,
     InvalidGeometryError,
     OverlappingSitesError,
+    ScopeAnalyzer,
     ScopeError,
+    ScopeTooLongError,
     StructureParseError,
     SymmetrySearchError,
     UnknownSpeciesError,
@@ -167,3 +169,22 @@ def test_overlap_check_agrees_with_the_neighbor_list_on_real_cells(v1_fixture_re
                     structure_to_scope(probe)
             else:
                 assert structure_to_scope(probe).count("|") == 2
+
+
+def test_an_unnamed_structure_is_named_when_it_fails():
+    """A pymatgen Structure is described (its formula, a pass over the sites) only when it fails, and every path
+    names it the same way: validation, the v1 and v2 encoders, and the batch rows."""
+    crowded = Structure(Lattice.cubic(4.0), ["Na", "Na"], [[0, 0, 0], [0.01, 0, 0]])
+    expected = "Structure Na (2 sites)"
+    with pytest.raises(OverlappingSitesError) as raised:
+        structure_to_scope(crowded, version="v2")
+    assert raised.value.source == expected and str(raised.value).startswith(expected + ": sites 0 and 1")
+    cscl = Structure(Lattice.cubic(4.0), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(ScopeTooLongError) as raised:  # raised by the encoder, after validation
+        ScopeAnalyzer(cscl, max_length=3).get_scope("v2")
+    assert raised.value.source == "Structure CsCl (2 sites)"
+    (row,) = structures_to_scope([crowded], version="v2", errors="return")
+    assert isinstance(row, OverlappingSitesError) and expected in row.source
+    for version in ("v1", "v2"):
+        analyzer = ScopeAnalyzer(cscl)
+        assert analyzer.get_scope(version) and analyzer.source == "Structure CsCl (2 sites)"
