@@ -874,3 +874,30 @@ def test_an_output_written_into_the_folder_it_screens_is_not_an_input(model_dir,
         pa.table({"scope": [read_rows(folder / "out.parquet")[0]["scope"]]}), folder / "more.parquet"
     )
     assert [item.source for item in iter_inputs([folder])] == [*expected, f"{folder / 'more.parquet'}#0"]
+
+
+def test_an_empty_records_file_is_one_failed_row_also_on_resume(small_inputs, tmp_path):
+    """An empty JSON Lines file, a JSON `[]` and a table without rows each give one failed row naming the file
+    (they gave none: a user saw nothing), at their place among the other inputs; a resumed run skips it."""
+    empty_lines = tmp_path / "empty.jsonl"
+    empty_lines.write_text("\n\n")
+    empty_list = tmp_path / "empty.json"
+    empty_list.write_text("[]")
+    empty_table = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(small_inputs[1]).slice(0, 0), empty_table)
+    inputs = [str(empty_lines), small_inputs[1], str(empty_list), str(empty_table)]
+    rows = list(iter_inputs(inputs))
+    failed = [row for row in rows if isinstance(row.item, Exception)]
+    assert [row.source for row in failed] == [str(empty_lines), str(empty_list), str(empty_table)]
+    assert all("holds no structure records" in str(row.item) for row in failed)
+    assert rows[0].source == str(empty_lines) and rows[-1].source == str(empty_table)
+    resumed = list(iter_inputs(inputs, skip=1))
+    assert resumed[0].item is None and [row.source for row in resumed] == [row.source for row in rows]
+
+
+def test_encode_names_an_empty_records_file(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["encode", str(empty), "--scope-version", "v2", "--jsonl"]) != 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert row["source"] == str(empty) and row["error"]["reason"] == "parse_error"

@@ -24,6 +24,9 @@ from .optimade_structure import document_entries, is_optimade_document
 from .scope_errors import StructureParseError
 from .structure_io import crystal_sources, is_optimade_entry
 
+#: The failure of a records file (JSON Lines, JSON, table) that holds none: it still gives one row.
+NO_RECORDS_MESSAGE = "the file holds no structure records (no lines, entries or rows)"
+
 STRUCTURE_SUFFIXES = (".cif", ".mcif", ".vasp", ".poscar", ".json", ".jsonl", ".extxyz", ".xyz")
 TABLE_SUFFIXES = (".csv", ".parquet")
 _RECORD_KEYS = ("structure", "cif", "poscar")
@@ -131,6 +134,30 @@ def _iter_table(path: Path) -> Iterator[tuple[str, Any]]:
         yield f"{source}#{row_number}", _record_to_input(record, f"{source}#{row_number}")
 
 
+def _iter_records_file(path: Path) -> Iterator[tuple[str, Any]]:
+    """The records of a JSON Lines, JSON or table file (one per line, list entry, OPTIMADE entry or row)."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _iter_jsonl_file(path)
+    if suffix == ".json":
+        return _iter_json_file(path)
+    return _iter_table(path)
+
+
+def _at_least_one_row(items: Iterator[tuple[str, Any]], source: str) -> Iterator[tuple[str, Any]]:
+    """``items``, or one ``StructureParseError`` naming ``source`` when it yields none (an empty JSON Lines file, a
+    JSON ``[]``, an OPTIMADE page without entries, a table without rows): every input file gives at least one row."""
+    empty = True
+    for item in items:
+        empty = False
+        yield item
+    if empty:
+        yield (
+            source,
+            StructureParseError("the file holds no structure records (no lines, entries or rows)", source),
+        )
+
+
 def iter_structure_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, Any]]:
     """Yield ``(source, structure_input_or_error)`` for every crystal in the given files and directories."""
     for raw in inputs:
@@ -143,12 +170,8 @@ def iter_structure_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, A
                     StructureParseError("directory holds no CIF, POSCAR, JSON or JSONL files", str(path)),
                 )
             yield from iter_structure_inputs(files)
-        elif path.suffix.lower() == ".jsonl":
-            yield from _iter_jsonl_file(path)
-        elif path.suffix.lower() == ".json":
-            yield from _iter_json_file(path)
-        elif path.suffix.lower() in TABLE_SUFFIXES:
-            yield from _iter_table(path)
+        elif path.suffix.lower() in (".jsonl", ".json", *TABLE_SUFFIXES):
+            yield from _at_least_one_row(_iter_records_file(path), str(path))
         else:
             # One item per crystal: CIF data blocks (file.cif#block) and extxyz frames (file.extxyz@3).
             yield from crystal_sources(path)

@@ -39,7 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from tokenization.scope_errors import StructureParseError
-from tokenization.structure_files import TABLE_SUFFIXES, _record_to_input, is_structure_file, jsonl_records
+from tokenization.structure_files import (
+    NO_RECORDS_MESSAGE,
+    TABLE_SUFFIXES,
+    _record_to_input,
+    is_structure_file,
+    jsonl_records,
+)
 from tokenization.structure_io import crystal_sources
 
 __all__ = ["HUB_PREFIX", "InputItem", "count_inputs", "iter_inputs"]
@@ -316,14 +322,19 @@ def _named_inputs(raw: str | Path, id_column: str | None, skip: int) -> Iterator
         yield str(path), StructureParseError("no such file or folder", str(path))
         return
     kind = _kind(path)
-    if kind == "table":
-        yield from _table_rows(path, id_column, skip)
-    elif kind == "jsonl":
-        yield from _json_lines(path, id_column)
-    elif kind == "json":
-        yield from _json_file(path, id_column)
-    else:
+    if kind == "structure":
         yield from crystal_sources(path)  # one item per CIF data block or extxyz frame
+        return
+    if kind == "table":
+        rows = _table_rows(path, id_column, skip)
+    else:
+        rows = _json_lines(path, id_column) if kind == "jsonl" else _json_file(path, id_column)
+    given = False
+    for named in rows:
+        given = True
+        yield named
+    if not given:  # an empty file is one failed row (skipped on resume, as the row was written then)
+        yield str(path), None if skip > 0 else StructureParseError(NO_RECORDS_MESSAGE, str(path))
 
 
 def iter_inputs(
