@@ -823,7 +823,7 @@ def _label_element(
     In an all-capitals label of a file that writes no symbol in its case (``'HO1'`` beside ``'C1'``, ``'SI1'``
     beside ``'O1a'``) the case tells nothing: the symbol is the longest
     one followed by a digit or mark, as before (``'FE1'`` -> Fe), or the only element the label can start with
-    (``'HC2'`` -> H, ``'KK'`` -> K); when it can start with two (``'HO1'``: Ho, or H on O1), the file's
+    (``'HC2'`` -> H, ``'KK'`` -> K) where the formula names it; when it can start with two (``'HO1'``: Ho, or H on O1), the file's
     ``_chemical_formula_sum`` decides where it names exactly one of them, else the longest is kept (the formula
     check then compares the atoms built). Wherever the formula names another reading of the label and not the one
     chosen, that reading is taken, with a note. Water and hydroxyl labels (``'OH1'``, ``'Ow'``, ``'Wat'``) are
@@ -851,6 +851,10 @@ def _label_element(
                 chosen = loose[0]
             elif len(loose) > 1 and declared and len({r[0] for r in loose} & declared) == 1:
                 chosen = next(r for r in loose if r[0] in declared)
+            if chosen is not None and chosen[1][:1].isalpha() and not declared:
+                # an all-capitals label whose site name starts with a letter ('HC2', 'REE1' = Re?): only a
+                # formula can confirm the element it names
+                chosen = None
         if chosen is not None and declared and _hydrogen(chosen[0]) not in declared:
             named = [r for r in readings if _hydrogen(r[0]) in declared]
             if len(named) == 1:
