@@ -73,7 +73,7 @@ def test_all_capitals_label_ambiguity_is_decided_by_the_formula():
     assert species(labels_only(["C1", "O1", "HO1"], formula="C Ho O")) == ["C", "O", "Ho"]
 
 
-@pytest.mark.parametrize("label", ["Wat1", "WatOW", "Watz1", "OH1", "Owa", "max", "X"])
+@pytest.mark.parametrize("label", ["Wat1", "WatOW", "Watz1", "OH1", "Owa", "Du1", "max", "X"])
 def test_water_and_non_element_labels_stay_refused_naming_the_label(label):
     with pytest.raises(UnknownSpeciesError, match=repr(label)):
         load_structure(labels_only(["Na1", label]))

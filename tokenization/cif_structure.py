@@ -177,8 +177,9 @@ _GROUP_LABEL = re.compile(
     r"(O)[HhWw]\d*(?![A-Za-z]).*|(H)[Ww]\d*(?![A-Za-z]).*|(?:[Ww]at|WAT)\d*(?![A-Za-z]).*"
 )
 #: The O of a water or hydroxyl group in any label ('OHa', 'Owb', 'OW1'), and water itself ('Wat', 'WatOW'): their
-#: H may be implicit, so these are read only as :data:`_GROUP_LABEL`, never by the element-prefix rule.
-_WATER_OXYGEN = re.compile(r"O[HhWw]|[Ww][Aa][Tt]")
+#: H may be implicit, so these are read only as :data:`_GROUP_LABEL`, never by the element-prefix rule; nor are
+#: dummy atoms ('Du1').
+_WATER_OXYGEN = re.compile(r"O[HhWw]|[Ww][Aa][Tt]|[Dd][Uu]")  # 'Du': a dummy atom, never deuterium
 #: A type symbol for a group with implicit H: an element, then H and its count ('OH', 'OH2', 'NH3', 'NH4+').
 _IMPLICIT_HYDROGEN_GROUP = re.compile(r"([A-Z][a-z]?)H(\d*)(?:\d*[+-])?")
 #: Where _general_structure leaves, for the claims, the partial rows whose distinct images it merged (and how many
