@@ -1451,18 +1451,22 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
 
 
 def _repeats(species: dict, element: Element, occupancy: float, label: str, labels: list[str]) -> bool:
-    """Whether a row's image landing on a site already built repeats it: another row of the same atom (its label
-    the same element symbol and number, with a suffix: older COD files and cod-tools' molecule outputs list
-    symmetry images as rows 'O1A*' beside 'O1', 'C1B*', 'Te2_1_445'), the same single element at the same
-    occupancy, which together would overfill the site. Occupancies summing to at most 1 are a split or mixed site
-    instead; a different element, or rows named as different atoms ('Na1', 'Na2'), an overlap: neither repeats."""
+    """Whether a row's image landing on a site already built repeats it: another row of the same atom (the same
+    label, or the same element symbol and number with a suffix: older COD files and cod-tools' molecule outputs
+    list symmetry images as rows 'O1A*' beside 'O1', 'C1B*', 'Te2_1_445'; AMCSD's 9000079 lists Cu at x and -x,
+    both 'Cu'), the same single element at the same occupancy, which together would overfill the site (a row's
+    own images never land on each other: they are merged first). Occupancies summing to at most 1 are a split or
+    mixed site instead; a different element, or rows named as different atoms ('Na1', 'Na2'), an overlap: neither
+    repeats."""
     base = _LABEL_BASE.match(label)
-    return (
-        label not in labels
-        and base is not None
+    same_atom = label in labels or (
+        base is not None
         and any(
             _LABEL_BASE.match(other) and _LABEL_BASE.match(other).group() == base.group() for other in labels
         )
+    )
+    return (
+        same_atom
         and list(species) == [element]
         and abs(species[element] - occupancy) < 1e-9
         and 2 * occupancy > 1.0 + OCCUPANCY_TOLERANCE
