@@ -373,3 +373,11 @@ def test_an_empty_loop_is_refused_naming_the_loop_not_a_python_error():
     with pytest.raises(StructureParseError, match="_atom_site_moment_label .* holds no values") as raised:
         load_structure(text)
     assert "ZeroDivisionError" not in str(raised.value)
+
+
+def test_a_row_repeating_an_image_under_the_same_label_is_read_once():
+    # AMCSD's 9000079 lists Cu at x and at -x, both labelled 'Cu': one atom written twice, never two atoms
+    text = cif("_space_group_IT_number 225", "Na Na 0 0 0\nCl Cl 0.5 0.5 0.5\nCl Cl -0.5 -0.5 -0.5")
+    structure = load_structure(text)
+    assert structure_to_scope(structure, version="v2") == NACL_V2
+    assert any("repeats row Cl" in note for note in structure.properties["reader_notes"])

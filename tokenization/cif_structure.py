@@ -177,8 +177,9 @@ _GROUP_LABEL = re.compile(
     r"(O)[HhWw]\d*(?![A-Za-z]).*|(H)[Ww]\d*(?![A-Za-z]).*|(?:[Ww]at|WAT)\d*(?![A-Za-z]).*"
 )
 #: The O of a water or hydroxyl group in any label ('OHa', 'Owb', 'OW1'), and water itself ('Wat', 'WatOW'): their
-#: H may be implicit, so these are read only as :data:`_GROUP_LABEL`, never by the element-prefix rule.
-_WATER_OXYGEN = re.compile(r"O[HhWw]|[Ww][Aa][Tt]")
+#: H may be implicit, so these are read only as :data:`_GROUP_LABEL`, never by the element-prefix rule; nor are
+#: dummy atoms ('Du1').
+_WATER_OXYGEN = re.compile(r"O[HhWw]|[Ww][Aa][Tt]|[Dd][Uu]")  # 'Du': a dummy atom, never deuterium
 #: A type symbol for a group with implicit H: an element, then H and its count ('OH', 'OH2', 'NH3', 'NH4+').
 _IMPLICIT_HYDROGEN_GROUP = re.compile(r"([A-Z][a-z]?)H(\d*)(?:\d*[+-])?")
 #: Where _general_structure leaves, for the claims, the partial rows whose distinct images it merged (and how many
@@ -823,7 +824,7 @@ def _label_element(
     In an all-capitals label of a file that writes no symbol in its case (``'HO1'`` beside ``'C1'``, ``'SI1'``
     beside ``'O1a'``) the case tells nothing: the symbol is the longest
     one followed by a digit or mark, as before (``'FE1'`` -> Fe), or the only element the label can start with
-    (``'HC2'`` -> H, ``'KK'`` -> K); when it can start with two (``'HO1'``: Ho, or H on O1), the file's
+    (``'HC2'`` -> H, ``'KK'`` -> K) where the formula names it; when it can start with two (``'HO1'``: Ho, or H on O1), the file's
     ``_chemical_formula_sum`` decides where it names exactly one of them, else the longest is kept (the formula
     check then compares the atoms built). Wherever the formula names another reading of the label and not the one
     chosen, that reading is taken, with a note. Water and hydroxyl labels (``'OH1'``, ``'Ow'``, ``'Wat'``) are
@@ -851,6 +852,10 @@ def _label_element(
                 chosen = loose[0]
             elif len(loose) > 1 and declared and len({r[0] for r in loose} & declared) == 1:
                 chosen = next(r for r in loose if r[0] in declared)
+            if chosen is not None and chosen[1][:1].isalpha() and not declared:
+                # an all-capitals label whose site name starts with a letter ('HC2', 'REE1' = Re?): only a
+                # formula can confirm the element it names
+                chosen = None
         if chosen is not None and declared and _hydrogen(chosen[0]) not in declared:
             named = [r for r in readings if _hydrogen(r[0]) in declared]
             if len(named) == 1:
@@ -1446,18 +1451,22 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
 
 
 def _repeats(species: dict, element: Element, occupancy: float, label: str, labels: list[str]) -> bool:
-    """Whether a row's image landing on a site already built repeats it: another row of the same atom (its label
-    the same element symbol and number, with a suffix: older COD files and cod-tools' molecule outputs list
-    symmetry images as rows 'O1A*' beside 'O1', 'C1B*', 'Te2_1_445'), the same single element at the same
-    occupancy, which together would overfill the site. Occupancies summing to at most 1 are a split or mixed site
-    instead; a different element, or rows named as different atoms ('Na1', 'Na2'), an overlap: neither repeats."""
+    """Whether a row's image landing on a site already built repeats it: another row of the same atom (the same
+    label, or the same element symbol and number with a suffix: older COD files and cod-tools' molecule outputs
+    list symmetry images as rows 'O1A*' beside 'O1', 'C1B*', 'Te2_1_445'; AMCSD's 9000079 lists Cu at x and -x,
+    both 'Cu'), the same single element at the same occupancy, which together would overfill the site (a row's
+    own images never land on each other: they are merged first). Occupancies summing to at most 1 are a split or
+    mixed site instead; a different element, or rows named as different atoms ('Na1', 'Na2'), an overlap: neither
+    repeats."""
     base = _LABEL_BASE.match(label)
-    return (
-        label not in labels
-        and base is not None
+    same_atom = label in labels or (
+        base is not None
         and any(
             _LABEL_BASE.match(other) and _LABEL_BASE.match(other).group() == base.group() for other in labels
         )
+    )
+    return (
+        same_atom
         and list(species) == [element]
         and abs(species[element] - occupancy) < 1e-9
         and 2 * occupancy > 1.0 + OCCUPANCY_TOLERANCE

@@ -530,8 +530,9 @@ def _check_formula(amounts: dict[str, float], claims: FileClaims, source: str) -
         whole = round(units)
         if units > 0 and (whole < 1 or abs(units - whole) > FORMULA_TOLERANCE * max(whole, 1)):
             raise InconsistentFileError(
-                f"the cell built holds {_fmt(units)} formula units of its {written} (no Z given); a cell holds a "
-                "whole number of them",
+                f"the cell built holds {_fmt(units)} formula units of its {written} "
+                f"({'no Z given' if z_note is None else 'its Z = ' + claims.formula_units.text + ' is no count'}); "
+                "a cell holds a whole number of them",
                 source,
             )
         scale, per = float(max(whole, 1)), "(no Z given)" if z_note is None else "(Z not used)"
