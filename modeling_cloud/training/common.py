@@ -32,7 +32,7 @@ from .data import (
     sources_hold_scope_strings,
     tables_to_rows,
 )
-from .engine import CloudTrainer, HubLayoutCallback, TimeEstimateCallback
+from .engine import CloudTrainer, HubLayoutCallback, TimeEstimateCallback, process_index_from_environment
 from .hub import copy_pipeline_code, publish
 from .metrics import RegressionMetrics
 from .options import RunSettings
@@ -160,14 +160,30 @@ def ensemble_outputs(model, dataset: datasets.Dataset, collator, batch_size: int
     return {name: np.concatenate(values) for name, values in collected.items()}
 
 
+UNCERTAINTY_ROWS_FILE = "uncertainty_rows.json"
+
+
 def calibrate_ensemble(
-    model, data: RunData, collator, batch_size: int, names: Sequence[str], value_field: str, spread_field: str
+    model,
+    data: RunData,
+    collator,
+    batch_size: int,
+    names: Sequence[str],
+    value_field: str,
+    spread_field: str,
+    member_field: str | None = None,
+    rows_path: Path | None = None,
 ) -> dict[str, Any]:
     """Fit `model.config.uncertainty_calibration` on `data.calibration` (when there are calibration rows), then
     score the uncertainty on the validation and test rows, raw and calibrated.
 
     `names` are the calibrated property names, one per column of `value_field` / `spread_field` (the model outputs
     holding the ensemble's mean and its members' raw spread, in physical units, shape `(rows, len(names))`).
+    With `rows_path` (OUTPUT_DIR/uncertainty_rows.json in a run), every row's label, ensemble mean and raw spread
+    on the calibration, validation and test splits is written there as JSON, with the members' own values of
+    `member_field` (shape `(rows, members, ...)`), so that a calibration can be refitted and rescored later without
+    the model: `{"names": [...], "member_field": ..., split: {"label", "prediction", "spread": [[per name]],
+    "members": [...]}}`.
 
     Returns:
         `{"calibration": the config entry or None, "calibration_rows": how they were chosen, "uncertainty":
@@ -176,17 +192,23 @@ def calibrate_ensemble(
     """
     from .uncertainty import calibrated_report, calibration_config, fit_calibration
 
-    def columns(dataset):
-        outputs = ensemble_outputs(model, dataset, collator, batch_size, (value_field, spread_field))
+    saved: dict[str, Any] = {"names": list(names), "member_field": member_field}
+
+    def columns(dataset, split):
+        fields = (value_field, spread_field) + ((member_field,) if member_field else ())
+        outputs = ensemble_outputs(model, dataset, collator, batch_size, fields)
         width = len(names)
         values = outputs[value_field].reshape(len(dataset), width)
         spread = outputs[spread_field].reshape(len(dataset), width)
         labels = outputs["labels"].reshape(len(dataset), width)
+        saved[split] = {"label": labels.tolist(), "prediction": values.tolist(), "spread": spread.tolist()}
+        if member_field:
+            saved[split]["members"] = outputs[member_field].tolist()
         return values - labels, spread
 
     result: dict[str, Any] = {"calibration": None, "calibration_rows": data.calibration_note or None}
     if data.calibration is not None:
-        errors, spread = columns(data.calibration)
+        errors, spread = columns(data.calibration, "calibration")
         fits = {name: fit_calibration(errors[:, j], spread[:, j]) for j, name in enumerate(names)}
         model.config.uncertainty_calibration = calibration_config(fits)
         result["calibration"] = model.config.uncertainty_calibration
@@ -206,7 +228,7 @@ def calibrate_ensemble(
     for split, dataset in (("validation", data.validation), ("test", data.test)):
         if dataset is None:
             continue
-        errors, spread = columns(dataset)
+        errors, spread = columns(dataset, split)
         scores[split] = {
             name: {
                 "raw": calibrated_report(errors[:, j], spread[:, j], None),
@@ -217,6 +239,8 @@ def calibrate_ensemble(
             for j, name in enumerate(names)
         }
     result["uncertainty"] = scores
+    if rows_path is not None and process_index_from_environment() == 0:
+        Path(rows_path).write_text(json.dumps(saved) + "\n", encoding="utf-8")
     return result
 
 
