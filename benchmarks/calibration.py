@@ -78,9 +78,10 @@ def _write_rows(path: Path, splits: dict, name: str) -> None:
     path.write_text(json.dumps({"property": name, **splits}) + "\n")
 
 
-def refit(task_dir: Path) -> dict:
+def refit(task_dir: Path, floor: bool = True) -> dict:
     """Fit the calibration on the calibration rows saved in `task_dir/rows.json` with the current
-    `fit_calibration` and score the test rows with it (raw and calibrated), never looking at the test rows to fit."""
+    `fit_calibration` and score the test rows with it (raw and calibrated), never looking at the test rows to fit.
+    `floor=False` for a Debye ensemble, whose checkpoint stores one factor only (see `CloudConfig`)."""
     from modeling_cloud.training.uncertainty import calibrated_report, fit_calibration
 
     rows = json.loads((task_dir / ROWS_FILE).read_text())
@@ -89,9 +90,14 @@ def refit(task_dir: Path) -> dict:
         values = rows[split]
         return np.subtract(values["prediction"], values["label"]), np.asarray(values["spread"], dtype=float)
 
-    fit = fit_calibration(*errors_spread("calibration"))
+    fit = fit_calibration(*errors_spread("calibration"), floor=floor)
     errors, spread = errors_spread("test")
-    calibrated = calibrated_report(errors, spread, (fit["std_factor"], fit["interval_95_factor"]))
+    calibrated = calibrated_report(
+        errors,
+        spread,
+        (fit["std_factor"], fit["interval_95_factor"]),
+        (fit["std_floor"], fit["interval_95_floor"]),
+    )
     return {
         **_scores(calibrated, calibrated_report(errors, spread, None)),
         "fit": fit,
@@ -241,7 +247,7 @@ def refit_saved(output_dir: Path, tasks: tuple[str, ...] = TASKS) -> dict:
             continue
         saved = json.loads((task_dir / RESULT_FILE).read_text())
         in_run = saved.get("in_run") or {key: saved[key] for key in saved if key not in ("in_run", "fit")}
-        result = {**in_run, **refit(task_dir), "in_run": in_run}
+        result = {**in_run, **refit(task_dir, floor=task != "cv300"), "in_run": in_run}
         results["tasks"][task] = result
         results.setdefault("members", saved.get("members_count"))
         results.setdefault("reduced_budget", saved.get("reduced_budget"))

@@ -127,7 +127,7 @@ def split_calibration(data: RunData, settings: RunSettings, encode) -> None:
         data.calibration = encode(tables, "calibration")
         data.calibration_note = f"given with --calibration ({len(data.calibration)} rows)"
         return
-    fraction = options.resolved_calibration_fraction()
+    fraction = options.resolved_calibration_fraction(len(data.train))
     if fraction <= 0:
         return
     seed = settings.training.seed + 1  # not the validation draw's seed
@@ -173,6 +173,7 @@ def calibrate_ensemble(
     spread_field: str,
     member_field: str | None = None,
     rows_path: Path | None = None,
+    floor: bool = True,
 ) -> dict[str, Any]:
     """Fit `model.config.uncertainty_calibration` on `data.calibration` (when there are calibration rows), then
     score the uncertainty on the validation and test rows, raw and calibrated.
@@ -183,7 +184,8 @@ def calibrate_ensemble(
     on the calibration, validation and test splits is written there as JSON, with the members' own values of
     `member_field` (shape `(rows, members, ...)`), so that a calibration can be refitted and rescored later without
     the model: `{"names": [...], "member_field": ..., split: {"label", "prediction", "spread": [[per name]],
-    "members": [...]}}`.
+    "members": [...]}}`. `floor=False` allows only the one-factor variance model
+    ([`~modeling_cloud.training.uncertainty.fit_calibration`]).
 
     Returns:
         `{"calibration": the config entry or None, "calibration_rows": how they were chosen, "uncertainty":
@@ -209,17 +211,22 @@ def calibrate_ensemble(
     result: dict[str, Any] = {"calibration": None, "calibration_rows": data.calibration_note or None}
     if data.calibration is not None:
         errors, spread = columns(data.calibration, "calibration")
-        fits = {name: fit_calibration(errors[:, j], spread[:, j]) for j, name in enumerate(names)}
+        fits = {
+            name: fit_calibration(errors[:, j], spread[:, j], floor=floor) for j, name in enumerate(names)
+        }
         model.config.uncertainty_calibration = calibration_config(fits)
         result["calibration"] = model.config.uncertainty_calibration
         for name, fit in fits.items():
             logger.info(
-                "calibration of %s on %d rows: %s, σ = %.3g × spread (one Gaussian factor %.3g covers %.1f %% / "
-                "%.1f %% of these rows within ±1σ / ±2σ)",
+                "calibration of %s on %d rows: %s, σ = hypot(%.3g, %.3g × spread) (the Gaussian fit, %s, "
+                "σ = hypot(%.3g, %.3g × spread), covers %.1f %% / %.1f %% of these rows within ±1σ / ±2σ)",
                 name,
                 fit["rows"],
                 fit["method"],
+                fit["std_floor"],
                 fit["std_factor"],
+                fit["variance_model"],
+                fit["gaussian_floor"],
                 fit["gaussian_factor"],
                 100 * fit["gaussian_coverage_1sigma"],
                 100 * fit["gaussian_coverage_2sigma"],
@@ -233,7 +240,10 @@ def calibrate_ensemble(
             name: {
                 "raw": calibrated_report(errors[:, j], spread[:, j], None),
                 "calibrated": calibrated_report(
-                    errors[:, j], spread[:, j], model.config.uncertainty_factors(name)
+                    errors[:, j],
+                    spread[:, j],
+                    model.config.uncertainty_factors(name),
+                    model.config.uncertainty_floors(name),
                 ),
             }
             for j, name in enumerate(names)
