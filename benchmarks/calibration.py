@@ -39,6 +39,7 @@ nothing: it refits the calibration on each saved task's calibration rows with th
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -82,7 +83,7 @@ def refit(task_dir: Path, floor: bool = True) -> dict:
     """Fit the calibration on the calibration rows saved in `task_dir/rows.json` with the current
     `fit_calibration` and score the test rows with it (raw and calibrated), never looking at the test rows to fit.
     `floor=False` for a Debye ensemble, whose checkpoint stores one factor only (see `CloudConfig`)."""
-    from modeling_cloud.training.uncertainty import calibrated_report, fit_calibration
+    from modeling_cloud.training.uncertainty import calibrated_report, calibration_config, fit_calibration
 
     rows = json.loads((task_dir / ROWS_FILE).read_text())
 
@@ -101,6 +102,7 @@ def refit(task_dir: Path, floor: bool = True) -> dict:
     return {
         **_scores(calibrated, calibrated_report(errors, spread, None)),
         "fit": fit,
+        "calibration": calibration_config({rows["property"]: fit}),
         "test_mae": float(np.mean(np.abs(errors))),
     }
 
@@ -221,6 +223,16 @@ def run(
                 shutil.move(task_dir, aside)
                 print(f"[calibration] {task}: unfinished folder moved to {aside}", flush=True)
             task_dir.mkdir(parents=True)
+            stamp = {
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "command": f"python -m benchmarks.calibration --members {members} --tasks {task}"
+                + (f" --size {size}" if size != "small" else "")
+                + (f" --epochs {epochs}" if epochs else "")
+                + (f" --rows {rows}" if rows else "")
+                + f" (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})",
+                "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            }
+            started = time.perf_counter()
             if task == "formation_energy":
                 if size != "small" or rows:
                     raise ValueError(
@@ -231,6 +243,7 @@ def run(
                 result = _api_task(task, members, size, epochs, rows, root)
             result["reduced_budget"] = results["reduced_budget"]
             result["members_count"] = members
+            result["run"] = {**stamp, "seconds": round(time.perf_counter() - started, 1)}
             (task_dir / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
             results["tasks"][task] = result
             print(f"[calibration] {task}: {result}", flush=True)
@@ -255,6 +268,25 @@ def refit_saved(output_dir: Path, tasks: tuple[str, ...] = TASKS) -> dict:
     return results
 
 
+def merge_latest(results: dict, latest: Path) -> None:
+    """Merge `results["tasks"]` into `latest` (benchmarks/results/latest.json) as `python -m benchmarks` does:
+    `accuracy.calibration.<task>` (the four scores), `accuracy.calibration_details.<task>` (everything) and, for a
+    task that recorded its run, `runs.calibration_<task>`. Other tasks' figures are kept."""
+    from benchmarks.run_all import CALIBRATION_KEYS
+
+    data = json.loads(latest.read_text()) if latest.exists() else {}
+    accuracy = data.setdefault("accuracy", {})
+    summary = dict(accuracy.get("calibration") or {})
+    details = dict(accuracy.get("calibration_details") or {})
+    for task, values in results["tasks"].items():
+        summary[task] = {key: values[key] for key in CALIBRATION_KEYS}
+        details[task] = values
+        if values.get("run"):
+            data.setdefault("runs", {})[f"calibration_{task}"] = values["run"]
+    accuracy["calibration"], accuracy["calibration_details"] = summary, details
+    latest.write_text(json.dumps(data, indent=2, default=float))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=5)
@@ -271,6 +303,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="train nothing: refit and rescore the tasks saved in --output-dir",
     )
+    parser.add_argument(
+        "--merge-latest",
+        action="store_true",
+        help="merge the tasks' results into benchmarks/results/latest.json (as `python -m benchmarks` does)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.refit:
@@ -279,6 +316,8 @@ def main(argv: list[str] | None = None) -> None:
         result = refit_saved(args.output_dir, tuple(args.tasks))
     else:
         result = run(args.members, tuple(args.tasks), args.size, args.epochs, args.rows, args.output_dir)
+    if args.merge_latest:
+        merge_latest(result, Path(__file__).parent / "results" / "latest.json")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
