@@ -160,13 +160,19 @@ def calibration_lines(details: dict) -> list[str]:
         "",
         "### Calibrated uncertainty (ensembles of 5, defaults for a new small model; test rows)",
         "",
+        "σ = hypot(floor, factor × spread), fitted on the calibration rows only; the test rows are scored with it.",
+        "",
         "| task | method | σ factor | coverage ±1σ | coverage ±2σ (95 % interval) | Spearman abs(error) vs σ | "
         "miscalibration area | raw spread: coverage ±1σ / ±2σ, area | test MAE (members) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for task, r in details.items():
         calibration = r.get("calibration") or {}
-        factor = ", ".join(f"{v:.3g}" for v in (calibration.get("std_factors") or {}).values())
+        floors = calibration.get("std_floors") or {}
+        factor = ", ".join(
+            f"{v:.3g}" + (f" (floor {floors[name]:.3g})" if floors.get(name) else "")
+            for name, v in (calibration.get("std_factors") or {}).items()
+        )
         raw = r["raw"]
         members = ", ".join(_fmt(v) for v in r.get("members_test_mae") or [])
         reduced = r.get("reduced_budget") or {}

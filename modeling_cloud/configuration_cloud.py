@@ -74,14 +74,17 @@ class CloudConfig(PreTrainedConfig):
         uncertainty_calibration (`dict`, *optional*):
             How an ensemble's raw spread becomes a calibrated σ, fitted on calibration rows held out from the
             members' training and early-stopping validation rows (`modeling_cloud.training.uncertainty`). Keys:
-            `"method"` (`"gaussian_nll"`: one factor per property, the maximum-likelihood scale of a Gaussian with
-            σ = k · spread; `"quantile"`: split-conformal quantiles of |error| / spread, used when one factor
-            cannot cover both ±1σ and ±2σ), `"std_factors"` (property name -> k: σ = k · spread, the half-width of
-            the 68.27 % interval) and `"interval_95_factors"` (property name -> k₉₅: half-width of the 95.45 %
-            ("±2σ") interval = k₉₅ · spread; 2k for the Gaussian method), plus bookkeeping (`"calibration_rows"`,
-            the coverage reached on them). A Debye ensemble is calibrated on Cv (`"heat_capacity"`) and its factor
-            scales the spread of θ_D and of every thermodynamic quantity (all are propagated from the members'
-            θ_D, so to first order their spreads scale together). `None`: not calibrated, σ is the raw spread.
+            `"method"` (`"gaussian_nll"`: the maximum-likelihood Gaussian with σ = k · spread, or
+            σ² = a² + (k · spread)² when the floor a is worth its parameter; `"quantile"`: split-conformal
+            quantiles of |error| / σ of that Gaussian, used when it cannot cover both ±1σ and ±2σ),
+            `"std_factors"` and `"std_floors"` (property name -> k and a: σ = hypot(a, k · spread), the half-width
+            of the 68.27 % interval; a missing floor is 0) and `"interval_95_factors"` and `"interval_95_floors"`
+            (the half-width of the 95.45 % ("±2σ") interval, the same way; 2k and 2a for the Gaussian method),
+            plus bookkeeping (`"calibration_rows"`, the coverage reached on them). A Debye ensemble is calibrated
+            on Cv (`"heat_capacity"`) with a factor only, which scales the spread of θ_D and of every
+            thermodynamic quantity (all are propagated from the members' θ_D, so to first order their spreads
+            scale together; a floor in Cv's unit would not carry over). `None`: not calibrated, σ is the raw
+            spread.
         debye_theta_head (`str`, defaults to `"softplus"`):
             How the Debye head output s becomes θ_D. `"affine"`: θ_D = a = scale * s + shift, the authors' form (can
             be negative). `"softplus"`: θ_D = m + w * softplus((a - m) / w), always above m and equal to the affine
@@ -221,6 +224,28 @@ class CloudConfig(PreTrainedConfig):
             return None
         return float(calibration["std_factors"][name]), float(calibration["interval_95_factors"][name])
 
+    def uncertainty_floors(self, name: str) -> tuple[float, float]:
+        """`(a, a95)` of property `name` from `uncertainty_calibration`: σ = hypot(a, k · spread) and the 95.45 %
+        half-width hypot(a95, k95 · spread) with `(k, k95)` of [`uncertainty_factors`]; `(0.0, 0.0)` when the
+        calibration has no floor for `name` (one factor, or a checkpoint saved before floors existed).
+
+        Example:
+
+        ```python
+        >>> from modeling_cloud import CloudConfig
+        >>> config = CloudConfig(uncertainty_calibration={"method": "gaussian_nll", "std_factors": {"n": 1.5},
+        ...     "interval_95_factors": {"n": 3.0}, "std_floors": {"n": 0.1}, "interval_95_floors": {"n": 0.2}})
+        >>> config.uncertainty_floors("n"), config.uncertainty_floors("band_gap")
+        ((0.1, 0.2), (0.0, 0.0))
+
+        ```
+        """
+        calibration = self.uncertainty_calibration or {}
+        return (
+            float(calibration.get("std_floors", {}).get(name, 0.0)),
+            float(calibration.get("interval_95_floors", {}).get(name, 0.0)),
+        )
+
     @property
     def num_targets(self) -> int:
         """Number of properties predicted by the regression and classification heads."""
@@ -255,6 +280,15 @@ class CloudConfig(PreTrainedConfig):
                     if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
                         raise ValueError(
                             f"uncertainty_calibration[{key!r}][{name!r}] must be finite and > 0, got {factor!r}"
+                        )
+            for key in ("std_floors", "interval_95_floors"):
+                floors = calibration.get(key, {})
+                if not isinstance(floors, dict):
+                    raise ValueError(f"uncertainty_calibration[{key!r}] must map property names to floors")
+                for name, floor in floors.items():
+                    if not (isinstance(floor, (int, float)) and math.isfinite(floor) and floor >= 0):
+                        raise ValueError(
+                            f"uncertainty_calibration[{key!r}][{name!r}] must be finite and >= 0, got {floor!r}"
                         )
         if self.head_num_layers < 0:
             raise ValueError(f"head_num_layers must be >= 0, got {self.head_num_layers}")

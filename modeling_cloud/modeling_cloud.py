@@ -63,9 +63,10 @@ class CloudPropertyRegressionOutput(ModelOutput):
         the mean of the K members' predictions.
     predictions_std (`torch.Tensor` of shape `(batch_size, num_targets)`, *optional*, returned by ensembles):
         The predictive σ in the same physical units. For a calibrated ensemble (`config.uncertainty_calibration`)
-        it is k times the raw spread, with k fitted on held-out calibration rows so that ±σ covers about 68 % of
-        the errors (and the 95 % half-width is `config.uncertainty_factors(name)[1]` times the spread); for an
-        ensemble that was not calibrated it equals `predictions_std_raw`. `None` for K = 1.
+        it is hypot(a, k · spread) of the raw spread (k alone when the floor a is 0), with a and k fitted on
+        held-out calibration rows so that ±σ covers about 68 % of the errors (the 95 % half-width is the same with
+        `config.uncertainty_factors(name)[1]` and `config.uncertainty_floors(name)[1]`); for an ensemble that was
+        not calibrated it equals `predictions_std_raw`. `None` for K = 1.
     predictions_std_raw (`torch.Tensor` of shape `(batch_size, num_targets)`, *optional*, returned by ensembles):
         Standard deviation of the K members' predictions, in the same physical units: the population form
         sqrt(mean_k (p_k - mean)^2), i.e. the spread of the ensemble's members themselves (divide by K, not K - 1).
@@ -567,9 +568,17 @@ def _assemble_ensemble(cls, members: list) -> CloudPreTrainedModel:
 
 
 def _calibrated_std(config: CloudConfig, name: str, spread: torch.Tensor) -> torch.Tensor:
-    """σ of property `name` from the members' raw spread: k · spread when calibrated, else the spread."""
+    """σ of property `name` from the members' raw spread: hypot(a, k · spread) when calibrated (a = 0 for one
+    factor, see `CloudConfig.uncertainty_calibration`), else the spread."""
     factors = config.uncertainty_factors(name)
-    return spread if factors is None else spread * factors[0]
+    if factors is None:
+        return spread
+    floor = config.uncertainty_floors(name)[0]
+    return (
+        spread * factors[0]
+        if floor == 0
+        else torch.hypot(torch.full_like(spread, floor), spread * factors[0])
+    )
 
 
 class CloudForPropertyRegression(CloudPreTrainedModel):

@@ -606,8 +606,12 @@ class CrystalPropertyPipeline(Pipeline):
         prop["std_raw"] = raw
         prop["calibrated"] = factors is not None
         if factors is not None:
-            k95 = factors[1]
-            prop["interval_95"] = [k95 * v for v in raw] if isinstance(raw, list) else k95 * raw
+            k95, a95 = factors[1], self.model.config.uncertainty_floors(calibrated_name)[1]
+            prop["interval_95"] = (
+                [math.hypot(a95, k95 * v) for v in raw]
+                if isinstance(raw, list)
+                else math.hypot(a95, k95 * raw)
+            )
 
     def _format_classification(self, model_outputs) -> list[dict[str, Any]]:
         config = self.model.config

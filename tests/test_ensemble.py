@@ -5,6 +5,8 @@ their standard deviation (`std`); a single model's outputs keep their format."""
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -98,15 +100,17 @@ def test_finetune_ensemble_saves_one_folder_that_auto_loads_as_the_members_mean(
     half_gap = (alone[:, 0] - alone[:, 1]).abs() / 2
     assert torch.allclose(out.predictions_std_raw, half_gap, atol=1e-6)
     assert bool((out.predictions_std_raw > 0).all())  # different seeds, different members
-    # σ is the raw spread times the factor fitted on the calibration rows (10 % of the training rows by default).
+    # σ is hypot(a, k × raw spread), a and k fitted on the calibration rows (10 % of the training rows by default,
+    # at least 200 rows, at most 25 %: the 108 rows left after validation give 27).
     calibration = model.config.uncertainty_calibration
     assert (
-        calibration["method"] in ("gaussian_nll", "quantile") and calibration["calibration_rows"]["n"] == 11
+        calibration["method"] in ("gaussian_nll", "quantile") and calibration["calibration_rows"]["n"] == 27
     )
-    assert torch.allclose(out.predictions_std, half_gap * calibration["std_factors"]["n"], rtol=1e-5)
+    floor, factor = calibration["std_floors"]["n"], calibration["std_factors"]["n"]
+    assert torch.allclose(out.predictions_std, torch.hypot(torch.tensor(floor), half_gap * factor), rtol=1e-5)
     # The calibration rows were neither trained on nor used for early stopping.
     assert results["calibration_rows"].startswith(
-        "10% of the training rows left after the validation hold-out"
+        "25% of the training rows left after the validation hold-out"
     )
     for split in ("validation",):
         scores = results["uncertainty"][split]["n"]
@@ -147,6 +151,7 @@ def test_pipeline_from_the_folder_returns_std_beside_value(ensemble_dir):
     with torch.inference_mode():
         out = model(**_batch(ensemble_dir))
     k, k95 = model.config.uncertainty_factors("n")
+    a, a95 = model.config.uncertainty_floors("n")
     for result, mean, sigma, spread in zip(
         results,
         out.predictions[:, 0].tolist(),
@@ -158,10 +163,41 @@ def test_pipeline_from_the_folder_returns_std_beside_value(ensemble_dir):
         assert set(prop) == {"name", "value", "std", "std_raw", "calibrated", "interval_95", "unit"}
         assert prop["value"] == pytest.approx(mean, abs=1e-5)
         assert prop["std"] == pytest.approx(sigma, abs=1e-5) and prop["std"] == pytest.approx(
-            k * spread, rel=1e-5
+            math.hypot(a, k * spread), rel=1e-5
         )
         assert prop["std_raw"] == pytest.approx(spread, abs=1e-5) and prop["calibrated"] is True
-        assert prop["interval_95"] == pytest.approx(k95 * spread, rel=1e-5)
+        assert prop["interval_95"] == pytest.approx(math.hypot(a95, k95 * spread), rel=1e-5)
+
+
+def test_a_calibration_floor_in_the_config_reaches_the_outputs_and_the_pipeline(ensemble_dir, tmp_path):
+    """σ = hypot(a, k · spread) with the floor a stored in `uncertainty_calibration`, in the model's outputs and in
+    the pipeline's `std` and `interval_95`; a negative floor is refused."""
+    from transformers import pipeline
+
+    folder = tmp_path / "floored"
+    shutil.copytree(ensemble_dir, folder, ignore=shutil.ignore_patterns("member-*", "checkpoint-*"))
+    config = json.loads((folder / "config.json").read_text())
+    config["uncertainty_calibration"].update(
+        std_factors={"n": 1.5},
+        interval_95_factors={"n": 3.5},
+        std_floors={"n": 0.25},
+        interval_95_floors={"n": 0.6},
+    )
+    (folder / "config.json").write_text(json.dumps(config))
+    model = CloudForPropertyRegression.from_pretrained(folder).eval()
+    with torch.inference_mode():
+        out = model(**_batch(folder))
+    expected = torch.hypot(torch.tensor(0.25), 1.5 * out.predictions_std_raw)
+    assert torch.allclose(out.predictions_std, expected, rtol=1e-6)
+    results = pipeline("crystal-property", model=str(folder), trust_remote_code=True)(CRYSTALS)
+    for result, spread in zip(results, out.predictions_std_raw[:, 0].tolist(), strict=True):
+        (prop,) = result["properties"]
+        assert prop["std"] == pytest.approx(math.hypot(0.25, 1.5 * spread), rel=1e-5)
+        assert prop["interval_95"] == pytest.approx(math.hypot(0.6, 3.5 * spread), rel=1e-5)
+    with pytest.raises(StrictDataclassClassValidationError, match="std_floors"):
+        CloudConfig(
+            **TINY, uncertainty_calibration={**config["uncertainty_calibration"], "std_floors": {"n": -0.1}}
+        )
 
 
 def test_a_single_model_keeps_its_keys_outputs_and_rows(tmp_path, capsys):
@@ -321,9 +357,8 @@ def test_debye_ensemble_results_keep_every_members_figures_and_the_calibration(d
     assert (
         calibration == json.loads((debye_ensemble_dir / "config.json").read_text())["uncertainty_calibration"]
     )
-    assert (
-        calibration["calibration_rows"]["heat_capacity"] == 14
-    )  # 10 % of the 135 rows left after validation
+    # 10 % of the 135 rows left after validation is under the 200-row floor: the default takes its cap, 25 %
+    assert calibration["calibration_rows"]["heat_capacity"] == 34
     test_scores = results["uncertainty"]["test"]["heat_capacity"]
     assert test_scores["calibrated"]["rows"] == 40
     for scores in test_scores.values():

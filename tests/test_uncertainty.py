@@ -11,10 +11,13 @@ import pytest
 from modeling_cloud.training.uncertainty import (
     NOMINAL_1SIGMA,
     NOMINAL_2SIGMA,
+    calibrated_report,
+    calibrated_sigma,
     calibration_config,
     conformal_factor,
     fit_calibration,
     gaussian_nll_factor,
+    gaussian_nll_floor_and_factor,
     interval_coverage,
     miscalibration_area,
     spearman,
@@ -71,12 +74,64 @@ def test_heavy_tails_need_one_factor_per_interval_and_the_conformal_ones_hold_on
     assert fit["gaussian_coverage_1sigma"] > NOMINAL_1SIGMA + 0.05
     assert fit["method"] == "quantile"
     assert fit["interval_95_factor"] > 2 * fit["std_factor"]  # the tails are wider than a Gaussian's
-    cover_1 = interval_coverage(errors[fresh], fit["std_factor"] * spread[fresh])
-    cover_2 = interval_coverage(errors[fresh], fit["interval_95_factor"] * spread[fresh])
+    cover_1 = interval_coverage(
+        errors[fresh], calibrated_sigma(spread[fresh], fit["std_factor"], fit["std_floor"])
+    )
+    cover_2 = interval_coverage(
+        errors[fresh], calibrated_sigma(spread[fresh], fit["interval_95_factor"], fit["interval_95_floor"])
+    )
     assert cover_1 == pytest.approx(NOMINAL_1SIGMA, abs=0.02)
     assert cover_2 == pytest.approx(NOMINAL_2SIGMA, abs=0.02)
     config = calibration_config({"n": fit})
     assert config["method"] == "quantile" and config["std_factors"]["n"] == fit["std_factor"]
+
+
+def test_a_noise_floor_is_found_and_covers_the_rows_where_members_agree():
+    """Errors with σ² = a² + (k s)², a = 0.5, k = 2: the floor model recovers both, is chosen by Akaike's criterion,
+    and covers nominally on fresh rows, also among the rows with the smallest spread, where one factor fails."""
+    rng = np.random.default_rng(11)
+    spread = rng.uniform(0.02, 1.0, 24000)
+    errors = rng.normal(0.0, np.hypot(0.5, 2.0 * spread))
+    calibration, fresh = slice(0, 4000), slice(4000, None)
+    a, k = gaussian_nll_floor_and_factor(errors[calibration], spread[calibration])
+    assert a == pytest.approx(0.5, rel=0.1) and k == pytest.approx(2.0, rel=0.05)
+    fit = fit_calibration(errors[calibration], spread[calibration])
+    assert fit["variance_model"] == "floor_and_factor" and fit["method"] == "gaussian_nll"
+    assert fit["nll_floor_and_factor"] < fit["nll_factor"]
+    assert (fit["std_floor"], fit["std_factor"]) == pytest.approx((a, k))
+    assert (fit["interval_95_floor"], fit["interval_95_factor"]) == pytest.approx((2 * a, 2 * k))
+    report = calibrated_report(
+        errors[fresh],
+        spread[fresh],
+        (fit["std_factor"], fit["interval_95_factor"]),
+        (fit["std_floor"], fit["interval_95_floor"]),
+    )
+    assert report["coverage_1sigma"] == pytest.approx(NOMINAL_1SIGMA, abs=0.015)
+    assert report["coverage_2sigma"] == pytest.approx(NOMINAL_2SIGMA, abs=0.015)
+    assert report["miscalibration_area"] < 0.01
+    # Among the 10 % of rows where the members agree best, one factor covers far too few; the floor does not.
+    quiet = spread[fresh] < np.quantile(spread[fresh], 0.1)
+    one_factor = gaussian_nll_factor(errors[calibration], spread[calibration])
+    assert interval_coverage(errors[fresh][quiet], one_factor * spread[fresh][quiet]) < 0.45
+    floored = calibrated_sigma(spread[fresh][quiet], fit["std_factor"], fit["std_floor"])
+    assert interval_coverage(errors[fresh][quiet], floored) == pytest.approx(NOMINAL_1SIGMA, abs=0.04)
+    # Without the floor (a Debye ensemble's one factor), only k is fitted.
+    only = fit_calibration(errors[calibration], spread[calibration], floor=False)
+    assert (
+        only["variance_model"] == "factor" and only["std_floor"] == 0 and only["nll_floor_and_factor"] is None
+    )
+    config = calibration_config({"n": fit})
+    assert config["std_floors"] == {"n": fit["std_floor"]}
+    assert config["interval_95_floors"] == {"n": fit["interval_95_floor"]}
+
+
+def test_no_floor_is_kept_when_the_spread_alone_explains_the_errors(gaussian_rows):
+    """Errors whose σ is exactly 3 × spread: Akaike's criterion keeps the one factor (its special case a = 0)."""
+    errors, sigma = gaussian_rows
+    fit = fit_calibration(errors, sigma / 3.0)
+    assert fit["variance_model"] == "factor" and fit["std_floor"] == 0.0 and fit["interval_95_floor"] == 0.0
+    assert fit["std_factor"] == pytest.approx(3.0, rel=0.02)
+    assert calibrated_sigma(np.array([0.5]), 3.0) == pytest.approx([1.5])
 
 
 def test_conformal_factor_is_the_finite_sample_quantile():
@@ -92,6 +147,19 @@ def test_bad_inputs_are_named():
         miscalibration_area(np.zeros(3), -np.ones(3))
     with pytest.raises(ValueError, match="no row"):
         interval_coverage([np.nan], [1.0])
+
+
+def test_the_default_calibration_hold_out_has_a_floor_in_rows_and_a_cap():
+    from modeling_cloud.training.options import (
+        CALIBRATION_MAX_FRACTION,
+        CALIBRATION_MIN_ROWS,
+        DEFAULT_CALIBRATION_FRACTION,
+        default_calibration_fraction,
+    )
+
+    assert default_calibration_fraction(5000) == DEFAULT_CALIBRATION_FRACTION  # 500 rows, above the floor
+    assert round(1090 * default_calibration_fraction(1090)) == CALIBRATION_MIN_ROWS  # Cv(300 K): 109 -> 200
+    assert default_calibration_fraction(300) == CALIBRATION_MAX_FRACTION
 
 
 def test_the_calibration_rows_are_held_out_from_training_and_validation(tmp_path):
@@ -116,7 +184,8 @@ def test_the_calibration_rows_are_held_out_from_training_and_validation(tmp_path
     train, validation, calibration = (
         set(part["row"]) for part in (data.train, data.validation, data.calibration)
     )
-    assert len(validation) == 20 and len(calibration) == 18 and len(train) == 162  # 10 % of the 180 left
+    # 10 % of the 180 left would be 18 rows, under the 200-row floor, so the default takes its cap, 25 %
+    assert len(validation) == 20 and len(calibration) == 45 and len(train) == 135
     assert (
         not (train & calibration)
         and not (validation & calibration)

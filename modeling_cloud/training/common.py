@@ -32,7 +32,7 @@ from .data import (
     sources_hold_scope_strings,
     tables_to_rows,
 )
-from .engine import CloudTrainer, HubLayoutCallback, TimeEstimateCallback
+from .engine import CloudTrainer, HubLayoutCallback, TimeEstimateCallback, process_index_from_environment
 from .hub import copy_pipeline_code, publish
 from .metrics import RegressionMetrics
 from .options import RunSettings
@@ -127,7 +127,7 @@ def split_calibration(data: RunData, settings: RunSettings, encode) -> None:
         data.calibration = encode(tables, "calibration")
         data.calibration_note = f"given with --calibration ({len(data.calibration)} rows)"
         return
-    fraction = options.resolved_calibration_fraction()
+    fraction = options.resolved_calibration_fraction(len(data.train))
     if fraction <= 0:
         return
     seed = settings.training.seed + 1  # not the validation draw's seed
@@ -160,14 +160,32 @@ def ensemble_outputs(model, dataset: datasets.Dataset, collator, batch_size: int
     return {name: np.concatenate(values) for name, values in collected.items()}
 
 
+UNCERTAINTY_ROWS_FILE = "uncertainty_rows.json"
+
+
 def calibrate_ensemble(
-    model, data: RunData, collator, batch_size: int, names: Sequence[str], value_field: str, spread_field: str
+    model,
+    data: RunData,
+    collator,
+    batch_size: int,
+    names: Sequence[str],
+    value_field: str,
+    spread_field: str,
+    member_field: str | None = None,
+    rows_path: Path | None = None,
+    floor: bool = True,
 ) -> dict[str, Any]:
     """Fit `model.config.uncertainty_calibration` on `data.calibration` (when there are calibration rows), then
     score the uncertainty on the validation and test rows, raw and calibrated.
 
     `names` are the calibrated property names, one per column of `value_field` / `spread_field` (the model outputs
     holding the ensemble's mean and its members' raw spread, in physical units, shape `(rows, len(names))`).
+    With `rows_path` (OUTPUT_DIR/uncertainty_rows.json in a run), every row's label, ensemble mean and raw spread
+    on the calibration, validation and test splits is written there as JSON, with the members' own values of
+    `member_field` (shape `(rows, members, ...)`), so that a calibration can be refitted and rescored later without
+    the model: `{"names": [...], "member_field": ..., split: {"label", "prediction", "spread": [[per name]],
+    "members": [...]}}`. `floor=False` allows only the one-factor variance model
+    ([`~modeling_cloud.training.uncertainty.fit_calibration`]).
 
     Returns:
         `{"calibration": the config entry or None, "calibration_rows": how they were chosen, "uncertainty":
@@ -176,28 +194,39 @@ def calibrate_ensemble(
     """
     from .uncertainty import calibrated_report, calibration_config, fit_calibration
 
-    def columns(dataset):
-        outputs = ensemble_outputs(model, dataset, collator, batch_size, (value_field, spread_field))
+    saved: dict[str, Any] = {"names": list(names), "member_field": member_field}
+
+    def columns(dataset, split):
+        fields = (value_field, spread_field) + ((member_field,) if member_field else ())
+        outputs = ensemble_outputs(model, dataset, collator, batch_size, fields)
         width = len(names)
         values = outputs[value_field].reshape(len(dataset), width)
         spread = outputs[spread_field].reshape(len(dataset), width)
         labels = outputs["labels"].reshape(len(dataset), width)
+        saved[split] = {"label": labels.tolist(), "prediction": values.tolist(), "spread": spread.tolist()}
+        if member_field:
+            saved[split]["members"] = outputs[member_field].tolist()
         return values - labels, spread
 
     result: dict[str, Any] = {"calibration": None, "calibration_rows": data.calibration_note or None}
     if data.calibration is not None:
-        errors, spread = columns(data.calibration)
-        fits = {name: fit_calibration(errors[:, j], spread[:, j]) for j, name in enumerate(names)}
+        errors, spread = columns(data.calibration, "calibration")
+        fits = {
+            name: fit_calibration(errors[:, j], spread[:, j], floor=floor) for j, name in enumerate(names)
+        }
         model.config.uncertainty_calibration = calibration_config(fits)
         result["calibration"] = model.config.uncertainty_calibration
         for name, fit in fits.items():
             logger.info(
-                "calibration of %s on %d rows: %s, σ = %.3g × spread (one Gaussian factor %.3g covers %.1f %% / "
-                "%.1f %% of these rows within ±1σ / ±2σ)",
+                "calibration of %s on %d rows: %s, σ = hypot(%.3g, %.3g × spread) (the Gaussian fit, %s, "
+                "σ = hypot(%.3g, %.3g × spread), covers %.1f %% / %.1f %% of these rows within ±1σ / ±2σ)",
                 name,
                 fit["rows"],
                 fit["method"],
+                fit["std_floor"],
                 fit["std_factor"],
+                fit["variance_model"],
+                fit["gaussian_floor"],
                 fit["gaussian_factor"],
                 100 * fit["gaussian_coverage_1sigma"],
                 100 * fit["gaussian_coverage_2sigma"],
@@ -206,17 +235,22 @@ def calibrate_ensemble(
     for split, dataset in (("validation", data.validation), ("test", data.test)):
         if dataset is None:
             continue
-        errors, spread = columns(dataset)
+        errors, spread = columns(dataset, split)
         scores[split] = {
             name: {
                 "raw": calibrated_report(errors[:, j], spread[:, j], None),
                 "calibrated": calibrated_report(
-                    errors[:, j], spread[:, j], model.config.uncertainty_factors(name)
+                    errors[:, j],
+                    spread[:, j],
+                    model.config.uncertainty_factors(name),
+                    model.config.uncertainty_floors(name),
                 ),
             }
             for j, name in enumerate(names)
         }
     result["uncertainty"] = scores
+    if rows_path is not None and process_index_from_environment() == 0:
+        Path(rows_path).write_text(json.dumps(saved) + "\n", encoding="utf-8")
     return result
 
 

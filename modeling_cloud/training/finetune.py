@@ -43,6 +43,7 @@ from model_cards import EvaluationRecord, ModelCardContext
 from modeling_cloud import CloudForPropertyRegression, CloudPropertyRegressionOutput
 
 from .common import (
+    UNCERTAINTY_ROWS_FILE,
     RunData,
     any_scope_strings,
     calibrate_ensemble,
@@ -361,6 +362,8 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
         model.config.target_names,
         "predictions",
         "predictions_std_raw",
+        "member_predictions",
+        output_dir / UNCERTAINTY_ROWS_FILE,
     )
     trainer, args, metric, card_for = _regression_trainer(
         settings, output_dir, model, data, tokenizer, targets, data.validation_note

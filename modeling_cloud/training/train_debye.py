@@ -25,6 +25,7 @@ from model_cards import EvaluationRecord, ModelCardContext
 from modeling_cloud import CloudDebyeModel, CloudDebyeOutput
 
 from .common import (
+    UNCERTAINTY_ROWS_FILE,
     RunData,
     any_scope_strings,
     calibrate_ensemble,
@@ -274,6 +275,9 @@ def run_debye_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallbac
         [CloudDebyeOutput.CALIBRATED_FIELD],
         "heat_capacity",
         "heat_capacity_std_raw",
+        "member_theta_debye",
+        output_dir / UNCERTAINTY_ROWS_FILE,
+        floor=False,  # one factor scales θ_D, Cv, U, S and F alike; a floor in Cv's unit would not carry over
     )
     trainer = _debye_trainer(settings, output_dir, model, data, tokenizer, data.validation_note)
     metrics, records = _evaluate_debye(trainer, settings, data)

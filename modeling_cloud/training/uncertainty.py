@@ -11,12 +11,25 @@ Conventions (all arrays are 1-D over rows, in the property's physical unit):
   where "observed" is the fraction of rows inside the central Gaussian interval of probability p. This is the area
   between the calibration curve and the diagonal (Tran et al., Mach. Learn.: Sci. Technol. 1, 025006 (2020); the
   same definition as the uncertainty-toolbox package); 0 is perfect, 0.5 the worst.
-- Calibration: σ = k · s. The Gaussian negative log-likelihood of the calibration rows,
-  Σ [log(k s_i) + e_i² / (2 k² s_i²)], is minimised in closed form by k² = mean((e_i / s_i)²). When that one factor
-  cannot bring both ±1σ and ±2σ coverage within `tolerance` (5 points) of nominal on the calibration rows (heavy
-  tails), each interval gets its own split-conformal factor: the ⌈(n + 1) q⌉-th smallest of |e_i| / s_i for
-  q = 0.6827 and 0.9545 (Vovk et al.; Angelopoulos & Bates, arXiv 2107.07511), which guarantees coverage of at least
-  q on exchangeable new rows. σ is then the 68.27 % half-width, and the 95.45 % interval its own half-width.
+- Calibration, fitted on calibration rows only (never on validation or test rows), in three steps:
+  1. Two Gaussian variance models of the spread s, each fitted by minimising the Gaussian negative log-likelihood
+     of the calibration rows, NLL = ½ Σ [log σ_i² + e_i² / σ_i²] (+ const):
+     - one factor, σ = k · s, minimised in closed form by k² = mean((e_i / s_i)²);
+     - a floor and a factor, σ² = a² + (k · s)², minimised numerically (L-BFGS-B). The floor a is the error that
+       remains when the members agree (rows where every member makes the same mistake), which one factor can only
+       cover by inflating σ everywhere. This is the usual "additive plus multiplicative" variance model of
+       recalibration (e.g. Levi et al., Sensors 22, 5540 (2022) for the multiplicative part; the additive term is
+       the aleatoric noise floor).
+     The floor model is kept when it lowers the NLL by more than 1 (Akaike's criterion for one extra parameter:
+     ΔAIC = 2 ΔNLL − 2 > 0); otherwise the one factor, its special case a = 0.
+  2. If the kept Gaussian brings both ±1σ and ±2σ coverage within `tolerance` (5 points) of nominal on the
+     calibration rows, it is the calibration (`method` "gaussian_nll"; the 95.45 % half-width is 2σ).
+  3. Otherwise (heavy tails), each interval gets its own split-conformal factor on the Gaussian's σ₀: the
+     ⌈(n + 1) q⌉-th smallest of |e_i| / σ₀_i for q = 0.6827 and 0.9545 (Vovk et al.; Angelopoulos & Bates,
+     arXiv 2107.07511), which guarantees coverage of at least q on exchangeable new rows (`method` "quantile").
+     σ is then the 68.27 % half-width, and the 95.45 % interval its own half-width.
+  Every result is stored as a factor and a floor per interval: σ = hypot(a, k · s) and the 95.45 % half-width
+  hypot(a95, k95 · s) ([`calibrated_sigma`]); a = a95 = 0 for the one-factor model.
 
 Spreads of exactly 0 (members that agree to the last bit) are floored at `SPREAD_FLOOR` times the mean spread, so a
 ratio e/s stays finite.
@@ -25,15 +38,15 @@ Example:
 
 ```python
 >>> import numpy as np
->>> rng = np.random.default_rng(0)
+>>> rng = np.random.default_rng(1)
 >>> spread = rng.uniform(0.1, 1.0, 4000)
 >>> errors = rng.normal(0.0, 2.0 * spread)  # the true sigma is twice the spread
 >>> fit = fit_calibration(errors, spread)
->>> fit["method"], round(fit["std_factor"], 1)
-('gaussian_nll', 2.0)
+>>> fit["method"], fit["variance_model"], round(fit["std_factor"], 1)
+('gaussian_nll', 'factor', 2.0)
 >>> report = uncertainty_metrics(errors, fit["std_factor"] * spread)
 >>> round(report["coverage_1sigma"], 2), round(report["coverage_2sigma"], 2), report["miscalibration_area"] < 0.02
-(0.68, 0.95, True)
+(0.69, 0.96, True)
 
 ```
 """
@@ -125,56 +138,126 @@ def conformal_factor(errors, spread, level: float) -> float:
     return float(scores[rank - 1])
 
 
-def fit_calibration(errors, spread, tolerance: float = COVERAGE_TOLERANCE) -> dict:
-    """Fit σ = k · spread on calibration rows: one Gaussian-NLL factor if it brings both ±1σ and ±2σ coverage
-    within `tolerance` of nominal on these rows, otherwise per-interval conformal factors.
+def calibrated_sigma(spread, factor: float, floor: float = 0.0) -> np.ndarray:
+    """σ (or a 95 % half-width) from the raw spread: hypot(floor, factor · spread), which is factor · spread
+    exactly when floor = 0. Same shape and unit as `spread`."""
+    return np.hypot(float(floor), float(factor) * np.asarray(spread, dtype=np.float64))
+
+
+def _gaussian_nll(errors: np.ndarray, variance: np.ndarray) -> float:
+    """Mean Gaussian negative log-likelihood per row, without the constant ½ log 2π."""
+    return float(np.mean(0.5 * (np.log(variance) + errors**2 / variance)))
+
+
+def gaussian_nll_floor_and_factor(errors, spread) -> tuple[float, float]:
+    """(a, k) minimising the Gaussian NLL of `errors` with σ² = a² + (k · spread)², a >= 0 and k > 0
+    (L-BFGS-B from three starting points, on a² and k² scaled by mean(e²) and the one-factor k²)."""
+    from scipy.optimize import minimize
+
+    errors, spread = _arrays(errors, spread)
+    spread = _floored(spread)
+    e2, s2 = errors**2, spread**2
+    scale_a = max(float(np.mean(e2)), np.finfo(float).tiny)
+    scale_k = max(float(np.mean(e2 / s2)), np.finfo(float).tiny)
+
+    def objective(x):
+        variance = np.maximum(x[0] * scale_a + x[1] * scale_k * s2, np.finfo(float).tiny)
+        inner = 0.5 * (1.0 / variance - e2 / variance**2) / len(errors)
+        gradient = np.array([np.sum(inner) * scale_a, np.sum(inner * s2) * scale_k])
+        return _gaussian_nll(errors, variance), gradient
+
+    bounds = [(0.0, None), (1e-6, None)]  # k > 0 keeps σ ranked like the spread
+    best = None
+    for start in ((0.01, 1.0), (0.5, 0.5), (0.9, 0.1)):
+        result = minimize(objective, np.array(start), jac=True, method="L-BFGS-B", bounds=bounds)
+        if best is None or result.fun < best.fun:
+            best = result
+    return float(np.sqrt(best.x[0] * scale_a)), float(np.sqrt(best.x[1] * scale_k))
+
+
+def fit_calibration(errors, spread, tolerance: float = COVERAGE_TOLERANCE, floor: bool = True) -> dict:
+    """Fit the calibration of the module docstring on calibration rows: a Gaussian variance model (one factor, or
+    a floor and a factor when Akaike's criterion prefers it; `floor=False` allows the one factor only), kept if it
+    brings both ±1σ and ±2σ coverage within `tolerance` of nominal on these rows, otherwise per-interval
+    split-conformal factors on its σ.
 
     Returns:
-        `dict` with `method` ("gaussian_nll" or "quantile"), `std_factor` (σ = k · spread), `interval_95_factor`
-        (95.45 % half-width = k95 · spread), `gaussian_factor` and its coverage on the calibration rows
-        (`gaussian_coverage_1sigma`, `gaussian_coverage_2sigma`), and `rows`.
+        `dict` with `method` ("gaussian_nll" or "quantile"), `variance_model` ("factor" or "floor_and_factor"),
+        `std_factor` and `std_floor` (σ = hypot(floor, factor · spread)), `interval_95_factor` and
+        `interval_95_floor` (the 95.45 % half-width, the same way), the Gaussian's `gaussian_factor`,
+        `gaussian_floor` and coverage on the calibration rows (`gaussian_coverage_1sigma`,
+        `gaussian_coverage_2sigma`), the mean NLL per row of both variance models (`nll_factor`,
+        `nll_floor_and_factor`, None with `floor=False`) and `rows`.
     """
     errors, spread = _arrays(errors, spread)
-    k = gaussian_nll_factor(errors, spread)
-    cover_1 = interval_coverage(errors, k * _floored(spread))
-    cover_2 = interval_coverage(errors, 2 * k * _floored(spread))
+    spread = _floored(spread)
+    k1 = gaussian_nll_factor(errors, spread)
+    nll_factor = _gaussian_nll(errors, (k1 * spread) ** 2)
+    a, k, nll_floor = 0.0, k1, None
+    if floor:
+        a2, k2 = gaussian_nll_floor_and_factor(errors, spread)
+        nll_floor = _gaussian_nll(errors, calibrated_sigma(spread, k2, a2) ** 2)
+        if len(errors) * (nll_factor - nll_floor) > 1.0:  # ΔAIC = 2 ΔNLL - 2 > 0 for the extra parameter
+            a, k = a2, k2
+    sigma = calibrated_sigma(spread, k, a)
+    cover_1 = interval_coverage(errors, sigma)
+    cover_2 = interval_coverage(errors, 2 * sigma)
     fit = {
+        "variance_model": "floor_and_factor" if a > 0 else "factor",
         "gaussian_factor": k,
+        "gaussian_floor": a,
         "gaussian_coverage_1sigma": cover_1,
         "gaussian_coverage_2sigma": cover_2,
+        "nll_factor": nll_factor,
+        "nll_floor_and_factor": nll_floor,
         "rows": int(len(errors)),
     }
     if abs(cover_1 - NOMINAL_1SIGMA) <= tolerance and abs(cover_2 - NOMINAL_2SIGMA) <= tolerance:
-        return {"method": "gaussian_nll", "std_factor": k, "interval_95_factor": 2 * k, **fit}
+        scale_1, scale_2, method = 1.0, 2.0, "gaussian_nll"
+    else:
+        scale_1 = conformal_factor(errors, sigma, NOMINAL_1SIGMA)
+        scale_2 = conformal_factor(errors, sigma, NOMINAL_2SIGMA)
+        method = "quantile"
     return {
-        "method": "quantile",
-        "std_factor": conformal_factor(errors, spread, NOMINAL_1SIGMA),
-        "interval_95_factor": conformal_factor(errors, spread, NOMINAL_2SIGMA),
+        "method": method,
+        "std_factor": scale_1 * k,
+        "std_floor": scale_1 * a,
+        "interval_95_factor": scale_2 * k,
+        "interval_95_floor": scale_2 * a,
         **fit,
     }
 
 
 def calibration_config(fits: dict[str, dict]) -> dict:
     """`config.uncertainty_calibration` from one [`fit_calibration`] result per property name. One method for the
-    checkpoint: "quantile" if any property needed it (its Gaussian-factor properties keep 2k as their 95 % factor)."""
+    checkpoint: "quantile" if any property needed it (its Gaussian properties keep 2k and 2a for their 95 % interval).
+    σ of property p is hypot(std_floors[p], std_factors[p] · spread), and the same with the `interval_95_*` keys."""
     methods = {fit["method"] for fit in fits.values()}
     return {
         "method": "quantile" if "quantile" in methods else "gaussian_nll",
         "std_factors": {name: fit["std_factor"] for name, fit in fits.items()},
         "interval_95_factors": {name: fit["interval_95_factor"] for name, fit in fits.items()},
+        "std_floors": {name: fit.get("std_floor", 0.0) for name, fit in fits.items()},
+        "interval_95_floors": {name: fit.get("interval_95_floor", 0.0) for name, fit in fits.items()},
         "calibration_rows": {name: fit["rows"] for name, fit in fits.items()},
         "fits": {name: {key: fit[key] for key in fit if key != "rows"} for name, fit in fits.items()},
         "nominal": {"coverage_1sigma": NOMINAL_1SIGMA, "coverage_2sigma": NOMINAL_2SIGMA},
     }
 
 
-def calibrated_report(errors, spread, factors: tuple[float, float] | None) -> dict[str, float]:
-    """[`uncertainty_metrics`] of rows whose σ is `factors[0]` · spread and 95 % half-width `factors[1]` · spread
-    (the raw spread and 2 · spread without factors)."""
+def calibrated_report(
+    errors, spread, factors: tuple[float, float] | None, floors: tuple[float, float] = (0.0, 0.0)
+) -> dict[str, float]:
+    """[`uncertainty_metrics`] of rows whose σ is hypot(`floors[0]`, `factors[0]` · spread) and 95 % half-width
+    hypot(`floors[1]`, `factors[1]` · spread) (the raw spread and 2 · spread without factors)."""
     spread = np.asarray(spread, dtype=np.float64)
     if factors is None:
         return uncertainty_metrics(errors, spread)
-    return uncertainty_metrics(errors, factors[0] * spread, factors[1] * spread)
+    return uncertainty_metrics(
+        errors,
+        calibrated_sigma(spread, factors[0], floors[0]),
+        calibrated_sigma(spread, factors[1], floors[1]),
+    )
 
 
 __all__ = [
@@ -182,10 +265,12 @@ __all__ = [
     "NOMINAL_1SIGMA",
     "NOMINAL_2SIGMA",
     "calibrated_report",
+    "calibrated_sigma",
     "calibration_config",
     "conformal_factor",
     "fit_calibration",
     "gaussian_nll_factor",
+    "gaussian_nll_floor_and_factor",
     "interval_coverage",
     "miscalibration_area",
     "spearman",
