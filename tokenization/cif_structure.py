@@ -101,6 +101,7 @@ from .cif_symmetry import (
     space_group_type_of_operations,
 )
 from .file_claims import (
+    SU_BAND,
     FileClaims,
     Measured,
     SiteClaim,
@@ -1121,8 +1122,8 @@ class _Rows:
         return [m.su for m in measured if m is not None and m.su is not None and not columns.cartesian]
 
     def _occupancy(self, columns: _Columns, i: int) -> Measured | None:
-        """The row's occupancy as written (1 when not given; within OCCUPANCY_TOLERANCE of 1 counts as full), None
-        for 0."""
+        """The row's occupancy as written (1 when not given; within OCCUPANCY_TOLERANCE of 1, or above 1 by at most
+        3 of its stated s.u., counts as full), None for 0."""
         label = columns.labels[i]
         if columns.occupancies is None or columns.occupancies[i].strip() in ("?", "."):
             return _FULL
@@ -1139,8 +1140,17 @@ class _Rows:
             )
             return _FULL
         if occupancy > 1.0:
+            measured = Measured.parse(text)
+            if measured is not None and measured.su and occupancy - 1.0 <= SU_BAND * measured.su:
+                # a refined occupancy of a full site, 1 within 3 of its own s.u. (1.02(2)): full, as its shares are
+                self.notes.append(
+                    f"site {label}: occupancy {text} counted as full (1 is within {SU_BAND:g} of its stated s.u.)"
+                )
+                return _FULL
             raise StructureParseError(
-                f"site {label}: occupancy {text} is above 1 (tolerance {OCCUPANCY_TOLERANCE})", self.source
+                f"site {label}: occupancy {text} is above 1 (tolerance {OCCUPANCY_TOLERANCE}, or "
+                f"{SU_BAND:g} stated s.u.)",
+                self.source,
             )
         if occupancy < 1.0:
             self.partial.append(f"{label} ({occupancy:g})")
@@ -1405,9 +1415,14 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
                 site_shares[k].append(site_share)
                 total = sum(species.values())
                 if total > 1.0 + OCCUPANCY_TOLERANCE and not shares_fill_site(site_shares[k]):
+                    written = " + ".join(share.text for share in site_shares[k])
                     raise OverlappingSitesError(
-                        f"rows {' and '.join(site_rows[k])} put atoms on the same position "
-                        f"{np.round(site_coords[k], 4).tolist()} (total occupancy {total:.4g} > 1)",
+                        (
+                            f"rows {' and '.join(site_rows[k])} put atoms on the same position "
+                            if len(site_rows[k]) > 1
+                            else f"the occupancies written for {label} ({written}) overfill one position "
+                        )
+                        + f"{np.round(site_coords[k], 4).tolist()} (total occupancy {total:.4g} > 1)",
                         source,
                     )
                 continue
