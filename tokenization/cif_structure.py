@@ -15,7 +15,9 @@ Every data block that lists atom sites is one crystal. For each block this reade
    symmetry at all is refused: assuming P1 would invent data. An H-M name written with its IT number in brackets
    (``'P 21/c (No. 14)'``) is read as both, which must agree. A cell that no setting of the declared group fits,
    with no operations listed (CASTEP's primitive diamond cell named 'Fd-3m'), is read as the whole cell and kept
-   only if its sites form the declared group. Blocks that cod-tools cut out as one molecule (``_cod_molecule_*``)
+   only if its sites form the declared group. A name that leaves the setting open (no origin choice) keeps the
+   settings whose sites are plausible; where they differ, the file's own Z, volume or density decides, else the
+   file is refused as ambiguous. Blocks that cod-tools cut out as one molecule (``_cod_molecule_*``)
    are no crystal and are refused;
 3. reads each atom-site row: the element from ``_atom_site_type_symbol`` (a Pauling File mixed site
    ``'0.56(4)Mg + 0.29(3)Ta + 0.15(5)Zr'`` is read with its shares; a group with implicit H, ``'OH2'``, is refused
@@ -29,8 +31,8 @@ Every data block that lists atom sites is one crystal. For each block this reade
 4. expands the rows by the operations and merges symmetry images closer than :data:`IMAGE_MERGE_DISTANCE` into one
    site (coordinates written with 3-4 decimals put the images of a special position a few mÅ apart; images of a
    partial row further apart than the coordinates' rounding are distinct positions, whose occupancies add), rows
-   at the same position into one mixed site, and a row that repeats another's symmetry image ('O1A*' beside 'O1')
-   into that row's site.
+   at the same position into one mixed site, and a row that repeats another's symmetry image ('O1A*' beside 'O1',
+   same element and occupancy, written at an image of O1's position or overfilling it) into that row's site.
 
 The common case (one block, an explicit operation list, fully occupied sites of plain elements, nothing to merge
 beyond pymatgen's own de-duplication) is built by :mod:`cif_reader`'s fast path, which gives exactly pymatgen's
@@ -60,6 +62,7 @@ import itertools
 import math
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from pymatgen.core import Element, Lattice, Structure
@@ -98,11 +101,13 @@ from .cif_symmetry import (
     space_group_type_of_operations,
 )
 from .file_claims import (
+    SU_BAND,
     FileClaims,
     Measured,
     SiteClaim,
     UnlocatedRow,
     attach_claims,
+    check_file_claims,
     parse_formula,
     shares_fill_site,
 )
@@ -110,6 +115,7 @@ from .scope_defaults import OCCUPANCY_TOLERANCE
 from .scope_errors import (
     EmptyStructureError,
     ImplicitHydrogenGroupError,
+    InconsistentFileError,
     InvalidGeometryError,
     NonPeriodicStructureError,
     OverlappingSitesError,
@@ -1121,8 +1127,8 @@ class _Rows:
         return [m.su for m in measured if m is not None and m.su is not None and not columns.cartesian]
 
     def _occupancy(self, columns: _Columns, i: int) -> Measured | None:
-        """The row's occupancy as written (1 when not given; within OCCUPANCY_TOLERANCE of 1 counts as full), None
-        for 0."""
+        """The row's occupancy as written (1 when not given; within OCCUPANCY_TOLERANCE of 1, or above 1 by at most
+        3 of its stated s.u., counts as full), None for 0."""
         label = columns.labels[i]
         if columns.occupancies is None or columns.occupancies[i].strip() in ("?", "."):
             return _FULL
@@ -1139,8 +1145,17 @@ class _Rows:
             )
             return _FULL
         if occupancy > 1.0:
+            measured = Measured.parse(text)
+            if measured is not None and measured.su and occupancy - 1.0 <= SU_BAND * measured.su:
+                # a refined occupancy of a full site, 1 within 3 of its own s.u. (1.02(2)): full, as its shares are
+                self.notes.append(
+                    f"site {label}: occupancy {text} counted as full (1 is within {SU_BAND:g} of its stated s.u.)"
+                )
+                return _FULL
             raise StructureParseError(
-                f"site {label}: occupancy {text} is above 1 (tolerance {OCCUPANCY_TOLERANCE})", self.source
+                f"site {label}: occupancy {text} is above 1 (tolerance {OCCUPANCY_TOLERANCE}, or "
+                f"{SU_BAND:g} stated s.u.)",
+                self.source,
             )
         if occupancy < 1.0:
             self.partial.append(f"{label} ({occupancy:g})")
@@ -1362,9 +1377,11 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
     duplicates: dict[str, str] = {}  # row -> the row it repeats
     kept = _PositionIndex(matrix, IMAGE_MERGE_DISTANCE)
     split_rows: dict[str, int] = {}  # partial row -> distinct images merged into each of its sites
+    written: dict[str, np.ndarray] = {}  # row -> the position it is written at
     for label, element, share, point, half_unit in zip(
         rows.labels, rows.elements, rows.shares, rows.coords, rows.half_units, strict=True
     ):
+        written.setdefault(label, np.asarray(point, dtype=float))
         positions, merged_far, counts = _merged_images(point, rotations, translations, matrix, half_unit)
         merged_total += merged_far
         for position, count in zip(positions, counts, strict=True):
@@ -1389,7 +1406,12 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
             if k is not None:
                 # Two rows at one position: a mixed or partially occupied site, or one row repeating another.
                 species = site_species[k]
-                if _repeats(species, element, occupancy, label, site_rows[k]):
+                image = not any(
+                    np.linalg.norm(_min_image(written[other] - point) @ matrix) < IMAGE_MERGE_DISTANCE
+                    for other in site_rows[k]
+                    if other in written
+                )
+                if _repeats(species, element, occupancy, label, site_rows[k], image):
                     duplicates.setdefault(label, site_rows[k][0])
                     continue
                 species[element] = species.get(element, 0.0) + occupancy
@@ -1398,9 +1420,14 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
                 site_shares[k].append(site_share)
                 total = sum(species.values())
                 if total > 1.0 + OCCUPANCY_TOLERANCE and not shares_fill_site(site_shares[k]):
+                    written = " + ".join(share.text for share in site_shares[k])
                     raise OverlappingSitesError(
-                        f"rows {' and '.join(site_rows[k])} put atoms on the same position "
-                        f"{np.round(site_coords[k], 4).tolist()} (total occupancy {total:.4g} > 1)",
+                        (
+                            f"rows {' and '.join(site_rows[k])} put atoms on the same position "
+                            if len(site_rows[k]) > 1
+                            else f"the occupancies written for {label} ({written}) overfill one position "
+                        )
+                        + f"{np.round(site_coords[k], 4).tolist()} (total occupancy {total:.4g} > 1)",
                         source,
                     )
                 continue
@@ -1450,14 +1477,19 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
         raise StructureParseError(f"the sites cannot form a structure ({exc})", source) from exc
 
 
-def _repeats(species: dict, element: Element, occupancy: float, label: str, labels: list[str]) -> bool:
+def _repeats(
+    species: dict, element: Element, occupancy: float, label: str, labels: list[str], image: bool = False
+) -> bool:
     """Whether a row's image landing on a site already built repeats it: another row of the same atom (the same
     label, or the same element symbol and number with a suffix: older COD files and cod-tools' molecule outputs
     list symmetry images as rows 'O1A*' beside 'O1', 'C1B*', 'Te2_1_445'; AMCSD's 9000079 lists Cu at x and -x,
-    both 'Cu'), the same single element at the same occupancy, which together would overfill the site (a row's
-    own images never land on each other: they are merged first). Occupancies summing to at most 1 are a split or
-    mixed site instead; a different element, or rows named as different atoms ('Na1', 'Na2'), an overlap: neither
-    repeats."""
+    both 'Cu'), the same single element at the same occupancy, which together would overfill the site, or which
+    is written at another position than those rows (``image``: it lands on their site only through a symmetry
+    operation, so it is one of their images written out, whatever its occupancy: 'O1A' 0.5 at O1's image, beside
+    O1 0.5, leaves that O half occupied). A row's own images never land on each other: they are merged first. Rows
+    at one written position whose occupancies sum to at most 1 are a split or mixed site instead (disorder parts
+    'C1A' 0.5 and 'C1B' 0.5 sharing a position); a different element, or rows named as different atoms ('Na1',
+    'Na2'), an overlap: neither repeats."""
     base = _LABEL_BASE.match(label)
     same_atom = label in labels or (
         base is not None
@@ -1469,7 +1501,7 @@ def _repeats(species: dict, element: Element, occupancy: float, label: str, labe
         same_atom
         and list(species) == [element]
         and abs(species[element] - occupancy) < 1e-9
-        and 2 * occupancy > 1.0 + OCCUPANCY_TOLERANCE
+        and (image or 2 * occupancy > 1.0 + OCCUPANCY_TOLERANCE)
     )
 
 
@@ -1483,17 +1515,18 @@ def _full_sites(
 
     Sums above 1 are within OCCUPANCY_TOLERANCE or the rounding of their shares (checked while merging): rows
     rounded up, e.g. Na 0.999 -> 1 + K 0.001. Sums below 1 are a full site when their n shares, each rounded to its
-    last decimal, sum to 1 within that rounding (``file_claims.shares_fill_site``: Ni 0.33 + Mn 0.33 + Co 0.33),
-    with a note; anything further below 1 is a vacancy share.
+    last decimal, sum to 1 within that rounding (``file_claims.shares_fill_site``: Ni 0.33 + Mn 0.33 + Co 0.33);
+    anything further below 1 is a vacancy share. Several shares rescaled, above 1 or below, get a note
+    (Mn 0.34 + Co 0.34 + Ni 0.33 = 1.01 as Ni 0.33 + Mn 0.33 + Co 0.33 = 0.99).
     """
     for species, shares, labels in zip(site_species, site_shares, site_rows, strict=True):
         total = sum(species.values())
-        if total > 1.0:
-            for element in species:
-                species[element] /= total
-        elif total < 1.0 - 1e-12 and shares_fill_site(shares):
-            for element in species:
-                species[element] /= total
+        full = total > 1.0 or (total < 1.0 - 1e-12 and shares_fill_site(shares))
+        if not full:
+            continue
+        for element in species:
+            species[element] /= total
+        if len(shares) > 1 and abs(total - 1.0) > 1e-9:
             written = " + ".join(share.text for share in shares)
             notes.append(
                 f"site {'/'.join(labels)}: occupancies {written} = {total:.4g} counted as a full site (the rounding "
@@ -1527,13 +1560,23 @@ def _fast_structure(rows: _Rows, lattice: Lattice, listed_texts: list[str] | Non
 
 
 def _choose_setting(
-    candidates: list[Structure | None], data: dict, source: str, notes: list[str], conventional: bool = False
+    candidates: list[Structure | None],
+    data: dict,
+    source: str,
+    notes: list[str],
+    conventional: bool = False,
+    claims_of: Callable[[int, Structure], FileClaims] | None = None,
 ) -> Structure:
     """A declaration that leaves the setting open (an H-M name without its origin choice, an IT number alone, a
     monoclinic short symbol in a cell whose angles allow several unique axes): keep the settings whose sites do not
     collide and match the listed multiplicities; when several remain they must describe the same crystal (one
-    SCOPE v2 string), else the file is ambiguous and refused, unless ``conventional`` says the first candidate is
+    SCOPE v2 string), else those whose cell contents agree with what the file says about itself (its formula
+    times Z, cell volume and density: ``claims_of(index, structure)``, checked by ``file_claims``) are kept; when
+    still several differ the file is ambiguous and refused, unless ``conventional`` says the first candidate is
     the name's ITA reading (unique axis b for a monoclinic short symbol), which is then used.
+
+    A diamond-type Si cell written 'F d -3 m' with Si at (1/8, 1/8, 1/8) reads as 8 atoms (origin choice 2, 8a) or
+    16 (origin choice 1, 16c), both plausible; its Z = 8 or its density 2.33 g/cm^3 decides.
 
     ``candidates`` holds None for a setting whose rows could not even be expanded (they pile up on one position).
     """
@@ -1566,6 +1609,22 @@ def _choose_setting(
                 f"setting not declared: all {len(plausible)} plausible settings give the same crystal"
             )
             return plausible[0]
+        if claims_of is not None:
+            agreeing = [
+                structure
+                for structure in plausible
+                if _agrees_with_claims(
+                    structure, claims_of(_index_of(candidates, structure), structure), source
+                )
+            ]
+            if len(agreeing) == 1:
+                notes.append(
+                    f"setting not declared: of the {len(plausible)} plausible settings, the only one whose cell "
+                    "agrees with the file's own formula, Z, volume and density was used"
+                )
+                return agreeing[0]
+            if agreeing:
+                plausible = agreeing
         if conventional and candidates[0] is not None and any(s is candidates[0] for s in plausible):
             notes.append(
                 "the monoclinic short symbol fits several unique axes of this cell; read with unique axis b, as "
@@ -1592,6 +1651,19 @@ def _choose_setting(
         ),
         source,
     )
+
+
+def _index_of(candidates: list[Structure | None], structure: Structure) -> int:
+    return next(i for i, candidate in enumerate(candidates) if candidate is structure)
+
+
+def _agrees_with_claims(structure: Structure, claims: FileClaims, source: str) -> bool:
+    """Whether the file's self-description (formula times Z, volume, density, multiplicities) fits this reading."""
+    try:
+        check_file_claims(structure, claims, source)
+    except InconsistentFileError:
+        return False
+    return True
 
 
 def _shortest_distance(structure: Structure) -> float:
@@ -1696,7 +1768,19 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
                 structures.append(_general_structure(rows, lattice, operations, source, []))
             except ScopeError:
                 structures.append(None)
-        structure = _choose_setting(structures, data, source, notes, conventional)
+
+        def claims_of(index: int, candidate: Structure) -> FileClaims:
+            return _file_claims(
+                data,
+                rows,
+                lattice,
+                parameters,
+                len(operation_sets[index][0]),
+                source,
+                candidate.properties.get(_SPLIT_IMAGES, {}),
+            )
+
+        structure = _choose_setting(structures, data, source, notes, conventional, claims_of)
     for what, candidates, n_listed, listed_hall in pending:
         if n_listed == 0:
             _check_whole_cell_group(structure, what, candidates, parameters, source)

@@ -183,7 +183,8 @@ def shares_fill_site(shares: list[Measured]) -> bool:
     any of them is written with (writers drop trailing zeros: '0.5' beside '0.45' is 0.50). So 0.33 x 3 = 0.99 is
     full and Li 0.49 + Na 0.50 is not: the bound is strict, because a share exactly half a unit off would have
     been rounded the other way. Shares that state s.u. are full within 3 s.u. of their sum (``0.49(1) + 0.50(1)``).
-    A single share is judged by ``OCCUPANCY_TOLERANCE`` instead.
+    A single share is judged by ``OCCUPANCY_TOLERANCE`` instead (or, above 1, by 3 of its stated s.u.: the CIF
+    reader's ``_occupancy``).
     """
     if len(shares) < 2:
         return False
