@@ -1,9 +1,10 @@
 """Issue 24: calibrated uncertainty of seed ensembles on three tasks' test rows.
 
 Each task trains one `--ensemble K` (K = 5 by default) with the package's defaults for a new `small` model. The
-members train and early-stop on the usual rows; the calibration factor is fitted on the default calibration split
-(10 % of the training rows left after the validation hold-out, seen by no member), then the test rows are scored
-with the calibrated σ that the pipeline and `predict` report (`modeling_cloud.training.uncertainty`):
+members train and early-stop on the usual rows; the calibration is fitted on the default calibration split
+(10 % of the training rows left after the validation hold-out, at least 200 rows and at most 25 %, seen by no
+member), then the test rows are scored with the calibrated σ that the pipeline and `predict` report
+(`modeling_cloud.training.uncertainty`):
 
 - `formation_energy`: the CLI formation-energy benchmark's split (`benchmarks.cli_formation`: MatBench fold 0 as
   test), through `cloud-crystal finetune --ensemble K` and `predict --jsonl` as a user runs them;

@@ -201,7 +201,7 @@ def peer_lines(peer: dict) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for task, r in measured.items():
-        epochs = ", ".join(str(e) for e in r.get("epochs_per_fold") or []) or "—"
+        epochs = ", ".join(str(e) for e in r.get("epochs_per_fold") or [r.get("epochs_run") or "—"])
         lines.append(
             f"| {task} | {r['model']} (matgl {r['version']}) | {_fmt(r['mae'])} | {_fmt(r.get('cloud_mae'))} | "
             f"{r['seconds']:.0f} ({r.get('budget_seconds', '—')}) | {epochs} | "

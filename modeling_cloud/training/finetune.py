@@ -335,9 +335,9 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
     training/validation split (drawn with `--seed`), each kept at its own best validation checkpoint in
     OUTPUT_DIR/member-<i>; then assembled into one checkpoint in OUTPUT_DIR (`config.num_ensemble_members` = K)
     whose predictions are the members' mean, with their standard deviation beside them. With calibration rows
-    (`--calibration`, or `--calibration-fraction` of the training rows, 10 % by default, held out from the members'
-    training and validation) the factor turning the spread into σ is fitted on them and stored in the config
-    (`uncertainty_calibration`). The ensemble is evaluated like a single model (validation, and --test when given);
+    (`--calibration`, or `--calibration-fraction` of the training rows, by default 10 % but at least 200 rows, held
+    out from the members' training and validation) the calibration turning the spread into σ is fitted on them and
+    stored in the config (`uncertainty_calibration`). The ensemble is evaluated like a single model (validation, and --test when given);
     `ensemble_results.json` lists every member's validation and test metrics, the ensemble's, the calibration and
     the uncertainty scores (coverage of ±1σ / ±2σ, Spearman |error| vs σ, miscalibration area; raw and calibrated)
     on the validation and test rows."""
