@@ -404,6 +404,28 @@ def finish_run(
         )
 
 
+def write_ensemble_results(
+    trainer, output_dir: Path, members: list[dict], metrics: dict[str, float], uncertainty: dict
+) -> dict:
+    """The results of an ensemble run, written to `ensemble_results.json` by the main process and returned: each
+    member's record with its validation and test metrics, the ensemble's, and the calibration and uncertainty scores
+    (`uncertainty`)."""
+
+    def scores(values: dict) -> dict:
+        return {k: v for k, v in values.items() if k.startswith(("eval_", "test_"))}
+
+    payload = {
+        "members": [{**member, "metrics": scores(member["metrics"])} for member in members],
+        "ensemble": scores(metrics),
+        **uncertainty,
+    }
+    if trainer.is_world_process_zero():
+        (output_dir / "ensemble_results.json").write_text(
+            json.dumps(payload, indent=2) + "\n", encoding="utf-8"
+        )
+    return payload
+
+
 def card_commit(card: ModelCardContext) -> str:
     headline = ", ".join(
         f"{record.split} {record.metric} {record.value:.4g}"

@@ -58,6 +58,7 @@ from .common import (
     split_calibration,
     split_validation,
     training_summary,
+    write_ensemble_results,
 )
 from .data import EncodingReport, PropertyCollator, target_statistics
 from .engine import resolve_resume_checkpoint, trainer_arguments
@@ -380,21 +381,7 @@ def run_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallback] = (
         + f"; of the ensemble: {metrics.get(metric, float('nan')):.4g}."
     )
     finish_run(trainer, output_dir, settings, card_for(records, summary), True, data.report, metrics)
-    payload = {
-        "members": [
-            {
-                **member,
-                "metrics": {k: v for k, v in member["metrics"].items() if k.startswith(("eval_", "test_"))},
-            }
-            for member in members
-        ],
-        "ensemble": {k: v for k, v in metrics.items() if k.startswith(("eval_", "test_"))},
-        **uncertainty,
-    }
-    if trainer.is_world_process_zero():
-        (output_dir / "ensemble_results.json").write_text(
-            json.dumps(payload, indent=2) + "\n", encoding="utf-8"
-        )
+    payload = write_ensemble_results(trainer, output_dir, members, metrics, uncertainty)
     for member in members:
         logger.info(
             "member %s (seed %d): %s %.4g",

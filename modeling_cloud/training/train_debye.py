@@ -12,7 +12,6 @@ Run as `cloud-crystal train-debye ...` or `python -m modeling_cloud.training.tra
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from .common import (
     split_calibration,
     split_validation,
     training_summary,
+    write_ensemble_results,
 )
 from .data import EncodingReport, PropertyCollator
 from .engine import resolve_resume_checkpoint, trainer_arguments
@@ -289,21 +289,7 @@ def run_debye_ensemble(settings: RunSettings, callbacks: Sequence[TrainerCallbac
         + f"; of the ensemble: {metrics.get('eval_mae', float('nan')):.4g}."
     )
     finish_run(trainer, output_dir, settings, trainer.card_for(records, summary), True, data.report, metrics)
-    payload = {
-        "members": [
-            {
-                **member,
-                "metrics": {k: v for k, v in member["metrics"].items() if k.startswith(("eval_", "test_"))},
-            }
-            for member in members
-        ],
-        "ensemble": {k: v for k, v in metrics.items() if k.startswith(("eval_", "test_"))},
-        **uncertainty,
-    }
-    if trainer.is_world_process_zero():
-        (output_dir / "ensemble_results.json").write_text(
-            json.dumps(payload, indent=2) + "\n", encoding="utf-8"
-        )
+    payload = write_ensemble_results(trainer, output_dir, members, metrics, uncertainty)
     _log_metrics(metrics)
     return {
         "validation": {k: v for k, v in metrics.items() if k.startswith("eval_")},
