@@ -54,22 +54,12 @@ def _jsonl_gz(path: Path) -> list[dict]:
 
 def _synthetic_structure(record: dict):
     """One synthetic space-group crystal: the orbit representatives expanded by its Hall setting's operations."""
-    import numpy as np
     import spglib
     from pymatgen.core import Lattice, Structure
 
-    database = spglib.get_symmetry_from_database(record["hall_number"])
-    species, coords = [], []
-    for orbit in record["orbits"]:
-        images = (
-            np.einsum("nij,j->ni", database["rotations"], orbit["xyz"]) + database["translations"]
-        ) % 1.0
-        unique: list = []
-        for image in images:
-            if not any(np.abs((image - u) - np.round(image - u)).max() < 1e-4 for u in unique):
-                unique.append(image)
-        species += [orbit["element"]] * len(unique)
-        coords += unique
+    from tokenization.build_scope_v2_tables import expand_synthetic
+
+    species, coords, _, _ = expand_synthetic(record, spglib.get_symmetry_from_database(record["hall_number"]))
     return Structure(Lattice.from_parameters(*record["lattice_parameters"]), species, coords)
 
 

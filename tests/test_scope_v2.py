@@ -29,6 +29,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import DummySpecies, Lattice, Structure
 
 from tokenization import scope_v2
+from tokenization.build_scope_v2_tables import expand_synthetic
 from tokenization.scope_errors import (
     DisorderedStructureError,
     EmptyStructureError,
@@ -79,20 +80,10 @@ def synthetic_records() -> list[dict]:
 
 
 def synthetic_structure(record: dict) -> Structure:
-    """Expand the orbit representatives with the operations of the record's Hall setting."""
+    """Expand the orbit representatives with the operations of the record's Hall setting (the table builder's
+    expansion)."""
     database = spglib.get_symmetry_from_database(record["hall_number"])
-    species, coords = [], []
-    for orbit in record["orbits"]:
-        images = (
-            np.einsum("nij,j->ni", database["rotations"], orbit["xyz"]) + database["translations"]
-        ) % 1.0
-        unique: list[np.ndarray] = []
-        for image in images:
-            delta = [image - u for u in unique]
-            if not any(np.abs(d - np.round(d)).max() < 1e-4 for d in delta):
-                unique.append(image)
-        species += [orbit["element"]] * len(unique)
-        coords += unique
+    species, coords, _, _ = expand_synthetic(record, database)
     return Structure(Lattice.from_parameters(*record["lattice_parameters"]), species, coords)
 
 

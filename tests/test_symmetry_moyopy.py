@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from tokenization.build_scope_v2_tables import expand_synthetic
 from tokenization.isolated_worker import IsolatedWorker
 from tokenization.scope_errors import WorkerDiedError
 from tokenization.symmetry_idealisation import _within_margin
@@ -36,21 +37,11 @@ def _records(path: Path) -> list[dict]:
 
 
 def _synthetic(record: dict) -> dict:
-    """A synthetic space-group crystal as a pymatgen dict (orbit representatives expanded, as in test_scope_v2)."""
+    """A synthetic space-group crystal as a pymatgen dict (orbit representatives expanded, as the table builder
+    does)."""
     import spglib
 
-    database = spglib.get_symmetry_from_database(record["hall_number"])
-    species, coords = [], []
-    for orbit in record["orbits"]:
-        images = (
-            np.einsum("nij,j->ni", database["rotations"], orbit["xyz"]) + database["translations"]
-        ) % 1.0
-        unique: list = []
-        for image in images:
-            if not any(np.abs((image - u) - np.round(image - u)).max() < 1e-4 for u in unique):
-                unique.append(image)
-        species += [orbit["element"]] * len(unique)
-        coords += unique
+    species, coords, _, _ = expand_synthetic(record, spglib.get_symmetry_from_database(record["hall_number"]))
     return Structure(Lattice.from_parameters(*record["lattice_parameters"]), species, coords).as_dict()
 
 
