@@ -144,18 +144,18 @@ def _iter_records_file(path: Path) -> Iterator[tuple[str, Any]]:
     return _iter_table(path)
 
 
-def _at_least_one_row(items: Iterator[tuple[str, Any]], source: str) -> Iterator[tuple[str, Any]]:
+def at_least_one_row(
+    items: Iterator[tuple[str, Any]], source: str, skipped: bool = False
+) -> Iterator[tuple[str, Any]]:
     """``items``, or one ``StructureParseError`` naming ``source`` when it yields none (an empty JSON Lines file, a
-    JSON ``[]``, an OPTIMADE page without entries, a table without rows): every input file gives at least one row."""
+    JSON ``[]``, an OPTIMADE page without entries, a table without rows): every input file gives at least one row.
+    With ``skipped`` (a resumed run past this file) that row is ``(source, None)``, as for rows already written."""
     empty = True
     for item in items:
         empty = False
         yield item
     if empty:
-        yield (
-            source,
-            StructureParseError("the file holds no structure records (no lines, entries or rows)", source),
-        )
+        yield source, None if skipped else StructureParseError(NO_RECORDS_MESSAGE, source)
 
 
 def iter_structure_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, Any]]:
@@ -171,7 +171,7 @@ def iter_structure_inputs(inputs: Iterable[str | Path]) -> Iterator[tuple[str, A
                 )
             yield from iter_structure_inputs(files)
         elif path.suffix.lower() in (".jsonl", ".json", *TABLE_SUFFIXES):
-            yield from _at_least_one_row(_iter_records_file(path), str(path))
+            yield from at_least_one_row(_iter_records_file(path), str(path))
         else:
             # One item per crystal: CIF data blocks (file.cif#block) and extxyz frames (file.extxyz@3).
             yield from crystal_sources(path)

@@ -40,9 +40,9 @@ from typing import Any
 
 from tokenization.scope_errors import StructureParseError
 from tokenization.structure_files import (
-    NO_RECORDS_MESSAGE,
     TABLE_SUFFIXES,
     _record_to_input,
+    at_least_one_row,
     is_structure_file,
     jsonl_records,
 )
@@ -329,12 +329,9 @@ def _named_inputs(raw: str | Path, id_column: str | None, skip: int) -> Iterator
         rows = _table_rows(path, id_column, skip)
     else:
         rows = _json_lines(path, id_column) if kind == "jsonl" else _json_file(path, id_column)
-    given = False
-    for named in rows:
-        given = True
-        yield named
-    if not given:  # an empty file is one failed row (skipped on resume, as the row was written then)
-        yield str(path), None if skip > 0 else StructureParseError(NO_RECORDS_MESSAGE, str(path))
+    yield from at_least_one_row(
+        rows, str(path), skipped=skip > 0
+    )  # skipped on resume: the row was written then
 
 
 def iter_inputs(
