@@ -35,7 +35,7 @@ from .scope_errors import (
     UnknownSpeciesError,
     typed_error,
 )
-from .symmetry_idealisation import cell_inverse, periodic_neighbours
+from .symmetry_idealisation import cell_inverse, cell_thickness, periodic_neighbours
 
 #: Two atoms closer than this (in Angstrom) are treated as one duplicated site. The shortest real
 #: interatomic distance (H2, 0.74 A) is well above it.
@@ -402,8 +402,7 @@ def _surely_no_overlap(matrix: np.ndarray, frac: np.ndarray, tolerance: float) -
     """
     if len(frac) > _MAX_SITES_ALL_PAIRS:
         return None
-    inverse, _ = cell_inverse(matrix)
-    thickness = 1.0 / np.sqrt((inverse * inverse).sum(axis=0))
+    thickness = cell_thickness(cell_inverse(matrix)[0])
     if thickness.min() < 2 * tolerance:
         return None
     separation = frac[None, :, :] - frac[:, None, :]

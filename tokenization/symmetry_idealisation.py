@@ -97,6 +97,12 @@ def cell_inverse(matrix: np.ndarray) -> tuple[np.ndarray, float]:
     return inverse, determinant
 
 
+def cell_thickness(inverse: np.ndarray) -> np.ndarray:
+    """The cell's thickness along each basis direction (Å): the spacing of the lattice planes spanned by the other
+    two vectors, 1 / |column i of the inverse| for lattice vectors as rows (``inverse`` from :func:`cell_inverse`)."""
+    return 1.0 / np.sqrt((inverse * inverse).sum(axis=0))
+
+
 def periodic_neighbours(lattice: np.ndarray, frac: np.ndarray, centres: np.ndarray, radius: float):
     """``(centre index, point index, distance)`` for every atom (and every periodic image of it) within ``radius`` Å
     of each centre, a centre's own atom included at distance 0 when the centres are atoms.
@@ -113,7 +119,7 @@ def periodic_neighbours(lattice: np.ndarray, frac: np.ndarray, centres: np.ndarr
     centres_cartesian = (centres % 1.0) @ lattice
     inverse, volume = cell_inverse(lattice)
     sparse = abs(volume) / radius**3 > _MAX_GRID_CUBES
-    if sparse and 1.0 / np.sqrt((inverse * inverse).sum(axis=0)).max() >= radius:
+    if sparse and cell_thickness(inverse).min() >= radius:
         images = (wrapped[None, :, :] + _NEIGHBOUR_CELLS[:, None, :]).reshape(-1, 3) @ lattice  # (27 n, 3)
         found = cKDTree(centres_cartesian).sparse_distance_matrix(
             cKDTree(images), radius, output_type="coo_matrix"
@@ -450,7 +456,7 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
     slack = SLACK * symprec
     # Cell thickness along each basis direction: an image within ``slack`` of an atom is then matched to it by
     # rounding fractional differences, the same distance the tolerance-edge search has always used.
-    thickness = 1.0 / np.sqrt((inverse * inverse).sum(axis=0))
+    thickness = cell_thickness(inverse)
     if 2 * slack >= thickness.min():
         return True  # a cell thinner than twice the slack (never seen): nothing can be ruled out
     passed_k, passed_j = _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order)
