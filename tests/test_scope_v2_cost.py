@@ -148,6 +148,50 @@ def test_quick_test_memory_does_not_grow_with_the_cube_of_the_atoms():
     assert peaks[256] < 4 * peaks[128]
 
 
+@cache
+def perturbed_materials() -> tuple[tuple[str, Structure], ...]:
+    """60 bundled Materials Project crystals of at most 40 sites, each moved by 0.004 to 0.05 Å per atom: from
+    within the symmetry tolerance (the group survives) to a frame with no symmetry left."""
+    from dataset_builders import load_materials_project, structure_from_json
+
+    table = load_materials_project().select_columns(["material_id", "structure"]).to_pandas()
+    out = []
+    for material_id, record in zip(table["material_id"], table["structure"], strict=True):
+        structure = structure_from_json(record, source=material_id)
+        if len(structure) > 40:
+            continue
+        for step, amplitude in enumerate((0.004, 0.01, 0.02, 0.05)):
+            out.append((f"{material_id}@{amplitude}", structure.copy().perturb(amplitude, seed=len(out) + step)))
+        if len(out) >= 240:
+            break
+    return tuple(out)
+
+
+def test_p1_shortcut_gives_the_answer_of_the_full_search(monkeypatch):
+    """The P1 test (``_certainly_p1``) replaces the spglib search only where it proves P1: the group, Wyckoff
+    letters and orbits are those of the full path on perturbed real crystals and on MD frames, and it is taken."""
+    cases = [*perturbed_materials(), *((f"md_frame {r}", md_frame(r)) for r in ((2, 2, 1), (2, 2, 2)))]
+    taken = 0
+    for name, structure in cases:
+        types, _ = site_types(structure)
+        arguments = (structure.lattice.matrix, structure.frac_coords, types, 0.01, 5.0, name)
+        with monkeypatch.context() as patched:
+            calls = []
+            real = symmetry_idealisation._certainly_p1
+            patched.setattr(symmetry_idealisation, "_certainly_p1", lambda *a: calls.append(real(*a)) or calls[-1])
+            shortcut = symmetry_idealisation.canonical_symmetry(*arguments)
+        with monkeypatch.context() as patched:
+            patched.setattr(symmetry_idealisation, "_certainly_p1", lambda *a: False)
+            full = symmetry_idealisation.canonical_symmetry(*arguments)
+        assert shortcut[:2] == full[:2], name
+        assert np.array_equal(shortcut[2], full[2]), name
+        taken += any(calls)
+    assert taken >= 20  # perturbed crystals and frames do take it (the 8- and 16-atom frames among them)
+    assert not symmetry_idealisation._certainly_p1(  # an exact crystal never does
+        rock_salt().lattice.matrix, rock_salt().frac_coords, site_types(rock_salt())[0], 0.01, 5.0
+    )
+
+
 def test_more_reference_orbits_than_the_bound_keep_the_first_group(monkeypatch):
     changed = {}
     for material_id, structure in edge_structures()[:16]:

@@ -5,6 +5,8 @@ standard cells of it (``SpacegroupAnalyzer.get_conventional_standard_structure()
 group, and spglib can then see the higher one. :func:`canonical_symmetry` gives the crystal and its idealised cells
 one answer, the group that is stable under symmetrisation:
 
+0. a crystal whose atoms of the rarest type all have different surroundings (a perturbed frame) is first tested
+   for any operation besides the identity (:func:`_certainly_p1`); where none can hold, it is P1 without a search;
 1. detect the group G with a canonically chosen reference atom first (:func:`reference_first_order`);
 2. a quick test (:func:`_may_gain_symmetry`) asks whether any larger group is within reach from any
    reference atom; if not (all but about 1 % of real crystals), G is the answer;
@@ -153,20 +155,37 @@ def reference_first_order(lattice: np.ndarray, frac: np.ndarray, types: np.ndarr
     Returns:
         A permutation of ``range(n)``: the reference site first, the others in input order (it swaps two sites).
     """
+    return _reference_first(lattice, frac, types)[0]
+
+
+def _reference_first(lattice, frac, types, tolerance: float = 0.0) -> tuple[np.ndarray, bool]:
+    """:func:`reference_first_order`'s permutation, and whether :func:`_certainly_p1` is worth trying: at most
+    ``MAX_EDGE_REFERENCES`` candidate atoms (with more, the first search skips the quick test and costs less than
+    it), whose sorted neighbour distances differ pairwise by more than ``tolerance`` (Å) somewhere, as in a
+    perturbed frame (symmetry-related atoms have the same distances to within a few ``symprec``). Only a hint:
+    the P1 test proves its own answer."""
     types = np.asarray(types, dtype=np.int64)
     counts = np.bincount(types)[types]
     candidates = np.flatnonzero(counts == counts.min())
     candidates = candidates[types[candidates] == types[candidates].min()]
-    reference = _by_neighbour_key(lattice, frac, candidates)[0]
+    candidates, keys = _by_neighbour_key(lattice, frac, candidates, with_keys=True)
+    reference = candidates[0]
     order = np.arange(len(types))
     order[[0, reference]] = order[[reference, 0]]
-    return order
+    differ = (
+        keys is not None
+        and len(candidates) <= MAX_EDGE_REFERENCES
+        and bool(np.all(np.abs(np.diff(keys, axis=0)).max(axis=1) > tolerance))
+    )
+    return order, differ
 
 
-def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """``candidates`` (site indices) sorted by their sorted distances to their neighbours (ties: by index)."""
+def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndarray, with_keys: bool = False):
+    """``candidates`` (site indices) sorted by their sorted distances to their neighbours (ties: by index); with
+    ``with_keys``, also those distances ``(m, k)`` in the same order (``None`` for fewer than two candidates or
+    none with a neighbour)."""
     if len(candidates) < 2:
-        return candidates
+        return (candidates, None) if with_keys else candidates
     # Neighbours within about 2.5 mean atomic spacings (dozens of them), over all periodic images, so the key is
     # intrinsic to the crystal and does not depend on the cell the input happens to use.
     volume = abs(cell_inverse(lattice)[1])
@@ -180,11 +199,12 @@ def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndar
     neighbour_counts = np.bincount(centre, minlength=len(candidates))
     n_common = int(neighbour_counts.min())
     if n_common == 0:  # no neighbour within reach (a gas-like cell): nothing tells atoms apart
-        return candidates
+        return (candidates, None) if with_keys else candidates
     starts = np.concatenate(([0], np.cumsum(neighbour_counts)[:-1]))
     # Rounded to 1e-6 Å so that floating-point noise (1e-14) cannot break ties between equivalent atoms.
     keys = np.round(distances[starts[:, None] + np.arange(n_common)[None, :]], 6)
-    return candidates[np.lexsort(keys.T[::-1])]
+    by_key = np.lexsort(keys.T[::-1])
+    return (candidates[by_key], keys[by_key]) if with_keys else candidates[by_key]
 
 
 def _site_permutations(
@@ -468,6 +488,45 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
     return len(np.unique(passed_k)) > point_group_order
 
 
+#: The P1 test (:func:`_certainly_p1`) runs on cells of at most this many atoms, and drops a candidate operation only
+#: on the first ``_P1_TEST_DEPTH`` atoms it is tried on: a perturbed frame loses every candidate but the identity on
+#: the first few atoms, while a symmetric crystal keeps its operations through all of them and goes on to spglib
+#: after a bounded test (about 0.1 ms).
+_P1_TEST_ATOMS = 64
+_P1_TEST_DEPTH = 7
+
+
+def _certainly_p1(lattice, frac, types, symprec, angle_tolerance) -> bool:
+    """Whether spglib can only find P1 with no lattice translation inside the cell (numpy only; ``False`` when unsure).
+
+    The quick test of :func:`_may_gain_symmetry` run on the input cell, as if a P1 search had found it primitive:
+    every rotation of its lattice (at ``2 symprec``) with every translation taking one atom of the rarest type onto
+    another, kept if it maps the atoms onto atoms of their type within ``SLACK * symprec``. Any operation that spglib
+    would accept, measured from any reference atom, passes; when only the identity passes, every reference atom gives
+    P1, each site its own orbit and Wyckoff position 1a. A crystal without symmetry (an MD frame, an amorphous or
+    relaxed low-symmetry cell) then needs neither the spglib search nor the tolerance-edge test. Cells of more than
+    ``_P1_TEST_ATOMS`` atoms, and every candidate still alive after ``_P1_TEST_DEPTH`` atoms, answer ``False``.
+    """
+    if angle_tolerance < 0 or len(types) > _P1_TEST_ATOMS:
+        return False
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        reduced = spglib.delaunay_reduce(np.asarray(lattice, dtype=float), eps=1e-5)
+    if reduced is None:
+        return False
+    reduced = np.asarray(reduced, dtype=float)
+    inverse, _ = cell_inverse(reduced)
+    slack = SLACK * symprec
+    if 2 * slack >= cell_thickness(inverse).min():
+        return False
+    rotations = _lattice_rotations(reduced, 2 * symprec, angle_tolerance + 1.0)
+    x = (frac @ lattice @ inverse) % 1.0
+    per_type = np.bincount(types)
+    rare = np.flatnonzero(types == np.flatnonzero(per_type == per_type[per_type > 0].min())[0])
+    passed_k, _ = _passing_operations(reduced, x, types, rotations, rare, slack, 1, max_atoms=_P1_TEST_DEPTH)
+    return passed_k is None
+
+
 #: Most images (candidate operations times atoms) handled at once by :func:`_passing_operations`: about 1.6 MB per
 #: coordinate array, whatever the size of the cell.
 _CHUNK_IMAGES = 1 << 16
@@ -528,9 +587,10 @@ def _only_group_operations(
     )
 
 
-def _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order):
+def _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order, max_atoms=None):
     """The candidate operations ``(rotation k, translation rare[0] -> rare[j])`` that map every atom within ``slack``
-    (Å) of an atom of its type, as ``(k, j)`` arrays; ``(None, None)`` as soon as too few remain to matter.
+    (Å) of an atom of its type, as ``(k, j)`` arrays; ``(None, None)`` as soon as too few remain to matter. With
+    ``max_atoms``, the candidates still alive after that many atoms (a superset of the answer).
 
     Candidates are tried against the atoms in batches (1, 2, 4, ... atoms, at most ``_CHUNK_IMAGES`` images at a
     time) and dropped at the first atom they miss, so memory never depends on ``m^2`` or ``m n``. The nearest atom
@@ -548,6 +608,8 @@ def _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order
     rest = np.ones(len(t), dtype=bool)
     rest[rare] = False
     others = np.concatenate([rare[1:], np.flatnonzero(rest)])
+    if max_atoms is not None:
+        others = others[:max_atoms]
     start, batch = 0, 1
     while start < len(others):
         atoms = others[start : start + batch]
@@ -623,7 +685,12 @@ def canonical_symmetry(
     lattice = np.asarray(lattice, dtype=float)
     frac = np.asarray(frac_coords, dtype=float)
     types = np.asarray(types, dtype=np.int64)
-    order = reference_first_order(lattice, frac, types)
+    order, environments_differ = _reference_first(lattice, frac, types, symprec)
+    if environments_differ and _certainly_p1(lattice, frac, types, symprec, angle_tolerance):
+        orbits = np.arange(len(types))
+        if check_first is not None:
+            check_first(1, orbits)
+        return 1, ["a"] * len(types), orbits
     found = search_symmetry((lattice, frac[order], types[order]), symprec, angle_tolerance, source, backend)
     dataset, angle = found.dataset, found.angle_tolerance
     atom_of_site = np.arange(len(types))  # input site -> atom of the cell searched last
