@@ -161,7 +161,9 @@ def perturbed_materials() -> tuple[tuple[str, Structure], ...]:
         if len(structure) > 40:
             continue
         for step, amplitude in enumerate((0.004, 0.01, 0.02, 0.05)):
-            out.append((f"{material_id}@{amplitude}", structure.copy().perturb(amplitude, seed=len(out) + step)))
+            out.append(
+                (f"{material_id}@{amplitude}", structure.copy().perturb(amplitude, seed=len(out) + step))
+            )
         if len(out) >= 240:
             break
     return tuple(out)
@@ -171,15 +173,22 @@ def test_p1_shortcut_gives_the_answer_of_the_full_search(monkeypatch):
     """The P1 test (``_certainly_p1``) replaces the spglib search only where it proves P1: the group, Wyckoff
     letters and orbits are those of the full path on perturbed real crystals and on MD frames, and it is taken."""
     cases = [*perturbed_materials(), *((f"md_frame {r}", md_frame(r)) for r in ((2, 2, 1), (2, 2, 2)))]
+    real = symmetry_idealisation._certainly_p1
+    answers = []
+
+    def recorded(*arguments):
+        answers.append(real(*arguments))
+        return answers[-1]
+
     taken = 0
     for name, structure in cases:
         types, _ = site_types(structure)
         arguments = (structure.lattice.matrix, structure.frac_coords, types, 0.01, 5.0, name)
+        answers.clear()
         with monkeypatch.context() as patched:
-            calls = []
-            real = symmetry_idealisation._certainly_p1
-            patched.setattr(symmetry_idealisation, "_certainly_p1", lambda *a: calls.append(real(*a)) or calls[-1])
+            patched.setattr(symmetry_idealisation, "_certainly_p1", recorded)
             shortcut = symmetry_idealisation.canonical_symmetry(*arguments)
+        calls = list(answers)
         with monkeypatch.context() as patched:
             patched.setattr(symmetry_idealisation, "_certainly_p1", lambda *a: False)
             full = symmetry_idealisation.canonical_symmetry(*arguments)
