@@ -121,6 +121,93 @@ def test_quick_test_matches_its_definition_on_edge_structures(index):
     )
 
 
+def test_translation_filter_keeps_every_translation_within_reach():
+    """``_translation_may_hold`` is a necessary condition: atoms of the rarest type on an orbit of a translation
+    (``d`` steps close a lattice vector), each moved less than the slack, always pass; the same atoms placed at
+    random (no such translation) are ruled out."""
+    rng = np.random.default_rng(7)
+    reduced = np.array([[5.1, 0.0, 0.0], [0.8, 5.6, 0.0], [1.1, 0.7, 6.2]])
+    slack = symmetry_idealisation.SLACK * 0.01
+    thickness = symmetry_idealisation.cell_thickness(symmetry_idealisation.cell_inverse(reduced)[0]).min()
+    ruled_out = 0
+    for _ in range(200):
+        steps = int(rng.integers(2, 7))
+        start = rng.random(3)
+        translation = rng.integers(0, steps, size=3) / steps
+        if not translation.any():
+            translation[0] = 1 / steps
+        orbit = (start + np.arange(steps)[:, None] * translation) % 1.0
+        noise = rng.normal(size=orbit.shape)
+        noise *= 0.49 * slack / np.linalg.norm(noise @ reduced, axis=1, keepdims=True)  # under slack/2 in Å
+        near = (orbit + noise) % 1.0
+        assert symmetry_idealisation._translation_may_hold(
+            reduced, near[rng.permutation(steps)], slack, thickness
+        )
+        ruled_out += not symmetry_idealisation._translation_may_hold(
+            reduced, rng.random((steps, 3)), slack, thickness
+        )
+    assert ruled_out > 180
+
+
+def test_quick_test_matches_its_definition_on_triclinic_crystals():
+    """The P-1 crystals among the bundled ones (every lattice rotation in the group: only a pure translation can add
+    operations, the branch the translation filter serves) get the answer of the direct definition."""
+    from dataset_builders import load_materials_project, structure_from_json
+
+    table = load_materials_project().select_columns(["material_id", "structure"]).to_pandas()
+    checked = 0
+    for material_id, record in zip(table["material_id"], table["structure"], strict=True):
+        structure = structure_from_json(record)
+        if len(structure) > 24:
+            continue
+        lattice, frac, types, found, order = first_search(structure)
+        if found.dataset.number != 2:
+            continue
+        arguments = (lattice, frac, types, found.dataset, order, 0.01, found.angle_tolerance)
+        assert symmetry_idealisation._may_gain_symmetry(*arguments) == dense_may_gain_symmetry(*arguments), (
+            material_id
+        )
+        checked += 1
+        if checked == 30:
+            break
+    assert checked == 30
+
+
+def test_lattice_rotations_match_a_full_enumeration():
+    """The sign-change shortcut of ``_lattice_rotations`` (each basis vector fits only itself and its opposite)
+    gives the rotations, in the order, of enumerating every triple of the 26 combinations."""
+    import itertools
+
+    import spglib
+
+    from dataset_builders import load_materials_project, structure_from_json
+
+    table = load_materials_project().select_columns(["material_id", "structure"]).to_pandas().iloc[::20]
+    combinations = symmetry_idealisation._COMBINATIONS
+    triples = np.array(list(itertools.product(range(26), repeat=3)))  # in the order of the module's loops
+    matrices = combinations[triples]  # (26^3, 3, 3): rows are the images of the basis vectors
+    matrices = matrices[np.abs(np.round(np.linalg.det(matrices))) == 1]
+    shortcut = 0
+    for material_id, record in zip(table["material_id"], table["structure"], strict=True):
+        reduced = np.asarray(spglib.delaunay_reduce(structure_from_json(record).lattice.matrix, eps=1e-5))
+        metric = reduced @ reduced.T
+        lengths = np.sqrt(np.diag(metric))
+        images = matrices @ metric @ np.transpose(matrices, (0, 2, 1))
+        for length_tolerance, angle_tolerance in ((0.02, 6.0), (0.001, 0.1), (0.5, 10.0)):
+            allowed = np.outer(lengths, lengths) * np.radians(angle_tolerance) + length_tolerance * (
+                lengths[:, None] + lengths[None, :]
+            )
+            fits = np.all(
+                np.abs(np.sqrt(np.diagonal(images, axis1=1, axis2=2)) - lengths) <= length_tolerance, axis=1
+            )
+            keep = fits & np.all(np.abs(images - metric) <= allowed, axis=(1, 2))
+            expected = np.transpose(matrices[keep], (0, 2, 1))
+            found = symmetry_idealisation._lattice_rotations(reduced, length_tolerance, angle_tolerance)
+            assert np.array_equal(found, expected), (material_id, length_tolerance)
+            shortcut += len(found) <= 8 and all(np.count_nonzero(rotation) == 3 for rotation in found)
+    assert shortcut > 50  # triclinic and monoclinic cells do take the shortcut
+
+
 def _quick_test(structure: Structure) -> bool:
     lattice, frac, types, found, order = first_search(structure)
     return symmetry_idealisation._may_gain_symmetry(lattice, frac, types, found.dataset, order, 0.01, 5.0)

@@ -94,8 +94,8 @@ def cell_inverse(matrix: np.ndarray) -> tuple[np.ndarray, float]:
     ca = (c1 * a2 - c2 * a1, c2 * a0 - c0 * a2, c0 * a1 - c1 * a0)
     ab = (a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0)
     determinant = a0 * bc[0] + a1 * bc[1] + a2 * bc[2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inverse = np.array([bc, ca, ab], dtype=float).T / determinant
+    scale = 1.0 / determinant if determinant else float("inf")
+    inverse = np.array([bc, ca, ab], dtype=float).T * scale
     return inverse, determinant
 
 
@@ -330,7 +330,7 @@ def _reference_sites(lattice, frac, types, orbits) -> np.ndarray:
 def _reference_count(types: np.ndarray, orbits: np.ndarray) -> int:
     """How many searches :func:`_best_over_references` would run: orbits among the types tied for the fewest atoms."""
     counts = np.bincount(types)[types]
-    return len(np.unique(orbits[counts == counts.min()]))
+    return len(set(orbits[counts == counts.min()].tolist()))
 
 
 def _best_over_references(lattice, frac, types, orbits, symprec, angle_tolerance, source):
@@ -392,7 +392,14 @@ def _lattice_rotations(reduced: np.ndarray, length_tolerance: float, angle_toler
     metric = reduced @ reduced.T
     lengths = np.sqrt(np.diag(metric))
     products = _COMBINATIONS @ metric @ _COMBINATIONS.T  # (26, 26): scalar products of the combinations
+    allowed = np.outer(lengths, lengths) * np.radians(angle_tolerance) + length_tolerance * (
+        lengths[:, None] + lengths[None, :]
+    )
     fits = np.abs(np.sqrt(np.diag(products))[None, :] - lengths[:, None]) <= length_tolerance  # (3, 26)
+    if fits.sum() == 6:
+        # Each basis vector matches only itself and its opposite (most triclinic and monoclinic cells): the
+        # candidates are the 8 sign changes of the axes; the metric test reads the same table entries.
+        return _sign_rotations(products, metric, allowed)
     first, second, third = (np.flatnonzero(row) for row in fits)
     index = np.empty((len(first), len(second), len(third), 3), dtype=np.int64)  # every (first, second, third)
     index[..., 0] = first[:, None, None]
@@ -401,13 +408,33 @@ def _lattice_rotations(reduced: np.ndarray, length_tolerance: float, angle_toler
     index = index.reshape(-1, 3)
     index = index[_UNIMODULAR[index[:, 0], index[:, 1], index[:, 2]]]
     image_metric = products[index[:, :, None], index[:, None, :]]  # (K, 3, 3)
-    allowed = np.outer(lengths, lengths) * np.radians(angle_tolerance) + length_tolerance * (
-        lengths[:, None] + lengths[None, :]
-    )
     keep = np.all(np.abs(image_metric - metric) <= allowed, axis=(1, 2))
     # Row i of _COMBINATIONS[index] is the combination giving the image of basis vector i: a point x (fractional
     # row) goes to x @ M, so the matrix acting on fractional columns is Mᵀ.
     return np.transpose(_COMBINATIONS[index[keep]], (0, 2, 1))
+
+
+#: The two rows of ``_COMBINATIONS`` holding ``e_i`` and ``-e_i``, in ascending order (``-e_i`` first).
+_AXES = [
+    sorted(
+        int(np.flatnonzero(np.all(_COMBINATIONS - sign * np.eye(3)[i] == 0, axis=1))[0]) for sign in (1, -1)
+    )
+    for i in range(3)
+]
+
+
+def _sign_rotations(products: np.ndarray, metric: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The rotations ``diag(±1, ±1, ±1)`` that :func:`_lattice_rotations` keeps when each basis vector fits only
+    itself and its opposite, in the same order: the same table entries and comparisons, in plain floats."""
+    table, metric, allowed = products.tolist(), metric.tolist(), allowed.tolist()
+    kept = [
+        rows
+        for rows in itertools.product(*_AXES)
+        if all(
+            abs(table[rows[i]][rows[j]] - metric[i][j]) <= allowed[i][j] for i in range(3) for j in range(3)
+        )
+    ]
+    return np.transpose(_COMBINATIONS[np.array(kept, dtype=np.int64).reshape(-1, 3)], (0, 2, 1))
 
 
 @cache
@@ -468,17 +495,17 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
     per_type = np.bincount(t)
     fewest = per_type[per_type > 0].min()
     rare = np.flatnonzero(t == np.flatnonzero(per_type == fewest)[0])  # the lowest type of the fewest atoms
-    if len(rotations) <= point_group_order:
-        # Every lattice rotation is in the group already: only a pure translation could add operations.
-        if len(rare) == 1:
-            return False
-        rotations = np.eye(3)[None]
     slack = SLACK * symprec
     # Cell thickness along each basis direction: an image within ``slack`` of an atom is then matched to it by
     # rounding fractional differences, the same distance the tolerance-edge search has always used.
     thickness = cell_thickness(inverse)
     if 2 * slack >= thickness.min():
         return True  # a cell thinner than twice the slack (never seen): nothing can be ruled out
+    if len(rotations) <= point_group_order:
+        # Every lattice rotation is in the group already: only a pure translation could add operations.
+        if len(rare) == 1 or not _translation_may_hold(reduced, x[rare], slack, thickness.min()):
+            return False
+        rotations = np.eye(3)[None]
     passed_k, passed_j = _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order)
     if passed_k is None:
         return False
@@ -525,6 +552,32 @@ def _certainly_p1(lattice, frac, types, symprec, angle_tolerance) -> bool:
     rare = np.flatnonzero(types == np.flatnonzero(per_type == per_type[per_type > 0].min())[0])
     passed_k, _ = _passing_operations(reduced, x, types, rotations, rare, slack, 1, max_atoms=_P1_TEST_DEPTH)
     return passed_k is None
+
+
+#: :func:`_translation_may_hold` runs for at most this many atoms of the rarest type (its memory is ``O(m^2)``).
+_TRANSLATION_FILTER_ATOMS = 64
+
+
+def _translation_may_hold(reduced: np.ndarray, rare_x: np.ndarray, slack: float, thickness: float) -> bool:
+    """A necessary condition for some translation ``v = x_j - x_0`` between atoms of the rarest type (fractional
+    rows ``rare_x``, reduced basis ``reduced``) to map every atom within ``slack`` Å of an atom of its type.
+
+    Follow such a translation from atom to atom of that type: each step lands within ``slack`` of the next atom, and
+    within ``m`` steps the walk returns to an atom it has visited. So ``d v`` lies within ``d slack`` of a lattice
+    vector for some ``d`` in ``1..m``, which rounding the fractional coordinates finds while ``d slack`` is under
+    half the thinnest cell ``thickness``. Memory ``O(m^2)``; ``True`` (cannot rule out) above
+    ``_TRANSLATION_FILTER_ATOMS`` atoms.
+    """
+    m = len(rare_x)
+    if m > _TRANSLATION_FILTER_ATOMS:
+        return True
+    steps = np.arange(1.0, m + 1.0)
+    if steps[-1] * slack >= thickness / 2:
+        return True
+    multiples = steps[:, None, None] * (rare_x[1:] - rare_x[0])[None, :, :]  # (d, j, 3)
+    offsets = (multiples - np.round(multiples)) @ reduced
+    reach = (steps * slack * (1 + 1e-9)) ** 2
+    return bool(np.any(np.einsum("dji,dji->dj", offsets, offsets) <= reach[:, None]))
 
 
 #: Most images (candidate operations times atoms) handled at once by :func:`_passing_operations`: about 1.6 MB per
@@ -703,39 +756,42 @@ def canonical_symmetry(
     first_orbits = _per_site_orbits(dataset, order)
     if check_first is not None:
         check_first(int(dataset.number), first_orbits)
-    if _reference_count(types, first_orbits) <= MAX_EDGE_REFERENCES and _may_gain_symmetry(
+    if _reference_count(types, first_orbits) > MAX_EDGE_REFERENCES or not _may_gain_symmetry(
         lattice, frac, types, dataset, order, symprec, angle
     ):
-        dataset, order = _best_over_references(
-            lattice, frac, types, first_orbits, symprec, angle, source
-        ) or (dataset, order)
-        for _ in range(MAX_ROUNDS):
-            # Symmetrise in the primitive cell of the group found, with all its operations: in a supercell spglib
-            # lists only the operations that keep the supercell.
-            primitive = _primitive_cell(lattice, frac, types, dataset, order)
-            if primitive is None:
-                break
-            cell, atom_of_atom, rotations, translations = primitive
-            symmetrised = symmetrise(*cell, rotations, translations, MATCH_FRACTION * symprec)
-            if symmetrised is None:
-                break
-            new_lattice, new_frac, moved = symmetrised
-            if moved <= STILL_FRACTION * symprec:
-                break
-            orbits = _per_site_orbits(dataset, order)
-            primitive_orbits = np.empty(len(cell[2]), dtype=np.int64)
-            primitive_orbits[atom_of_atom] = orbits
-            best = _best_over_references(
-                new_lattice, new_frac, cell[2], primitive_orbits, symprec, angle, source
-            )
-            if best is None:
-                break
-            stable = _group_key(best[0]) == _group_key(dataset)
-            lattice, frac, types = new_lattice, new_frac, cell[2]
-            atom_of_site = atom_of_atom[atom_of_site]
-            dataset, order = best
-            if stable:
-                break
+        wyckoffs = [""] * len(order)
+        for letter, atom in zip(dataset.wyckoffs, order.tolist(), strict=True):
+            wyckoffs[atom] = letter
+        return int(dataset.number), wyckoffs, first_orbits
+    dataset, order = _best_over_references(lattice, frac, types, first_orbits, symprec, angle, source) or (
+        dataset,
+        order,
+    )
+    for _ in range(MAX_ROUNDS):
+        # Symmetrise in the primitive cell of the group found, with all its operations: in a supercell spglib
+        # lists only the operations that keep the supercell.
+        primitive = _primitive_cell(lattice, frac, types, dataset, order)
+        if primitive is None:
+            break
+        cell, atom_of_atom, rotations, translations = primitive
+        symmetrised = symmetrise(*cell, rotations, translations, MATCH_FRACTION * symprec)
+        if symmetrised is None:
+            break
+        new_lattice, new_frac, moved = symmetrised
+        if moved <= STILL_FRACTION * symprec:
+            break
+        orbits = _per_site_orbits(dataset, order)
+        primitive_orbits = np.empty(len(cell[2]), dtype=np.int64)
+        primitive_orbits[atom_of_atom] = orbits
+        best = _best_over_references(new_lattice, new_frac, cell[2], primitive_orbits, symprec, angle, source)
+        if best is None:
+            break
+        stable = _group_key(best[0]) == _group_key(dataset)
+        lattice, frac, types = new_lattice, new_frac, cell[2]
+        atom_of_site = atom_of_atom[atom_of_site]
+        dataset, order = best
+        if stable:
+            break
     # Back to the input sites: row k of the dataset is atom order[k] of the cell searched last.
     atom_letters = [""] * len(order)
     for k, atom in enumerate(order.tolist()):
