@@ -219,6 +219,30 @@ def _split_blocks(text: str) -> list[tuple[str, str]]:
     return [(name, "\n".join(lines)) for name, lines in blocks]
 
 
+#: Data names that describe the crystal: written before the first ``data_`` line they would be lost.
+_STRUCTURAL_PREFIXES = ("_cell", "_symmetry", "_space_group", "_atom_site", "_chemical_formula")
+
+
+def _items_before_first_block(text: str) -> list[tuple[int, str]]:
+    """``[(line number, data name or loop_)]`` written before the first ``data_`` line: CIF puts every item in a data
+    block, so readers (pymatgen's too) drop these without a word. Comments and text fields are skipped."""
+    found: list[tuple[int, str]] = []
+    in_text_field = False
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        if line.startswith(";"):
+            in_text_field = not in_text_field
+            continue
+        stripped = line.lstrip()
+        if in_text_field or not stripped or stripped.startswith("#"):
+            continue
+        if stripped[:5].lower() == "data_":
+            break
+        first = stripped.split()[0]
+        if first.startswith("_") or first.lower() == "loop_":
+            found.append((number, first))
+    return found
+
+
 def _loop_count_problem(bare: list[str], values: list[str], marks: list[int]) -> str | None:
     """The first ``loop_`` whose values do not fill its rows (no values, or a value count that is not a multiple of
     the column count, the CIF 1.1 syntax rule for loops), said in words; None if every loop is whole.
@@ -1962,6 +1986,15 @@ def read_cif_structures(
     blocks = _split_blocks(text)
     if not blocks:
         raise StructureParseError("not a readable CIF: no data_ block", source)
+    stray = _items_before_first_block(text)
+    structural = [(line, name) for line, name in stray if name.lower().startswith(_STRUCTURAL_PREFIXES)]
+    if structural:
+        line, name = structural[0]
+        raise StructureParseError(
+            f"{len(structural)} crystal item(s) written before the first data_ line (line {line}: {name}); CIF "
+            "items belong to a data block, and these would be lost: move the data_ line above them",
+            source,
+        )
     out: list[tuple[str, Structure | ScopeError]] = []
     for name, block_text, data in _crystal_blocks(blocks, source):
         if crystal is not None and name != crystal:
@@ -1974,6 +2007,14 @@ def read_cif_structures(
             out.append((name, _crystal_from_block(data, name)))
         except ScopeError as exc:
             out.append((name, exc))
+    if stray:
+        note = (
+            f"{len(stray)} item(s) before the first data_ line ignored (line {stray[0][0]}: {stray[0][1]}); "
+            "none describes the crystal"
+        )
+        for _, built in out:
+            if isinstance(built, Structure):
+                built.properties["reader_notes"] = [*built.properties.get("reader_notes", []), note]
     if not out and crystal is None:
         if any(all(key in block.lower() for key in _CELL_KEYS) for _, block in blocks):
             raise EmptyStructureError("the CIF describes a cell but holds no atom sites", source)
