@@ -393,6 +393,36 @@ def test_cli_encode_reports_an_unexpected_exception_and_goes_on(monkeypatch, tmp
     assert rows[1]["scope"] == "SG225 Na 0.5 4a Cl 0.5 4b"
 
 
+def test_cli_item_timeout_bounds_a_costly_item_and_the_batch_goes_on(tmp_path, capsys):
+    """A 4,096-atom rattled silicon cell keeps spglib busy for minutes; with ``--item-timeout`` its worker is killed
+    after the limit, the item gets a ``TimeLimitError`` row naming it, and the next file is encoded."""
+    from modeling_cloud.cli import main
+
+    silicon = Structure.from_spacegroup("Fd-3m", Lattice.cubic(5.43), ["Si"], [[0, 0, 0]]) * (8, 8, 8)
+    (tmp_path / "a_rattled.json").write_text(json.dumps(silicon.perturb(0.02, seed=1).as_dict()))
+    rock_salt().to(filename=str(tmp_path / "b_small.cif"))
+    arguments = ["encode", str(tmp_path), "--scope-version", "v2", "--jsonl", "--item-timeout", "2"]
+    assert main(arguments) == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["source"].rsplit("/", 1)[-1] for row in rows] == ["a_rattled.json", "b_small.cif"]
+    error = rows[0]["error"]
+    assert error["reason"] == "resource_limit" and error["type"] == "TimeLimitError"
+    assert "no answer within 2 s (the time limit of one item)" in error["message"]
+    assert rows[1]["scope"] == "SG225 Na 0.5 4a Cl 0.5 4b"
+
+
+def test_cli_rows_in_a_limited_worker_are_those_of_the_process(capsys):
+    """The bundled examples give the same rows, notes included, encoded in a worker under limits or in-process."""
+    from modeling_cloud.cli import main
+
+    examples = str(REPO / "dataset_builders" / "data" / "examples")
+    outputs = []
+    for limits in ([], ["--item-timeout", "120", "--item-memory-gb", "64"]):
+        main(["encode", examples, "--scope-version", "v2", "--jsonl", *limits])
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") >= 12
+
+
 def test_dataset_rows_report_an_unexpected_exception_and_go_on(monkeypatch):
     from dataset_builders.encoding import StructureEncoder
 

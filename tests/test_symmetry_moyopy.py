@@ -160,12 +160,13 @@ def test_dead_worker_gives_a_typed_error_and_the_batch_goes_on():
         with pytest.raises(ValueError, match="bad item"):
             isolated.call(_raise)
     assert outcomes[0] == 8 and outcomes[2] == 9 and outcomes[4] == 0
-    for index, name in [(1, "aborts"), (3, "hangs")]:
-        assert outcomes[index]["reason"] == "worker_died"
-        assert outcomes[index]["source"] == name
-        assert outcomes[index]["type"] == "WorkerDiedError"
+    assert outcomes[1]["reason"] == "worker_died" and outcomes[1]["type"] == "WorkerDiedError"
+    assert (
+        outcomes[3]["reason"] == "resource_limit" and outcomes[3]["type"] == "TimeLimitError"
+    )  # a limit, named
+    assert [outcomes[1]["source"], outcomes[3]["source"]] == ["aborts", "hangs"]
     assert "exit code -6" in outcomes[1]["message"]  # SIGABRT
-    assert "no answer within 5 s" in outcomes[3]["message"]
+    assert "no answer within 5 s (the time limit of one item)" in outcomes[3]["message"]
     assert isolated.deaths == 2
 
 

@@ -2,8 +2,9 @@
 
 A Rust or C abort (moyopy aborts on a failed allocation; see ``benchmarks/RESULTS.md``, "moyopy as the v2
 backend") ends the whole process: no ``except`` can catch it. :class:`IsolatedWorker` runs each call in one
-long-lived child process. When the child dies, or answers nothing within ``timeout`` seconds (a hang; it is then
-killed), the call raises :class:`~tokenization.scope_errors.WorkerDiedError` naming the item, and the next call starts
+long-lived child process. When the child dies, the call raises :class:`~tokenization.scope_errors.WorkerDiedError`
+naming the item; when it answers nothing within ``timeout`` seconds (a hang, or an item too costly), it is killed and
+the call raises :class:`~tokenization.scope_errors.TimeLimitError` (reason ``resource_limit``). The next call starts
 a fresh child. So a batch reports that item as a typed error row and goes on.
 
 Example:
@@ -20,7 +21,7 @@ import resource
 from collections.abc import Callable
 from typing import Any
 
-from .scope_errors import WorkerDiedError
+from .scope_errors import TimeLimitError, WorkerDiedError
 
 __all__ = ["IsolatedWorker"]
 
@@ -78,7 +79,8 @@ class IsolatedWorker:
             What ``function`` returned.
 
         Raises:
-            WorkerDiedError: the child died or did not answer within ``timeout`` (the next call starts a new one).
+            TimeLimitError: no answer within ``timeout`` (the child is killed; the next call starts a new one).
+            WorkerDiedError: the child died (the next call starts a new one).
             Exception: whatever ``function`` raised, re-raised here.
         """
         if self._process is None or not self._process.is_alive():
@@ -87,7 +89,13 @@ class IsolatedWorker:
             self._connection.send((function, args))
             if not self._connection.poll(self.timeout):
                 self._process.kill()
-                raise EOFError(f"no answer within {self.timeout:g} s; the worker was killed")
+                self._process.join(5)
+                self._process = None
+                self.deaths += 1
+                raise TimeLimitError(
+                    f"no answer within {self.timeout:g} s (the time limit of one item); the worker was killed",
+                    source,
+                )
             status, value = self._connection.recv()
         except (EOFError, ConnectionResetError, BrokenPipeError) as exc:
             self._process.join(5)

@@ -235,3 +235,11 @@ class WorkerDiedError(ScopeError):
     error and the batch goes on in a fresh worker."""
 
     reason = "worker_died"
+
+
+class TimeLimitError(ResourceLimitError, WorkerDiedError):
+    """Encoding this item ran past a time limit (``cloud-crystal encode --item-timeout``): its worker process was
+    killed, the item gets this error (reason ``resource_limit``, naming the limit and its value) and the batch goes
+    on in a fresh worker. A :class:`WorkerDiedError` as well, since the worker is replaced."""
+
+    reason = "resource_limit"
