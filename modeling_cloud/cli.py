@@ -105,7 +105,7 @@ def run_encode(args: argparse.Namespace) -> int:
         items, desc="encoding", unit="structure", file=sys.stderr, disable=len(items) < PROGRESS_MIN_ITEMS
     )
     # With --item-timeout or --item-memory-gb each item is encoded in a worker process (forked: it has the
-    # tokenizer already) that is killed past the limit; the item gets a typed resource_limit row.
+    # tokenizer already) that is killed past the limit; the item gets a typed time_limit or resource_limit row.
     limited = args.item_timeout is not None or args.item_memory_gb is not None
     global _WORKER_TOKENIZER
     _WORKER_TOKENIZER = tokenizer
@@ -198,7 +198,7 @@ def _add_encode(subparsers) -> None:
         default=None,
         metavar="SECONDS",
         help="encode each input in a worker process and give it this many seconds; past them the worker is killed "
-        "and the input gets a resource_limit row (TimeLimitError), the batch goes on (default: no limit, in-process)",
+        "and the input gets a time_limit row (TimeLimitError), the batch goes on (default: no limit, in-process)",
     )
     parser.add_argument(
         "--item-memory-gb",

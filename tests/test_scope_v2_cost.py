@@ -406,7 +406,7 @@ def test_cli_item_timeout_bounds_a_costly_item_and_the_batch_goes_on(tmp_path, c
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["source"].rsplit("/", 1)[-1] for row in rows] == ["a_rattled.json", "b_small.cif"]
     error = rows[0]["error"]
-    assert error["reason"] == "resource_limit" and error["type"] == "TimeLimitError"
+    assert error["reason"] == "time_limit" and error["type"] == "TimeLimitError"
     assert "no answer within 2 s (the time limit of one item)" in error["message"]
     assert rows[1]["scope"] == "SG225 Na 0.5 4a Cl 0.5 4b"
 

@@ -161,9 +161,7 @@ def test_dead_worker_gives_a_typed_error_and_the_batch_goes_on():
             isolated.call(_raise)
     assert outcomes[0] == 8 and outcomes[2] == 9 and outcomes[4] == 0
     assert outcomes[1]["reason"] == "worker_died" and outcomes[1]["type"] == "WorkerDiedError"
-    assert (
-        outcomes[3]["reason"] == "resource_limit" and outcomes[3]["type"] == "TimeLimitError"
-    )  # a limit, named
+    assert outcomes[3]["reason"] == "time_limit" and outcomes[3]["type"] == "TimeLimitError"  # a limit, named
     assert [outcomes[1]["source"], outcomes[3]["source"]] == ["aborts", "hangs"]
     assert "exit code -6" in outcomes[1]["message"]  # SIGABRT
     assert "no answer within 5 s (the time limit of one item)" in outcomes[3]["message"]

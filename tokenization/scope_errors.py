@@ -239,7 +239,7 @@ class WorkerDiedError(ScopeError):
 
 class TimeLimitError(ResourceLimitError, WorkerDiedError):
     """Encoding this item ran past a time limit (``cloud-crystal encode --item-timeout``): its worker process was
-    killed, the item gets this error (reason ``resource_limit``, naming the limit and its value) and the batch goes
-    on in a fresh worker. A :class:`WorkerDiedError` as well, since the worker is replaced."""
+    killed, the item gets this error (naming the limit and its value) and the batch goes on in a fresh worker. A
+    :class:`ResourceLimitError` with a code of its own, and a :class:`WorkerDiedError`, since the worker is replaced."""
 
-    reason = "resource_limit"
+    reason = "time_limit"
