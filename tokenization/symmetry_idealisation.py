@@ -455,6 +455,20 @@ def _rank(dataset, n_sites: int) -> tuple[int, int]:
     return -size, int(dataset.number)
 
 
+def _delaunay_reduced(lattice: np.ndarray) -> np.ndarray | None:
+    """spglib's Delaunay-reduced basis of ``lattice`` (rows, Å), or ``None`` where the reduction fails."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        reduced = spglib.delaunay_reduce(lattice, eps=1e-5)
+    return None if reduced is None else np.asarray(reduced, dtype=float)
+
+
+def _rarest_type_sites(types: np.ndarray) -> np.ndarray:
+    """Indices of the sites of the type with the fewest sites (the lowest type number on a tie)."""
+    per_type = np.bincount(types)
+    return np.flatnonzero(types == np.flatnonzero(per_type == per_type[per_type > 0].min())[0])
+
+
 def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tolerance) -> bool:
     """Whether some atom other than spglib's reference might show a larger group than ``dataset``'s (numpy only).
 
@@ -473,12 +487,9 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
     if angle_tolerance < 0:
         return True
     primitive_lattice = np.asarray(dataset.primitive_lattice, dtype=float)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        reduced = spglib.delaunay_reduce(primitive_lattice, eps=1e-5)
+    reduced = _delaunay_reduced(primitive_lattice)
     if reduced is None:
         return True
-    reduced = np.asarray(reduced, dtype=float)
     rotations = _lattice_rotations(reduced, 2 * symprec, angle_tolerance + 1.0)
     mapping = np.asarray(dataset.mapping_to_primitive)
     if mapping[-1] == len(mapping) - 1 and np.all(np.diff(mapping) == 1):
@@ -492,9 +503,7 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
     # The order of the whole point group (spglib's database for the Hall setting): in a supercell spglib lists only
     # the operations that keep the supercell, and counting those flagged every such cell as able to gain symmetry.
     point_group_order = _point_group_order(int(dataset.hall_number))
-    per_type = np.bincount(t)
-    fewest = per_type[per_type > 0].min()
-    rare = np.flatnonzero(t == np.flatnonzero(per_type == fewest)[0])  # the lowest type of the fewest atoms
+    rare = _rarest_type_sites(t)
     slack = SLACK * symprec
     # Cell thickness along each basis direction: an image within ``slack`` of an atom is then matched to it by
     # rounding fractional differences, the same distance the tolerance-edge search has always used.
@@ -536,20 +545,16 @@ def _certainly_p1(lattice, frac, types, symprec, angle_tolerance) -> bool:
     """
     if angle_tolerance < 0 or len(types) > _P1_TEST_ATOMS:
         return False
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        reduced = spglib.delaunay_reduce(np.asarray(lattice, dtype=float), eps=1e-5)
+    reduced = _delaunay_reduced(np.asarray(lattice, dtype=float))
     if reduced is None:
         return False
-    reduced = np.asarray(reduced, dtype=float)
     inverse, _ = cell_inverse(reduced)
     slack = SLACK * symprec
     if 2 * slack >= cell_thickness(inverse).min():
         return False
     rotations = _lattice_rotations(reduced, 2 * symprec, angle_tolerance + 1.0)
     x = (frac @ lattice @ inverse) % 1.0
-    per_type = np.bincount(types)
-    rare = np.flatnonzero(types == np.flatnonzero(per_type == per_type[per_type > 0].min())[0])
+    rare = _rarest_type_sites(types)
     passed_k, _ = _passing_operations(reduced, x, types, rotations, rare, slack, 1, max_atoms=_P1_TEST_DEPTH)
     return passed_k is None
 
