@@ -361,12 +361,15 @@ def _scope_from_symmetry(
     n_elements = len(ELEMENT_ORDER)
     # One entry per crystallographic orbit: (rank, Wyckoff letter index). Elements rank in ELEMENT_ORDER; mixtures
     # rank after every element, in their canonical order (their type numbering).
-    representatives = np.unique(np.asarray(orbits))
-    orbit_letters = np.array([letter_index[wyckoffs[i]] for i in representatives], dtype=np.int64)
+    # Plain Python sets and dicts: a few dozen orbits at most in a short string, where numpy's calls cost more.
+    representatives = sorted(set(np.asarray(orbits).tolist()))
+    letter_list = [letter_index[wyckoffs[i]] for i in representatives]
+    site_type = np.asarray(atomic_numbers).tolist()
+    orbit_letters = np.array(letter_list, dtype=np.int64)
     orbit_ranks = np.array(
         [
             _ELEMENT_RANK[symbols[t]] if t <= MAX_ATOMIC_NUMBER else n_elements + t - MAX_ATOMIC_NUMBER - 1
-            for t in (int(atomic_numbers[i]) for i in representatives)
+            for t in (site_type[i] for i in representatives)
         ],
         dtype=np.int64,
     )
@@ -374,8 +377,10 @@ def _scope_from_symmetry(
     # Canonical labelling: apply every normalizer relabeling, sort each candidate by (rank, letter), and keep the
     # lexicographically smallest. Ranks dominate the key, so sorting keeps element blocks in ELEMENT_ORDER.
     if relabelings is None:
-        present, column = np.unique(orbit_letters, return_inverse=True)
-        images = _relabelings_of_letters(number, tuple(present.tolist()))[:, column]
+        present = sorted(set(letter_list))
+        position = {letter: k for k, letter in enumerate(present)}
+        column = np.array([position[letter] for letter in letter_list], dtype=np.int64)
+        images = _relabelings_of_letters(number, tuple(present))[:, column]
     else:
         images = relabelings[:, orbit_letters]
     keys = np.sort(orbit_ranks[None, :] * 64 + images, axis=1)

@@ -30,6 +30,7 @@ siblings ``symmetry_search`` and ``scope_errors``.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import warnings
 from collections.abc import Callable
@@ -172,12 +173,17 @@ def _reference_first(lattice, frac, types, tolerance: float = 0.0) -> tuple[np.n
     reference = candidates[0]
     order = np.arange(len(types))
     order[[0, reference]] = order[[reference, 0]]
+    # Consecutive keys in sorted order differ somewhere by more than the tolerance.
     differ = (
         keys is not None
         and len(candidates) <= MAX_EDGE_REFERENCES
-        and bool(np.all(np.abs(np.diff(keys, axis=0)).max(axis=1) > tolerance))
+        and bool((np.abs(keys[1:] - keys[:-1]).max(axis=1) > tolerance).all())
     )
     return order, differ
+
+
+#: :func:`_by_neighbour_key` sorts at most this many keys with Python's sort (fewer numpy calls), more with numpy's.
+_PYTHON_SORT_ROWS = 16
 
 
 def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndarray, with_keys: bool = False):
@@ -203,7 +209,11 @@ def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndar
     starts = np.concatenate(([0], np.cumsum(neighbour_counts)[:-1]))
     # Rounded to 1e-6 Å so that floating-point noise (1e-14) cannot break ties between equivalent atoms.
     keys = np.round(distances[starts[:, None] + np.arange(n_common)[None, :]], 6)
-    by_key = np.lexsort(keys.T[::-1])
+    if len(candidates) <= _PYTHON_SORT_ROWS:  # a stable lexicographic sort of the rows, as np.lexsort below
+        rows = keys.tolist()
+        by_key = np.array(sorted(range(len(rows)), key=rows.__getitem__), dtype=np.int64)
+    else:
+        by_key = np.lexsort(keys.T[::-1])
     return (candidates[by_key], keys[by_key]) if with_keys else candidates[by_key]
 
 
@@ -399,7 +409,7 @@ def _lattice_rotations(reduced: np.ndarray, length_tolerance: float, angle_toler
     if fits.sum() == 6:
         # Each basis vector matches only itself and its opposite (most triclinic and monoclinic cells): the
         # candidates are the 8 sign changes of the axes; the metric test reads the same table entries.
-        return _sign_rotations(products, metric, allowed)
+        return _sign_rotations(metric, allowed)
     first, second, third = (np.flatnonzero(row) for row in fits)
     index = np.empty((len(first), len(second), len(third), 3), dtype=np.int64)  # every (first, second, third)
     index[..., 0] = first[:, None, None]
@@ -423,18 +433,31 @@ _AXES = [
 ]
 
 
-def _sign_rotations(products: np.ndarray, metric: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+#: The 8 sign changes ``diag(±1, ±1, ±1)`` in the order :func:`_lattice_rotations`' enumeration lists them (for each
+#: axis the row of ``_COMBINATIONS`` with the lower index first), as sign triples and as matrices on fractional columns.
+_SIGN_ROWS = np.array(list(itertools.product(*_AXES)), dtype=np.int64)
+_SIGNS = [tuple(int(_COMBINATIONS[rows[i], i]) for i in range(3)) for rows in _SIGN_ROWS]
+_SIGN_MATRICES = np.transpose(_COMBINATIONS[_SIGN_ROWS], (0, 2, 1))
+
+
+def _sign_rotations(metric: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """The rotations ``diag(±1, ±1, ±1)`` that :func:`_lattice_rotations` keeps when each basis vector fits only
-    itself and its opposite, in the same order: the same table entries and comparisons, in plain floats."""
-    table, metric, allowed = products.tolist(), metric.tolist(), allowed.tolist()
+    itself and its opposite, in the same order.
+
+    The image metric of ``diag(s)`` is ``s_i s_j G_ij``: the diagonal is kept exactly, and an off-diagonal entry
+    changes by ``2 |G_ij|`` where the signs of axes ``i`` and ``j`` differ (exact in floating point, as the table's
+    entries are), so each pair of axes is tested once, in plain floats."""
+    g, limit = metric.tolist(), allowed.tolist()
+    flips = {
+        (i, j): 2 * abs(g[i][j]) <= limit[i][j] and 2 * abs(g[j][i]) <= limit[j][i]
+        for i, j in ((0, 1), (0, 2), (1, 2))
+    }
     kept = [
-        rows
-        for rows in itertools.product(*_AXES)
-        if all(
-            abs(table[rows[i]][rows[j]] - metric[i][j]) <= allowed[i][j] for i in range(3) for j in range(3)
-        )
+        index
+        for index, sign in enumerate(_SIGNS)
+        if all(sign[i] == sign[j] or flip for (i, j), flip in flips.items())
     ]
-    return np.transpose(_COMBINATIONS[np.array(kept, dtype=np.int64).reshape(-1, 3)], (0, 2, 1))
+    return _SIGN_MATRICES[kept]
 
 
 @cache
@@ -465,6 +488,12 @@ def _delaunay_reduced(lattice: np.ndarray) -> np.ndarray | None:
 
 def _rarest_type_sites(types: np.ndarray) -> np.ndarray:
     """Indices of the sites of the type with the fewest sites (the lowest type number on a tie)."""
+    if len(types) <= _PYTHON_SORT_ROWS * 4:  # a small cell: plain Python costs fewer calls than numpy's
+        listed = types.tolist()
+        per_type = collections.Counter(listed)
+        fewest = min(per_type.values())
+        kind = min(kind for kind, count in per_type.items() if count == fewest)
+        return np.array([site for site, value in enumerate(listed) if value == kind], dtype=np.int64)
     per_type = np.bincount(types)
     return np.flatnonzero(types == np.flatnonzero(per_type == per_type[per_type > 0].min())[0])
 
@@ -492,7 +521,7 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
         return True
     rotations = _lattice_rotations(reduced, 2 * symprec, angle_tolerance + 1.0)
     mapping = np.asarray(dataset.mapping_to_primitive)
-    if mapping[-1] == len(mapping) - 1 and np.all(np.diff(mapping) == 1):
+    if mapping[-1] == len(mapping) - 1 and mapping.tolist() == list(range(len(mapping))):
         rows = order  # the cell searched is primitive
     else:
         _, first = np.unique(mapping, return_index=True)
