@@ -210,8 +210,15 @@ def peer_lines(peer: dict) -> list[str]:
     return lines
 
 
-def sweep_lines(runs: list[dict]) -> list[str]:
-    """Issue 24: the validation sweep behind the training defaults (`benchmarks/sweep_defaults.py`)."""
+#: Patience values whose outcome the report reads off each long sweep curve (None: early stopping off).
+PATIENCES = (5, 10, 20, None)
+
+
+def sweep_lines(runs: list[dict], pretraining: dict | None = None) -> list[str]:
+    """Issue 24: the validation sweep behind the training defaults (`benchmarks/sweep_defaults.py`): every run,
+    the checkpoints the "cloud" starts fine-tune, and what early stopping would keep from each long curve."""
+    from benchmarks.sweep_defaults import patience_outcome
+
     if not runs:
         return []
     lines = [
@@ -229,6 +236,46 @@ def sweep_lines(runs: list[dict]) -> list[str]:
             f"{r['warmup']:.0%} | {r['batch_size']} | {r['epochs']} | {_fmt(r['best_validation_mae'])} "
             f"({r['best_epoch']}) | {curve} | {r['cpu_seconds']:.0f} |"
         )
+    if pretraining:
+        lines += [
+            "",
+            "Checkpoints of the `cloud` starts (`cloud-crystal pretrain` through the API, the command's defaults "
+            "apart from size and steps; v1 corpus without any test string or CLI-benchmark validation/test row):",
+            "",
+            "| size | steps | epochs | corpus strings | validation MLM loss | masked-token accuracy | wall s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for size, info in pretraining.items():
+            validation = info.get("validation", {})
+            lines.append(
+                f"| {size} | {info['max_steps']} | {_fmt(validation.get('epoch'))} | "
+                f"{info['corpus']['unique_strings_used']} | {_fmt(validation.get('eval_loss'))} | "
+                f"{_fmt(validation.get('eval_accuracy'))} | {info['wall_seconds']:.0f} |"
+            )
+    long_runs = [r for r in runs if r["epochs"] >= 30 and len(r["validation_curve"]) == r["epochs"]]
+    if long_runs:
+        lines += [
+            "",
+            "Early stopping read off the long curves above (same run, same schedule; patience p stops after p "
+            "epochs without a new best and keeps the best epoch): stop epoch / kept epoch / validation MAE.",
+            "",
+            "| task | start | size | learning rate | epochs | "
+            + " | ".join(f"patience {p}" if p else "no early stopping" for p in PATIENCES)
+            + " |",
+            "|---|---|---|---|---|" + "---|" * len(PATIENCES),
+        ]
+        for r in long_runs:
+            cells = []
+            for patience in PATIENCES:
+                kept = patience_outcome(r["validation_curve"], patience)
+                cells.append(
+                    f"{kept['stop_epoch']} / {kept['best_epoch']} / {_fmt(kept['best_validation_mae'])}"
+                )
+            lines.append(
+                f"| {r['task']} | {r['start']} | {r['size']} | {r['learning_rate']:g} | {r['epochs']} | "
+                + " | ".join(cells)
+                + " |"
+            )
     return lines
 
 
@@ -568,7 +615,8 @@ def tables(data: dict) -> str:
             )
     lines += cli_formation_lines(accuracy.get("cli_formation") or {})
     lines += calibration_lines(accuracy.get("calibration_details") or {})
-    lines += sweep_lines((accuracy.get("defaults_sweep") or {}).get("runs") or [])
+    sweep = accuracy.get("defaults_sweep") or {}
+    lines += sweep_lines(sweep.get("runs") or [], sweep.get("pretraining"))
     lines += peer_lines(accuracy.get("peer_gnn") or {})
     ablation = accuracy.get("ablation_scope_version")
     if ablation:

@@ -42,42 +42,114 @@ TASKS = ("formation_energy", "dielectric", "cv300")
 COMMAND_OF_TASK = {"formation_energy": "finetune", "dielectric": "finetune", "cv300": "train-debye"}
 
 
-def formation_energy_training_table(folder: Path) -> Path:
-    """The CLI benchmark's training rows (never its validation or fold-0 test rows) as a CSV of SCOPE v2 strings."""
+def formation_energy_training_table(folder: Path, version: str = "v2") -> Path:
+    """The CLI benchmark's training rows (never its validation or fold-0 test rows) as a CSV of SCOPE strings of
+    `version` (v2 from scratch, as the CLI benchmark; v1 for a start from the v1 checkpoint pretrained here)."""
     import pandas as pd
 
     from benchmarks import cli_formation, common
 
     rows, labels = cli_formation._rows_and_labels()
     splits = cli_formation._splits(len(rows))
-    strings = common.mp_scope_strings("v2")
+    strings = common.mp_scope_strings(version)
     train = [p for p in splits["train"] if strings[rows[p]] is not None]
     forbidden = set(splits["test"].tolist()) | set(splits["validation"].tolist())
     if forbidden & set(train):
         raise RuntimeError("the sweep's rows overlap the CLI benchmark's validation or test rows")
     frame = pd.DataFrame({"scope": [strings[rows[p]] for p in train], cli_formation.TARGET: labels[train]})
-    path = folder / "formation_energy_train.csv"
+    path = folder / f"formation_energy_train_{version}.csv"
     frame.to_csv(path, index=False)
     return path
 
 
-def _task_settings(task: str, folder: Path) -> dict:
+def pretraining_corpus_table(folder: Path) -> tuple[Path, dict]:
+    """The v1 MLM corpus of the accuracy benchmark (authors' 10 k pretraining strings, the dielectric and Cv
+    training files, the bundled MP structures) minus every string of a test split (dielectric, Cv) and of the CLI
+    formation-energy benchmark's validation and fold-0 test rows, so that the checkpoint has not seen them even
+    without labels. Returns the CSV (one column `scope`) and the counts."""
+    import pandas as pd
+
+    from benchmarks import cli_formation, common
+    from benchmarks.accuracy import pretraining_corpus_v1
+    from dataset_builders import load_cloud_example
+
+    rows, _ = cli_formation._rows_and_labels()
+    splits = cli_formation._splits(len(rows))
+    mp_v1 = common.mp_scope_strings("v1")
+    held_out = {mp_v1[rows[p]] for name in ("validation", "test") for p in splits[name]} - {None}
+    tests = set(load_cloud_example("dielectric")["test"]["scope"]) | set(
+        load_cloud_example("cv")["test"]["scope"]
+    )
+    corpus, counts = pretraining_corpus_v1(tests | held_out)
+    path = folder / "pretraining_corpus_v1.csv"
+    pd.DataFrame({"scope": corpus}).to_csv(path, index=False)
+    return path, counts
+
+
+def pretrain_checkpoint(size: str, max_steps: int, output: Path) -> dict:
+    """`cloud-crystal pretrain` through the Python API (the command's own defaults apart from the size and the
+    number of steps) on `pretraining_corpus_table`; the checkpoint the sweep's "cloud" starts fine-tune."""
+    from modeling_cloud.training.options import settings_from_dict
+    from modeling_cloud.training.pretrain import run_pretrain
+
+    output.mkdir(parents=True, exist_ok=True)
+    corpus, counts = pretraining_corpus_table(output.parent)
+    settings = settings_from_dict(
+        "pretrain",
+        {
+            "train": [str(corpus)],
+            "input_column": "scope",
+            "scope_version": "v1",
+            "model_size": size,
+            "max_steps": max_steps,
+            "output_dir": str(output),
+            "seed": 0,
+            "save_total_limit": 1,
+            "disable_tqdm": True,
+        },
+    )
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = run_pretrain(settings)
+    info = {
+        "size": size,
+        "max_steps": max_steps,
+        "corpus": counts,
+        "wall_seconds": round(time.perf_counter() - wall, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "validation": {
+            k: v for k, v in (result.get("validation") or {}).items() if isinstance(v, (int, float))
+        },
+    }
+    (output / "sweep_pretraining.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def _task_settings(task: str, folder: Path, version: str = "v2") -> dict:
     from benchmarks import cli_formation
 
     if task == "formation_energy":
         return {
-            "train": [str(formation_energy_training_table(folder))],
+            "train": [str(formation_energy_training_table(folder, version))],
             "target": [cli_formation.TARGET],
             "target_unit": ["eV/atom"],
-            "scope_version": "v2",
+            "scope_version": version,
         }
     if task == "dielectric":
         return {"train": ["bundled:cloud-dielectric"], "target": ["n"], "scope_version": "v1"}
     return {"train": ["bundled:cloud-cv"], "scope_version": "v1"}
 
 
-def run_config(task: str, size: str, lr: float, epochs: int, batch: int, warmup: float, folder: Path) -> dict:
-    """One run from scratch; the validation MAE after every epoch."""
+def run_config(
+    task: str,
+    size: str,
+    lr: float,
+    epochs: int,
+    batch: int,
+    warmup: float,
+    folder: Path,
+    pretrained: Path | None = None,
+) -> dict:
+    """One run, from scratch or from the v1 checkpoint `pretrained`; the validation MAE after every epoch."""
     from transformers import TrainerCallback
 
     from modeling_cloud.training.finetune import run_finetune
@@ -94,9 +166,9 @@ def run_config(task: str, size: str, lr: float, epochs: int, batch: int, warmup:
     command = COMMAND_OF_TASK[task]
     output = Path(tempfile.mkdtemp(prefix=f"sweep-{task}-", dir=folder))
     values = {
-        **_task_settings(task, folder),
+        **_task_settings(task, folder, "v1" if pretrained else "v2"),
         "output_dir": str(output),
-        "model_size": size,
+        **({"pretrained": str(pretrained)} if pretrained else {"model_size": size}),
         "learning_rate": lr,
         "num_train_epochs": float(epochs),
         "per_device_train_batch_size": batch,
@@ -117,7 +189,8 @@ def run_config(task: str, size: str, lr: float, epochs: int, batch: int, warmup:
     return {
         "task": task,
         "command": command,
-        "start": "scratch",
+        "start": "cloud" if pretrained else "scratch",
+        **({"checkpoint": str(pretrained)} if pretrained else {}),
         "size": size,
         "learning_rate": lr,
         "warmup": warmup,
@@ -132,8 +205,24 @@ def run_config(task: str, size: str, lr: float, epochs: int, batch: int, warmup:
     }
 
 
+def patience_outcome(curve: list[float], patience: int | None) -> dict:
+    """What early stopping with `patience` epochs (None: off) would have kept from a run's validation curve: the
+    epoch at which it stops, and the best epoch and MAE up to there (the checkpoint `load_best_model_at_end`
+    restores). The curve must come from a run with early stopping off and the same number of epochs, so that the
+    learning-rate schedule is the one the stopped run would have had."""
+    best, stop = 0, len(curve)
+    for epoch, value in enumerate(curve):
+        if value < curve[best]:
+            best = epoch
+        elif patience is not None and epoch - best >= patience:
+            stop = epoch + 1
+            break
+    return {"stop_epoch": stop, "best_epoch": best + 1, "best_validation_mae": curve[best]}
+
+
 def _key(record: dict) -> tuple:
     return (
+        record.get("start", "scratch"),
         record["task"],
         record["size"],
         record["learning_rate"],
@@ -149,33 +238,60 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", default="small", choices=("tiny", "small"))
     parser.add_argument("--learning-rates", nargs="+", type=float, default=[3e-4, 1e-3, 1e-4, 5e-5])
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--warmup", type=float, default=0.05, help="warm-up fraction of the steps")
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[64])
+    parser.add_argument(
+        "--warmups", nargs="+", type=float, default=[0.05], help="warm-up fractions of the steps"
+    )
+    parser.add_argument(
+        "--pretrained",
+        type=Path,
+        help="start every run from this v1 checkpoint (made by --pretrain-steps) instead of from scratch",
+    )
+    parser.add_argument(
+        "--pretrain-steps",
+        type=int,
+        help="first pretrain a --size checkpoint for this many steps into --pretrained (skipped if it exists)",
+    )
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/sweep_defaults.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    records = json.loads(args.json.read_text())["runs"] if args.json.exists() else []
+    saved = json.loads(args.json.read_text()) if args.json.exists() else {}
+    records, pretraining = saved.get("runs", []), saved.get("pretraining", {})
+    if args.pretrain_steps:
+        if args.pretrained is None:
+            parser.error("--pretrain-steps needs --pretrained (where the checkpoint goes)")
+        if not (args.pretrained / "config.json").exists():
+            pretraining[args.size] = pretrain_checkpoint(args.size, args.pretrain_steps, args.pretrained)
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"runs": records, "pretraining": pretraining}, indent=2) + "\n")
+    start = "cloud" if args.pretrained else "scratch"
     done = {_key(record) for record in records}
     with tempfile.TemporaryDirectory(prefix="sweep-defaults-") as tmp:
         # Learning rates outermost, so that a sweep cut short has every task at the first rates.
         for lr in args.learning_rates:
-            for task in args.tasks:
-                key = (task, args.size, lr, args.epochs, args.batch_size, args.warmup)
-                if key in done:
-                    continue
-                record = run_config(task, args.size, lr, args.epochs, args.batch_size, args.warmup, Path(tmp))
-                records.append(record)
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps({"runs": records}, indent=2) + "\n")
-                print(
-                    f"[sweep] {task} {args.size} lr {lr:g} x {args.epochs} epochs: best validation MAE "
-                    f"{record['best_validation_mae']:.4g} at epoch {record['best_epoch']} "
-                    f"({record['wall_seconds']} s wall, {record['cpu_seconds']} s CPU)",
-                    flush=True,
-                )
+            for warmup in args.warmups:
+                for batch in args.batch_sizes:
+                    for task in args.tasks:
+                        if (start, task, args.size, lr, args.epochs, batch, warmup) in done:
+                            continue
+                        record = run_config(
+                            task, args.size, lr, args.epochs, batch, warmup, Path(tmp), args.pretrained
+                        )
+                        records.append(record)
+                        args.json.parent.mkdir(parents=True, exist_ok=True)
+                        args.json.write_text(
+                            json.dumps({"runs": records, "pretraining": pretraining}, indent=2) + "\n"
+                        )
+                        print(
+                            f"[sweep] {start} {task} {args.size} lr {lr:g} warm-up {warmup:g} batch {batch} x "
+                            f"{args.epochs} epochs: best validation MAE {record['best_validation_mae']:.4g} at "
+                            f"epoch {record['best_epoch']} ({record['wall_seconds']} s wall, "
+                            f"{record['cpu_seconds']} s CPU)",
+                            flush=True,
+                        )
 
 
 if __name__ == "__main__":

@@ -109,3 +109,37 @@ def test_the_readme_shows_the_table_as_it_is():
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     shown = readme.split("<!-- defaults-table -->\n", 1)[1].split("\n<!-- /defaults-table -->", 1)[0]
     assert shown == markdown_table()
+
+
+def test_the_sweep_reads_early_stopping_off_a_curve_as_transformers_stops():
+    """`patience_outcome` (the sweep's reading of a long curve) stops where transformers' EarlyStoppingCallback
+    stops the run and keeps the epoch `load_best_model_at_end` keeps, on every recorded validation curve."""
+    from pathlib import Path
+
+    from transformers import EarlyStoppingCallback, TrainerControl, TrainerState, TrainingArguments
+
+    from benchmarks.sweep_defaults import patience_outcome
+
+    sweep = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "sweep_defaults.json"
+    curves = [run["validation_curve"] for run in json.loads(sweep.read_text())["runs"]]
+    assert len(curves) >= 20
+    args = TrainingArguments(output_dir="unused", metric_for_best_model="mae", greater_is_better=False)
+    stopped_early = 0
+    for curve in curves:
+        for patience in (1, 2, 3, 5):
+            callback, state, control = EarlyStoppingCallback(patience), TrainerState(), TrainerControl()
+            stop, best = len(curve), None
+            for epoch, value in enumerate(curve):
+                callback.on_evaluate(args, state, control, metrics={"eval_mae": value})
+                # The Trainer records a new best after the callbacks have seen the evaluation.
+                if state.best_metric is None or value < state.best_metric:
+                    state.best_metric, best = value, epoch
+                if control.should_training_stop:
+                    stop = epoch + 1
+                    break
+            outcome = patience_outcome(curve, patience)
+            assert (outcome["stop_epoch"], outcome["best_epoch"]) == (stop, best + 1), (curve, patience)
+            assert outcome["best_validation_mae"] == curve[best]
+            stopped_early += stop < len(curve)
+        assert patience_outcome(curve, None)["best_validation_mae"] == min(curve)
+    assert stopped_early > 0  # the curves exercise the stopping rule, not only runs that never stop
