@@ -149,6 +149,68 @@ def test_translation_filter_keeps_every_translation_within_reach():
     assert ruled_out > 180
 
 
+def test_translation_filter_in_plain_floats_answers_as_numpy(monkeypatch):
+    """For at most ``_PYTHON_TRANSLATION_ATOMS`` atoms the filter runs in plain floats: the same answer as its numpy
+    form, on translation orbits within reach, just out of reach and at random."""
+    rng = np.random.default_rng(11)
+    reduced = np.array([[5.1, 0.0, 0.0], [0.8, 5.6, 0.0], [1.1, 0.7, 6.2]])
+    slack = symmetry_idealisation.SLACK * 0.01
+    thickness = symmetry_idealisation.cell_thickness(symmetry_idealisation.cell_inverse(reduced)[0]).min()
+    cases = []
+    for _ in range(300):
+        steps = int(rng.integers(2, symmetry_idealisation._PYTHON_TRANSLATION_ATOMS + 1))
+        translation = rng.integers(0, steps, size=3) / steps
+        translation[0] = translation[0] or 1 / steps
+        orbit = (rng.random(3) + np.arange(steps)[:, None] * translation) % 1.0
+        noise = rng.normal(size=orbit.shape)
+        scale = rng.choice([0.3, 0.9, 1.1, 3.0]) * slack  # inside, at and beyond the reach, in Å
+        noise *= scale / np.linalg.norm(noise @ reduced, axis=1, keepdims=True)
+        cases += [(orbit + noise) % 1.0, rng.random((steps, 3))]
+    plain = [symmetry_idealisation._translation_may_hold(reduced, x, slack, thickness) for x in cases]
+    monkeypatch.setattr(symmetry_idealisation, "_PYTHON_TRANSLATION_ATOMS", 0)
+    assert plain == [symmetry_idealisation._translation_may_hold(reduced, x, slack, thickness) for x in cases]
+    assert 100 < sum(plain) < len(plain) - 100  # both answers occur
+
+
+def test_small_cell_plain_python_steps_answer_as_numpy(monkeypatch):
+    """The steps that a small cell runs in plain Python (neighbour keys and their order, rarest type, orbits,
+    reference count) give the numbers of their numpy forms (or definition) on the bundled crystals."""
+    from dataset_builders import load_materials_project, structure_from_json
+
+    table = load_materials_project().select_columns(["structure"]).to_pandas()
+    cells = []
+    for record in table["structure"][::40]:
+        structure = structure_from_json(record)
+        if len(structure) <= 48:
+            cells.append((structure.lattice.matrix, structure.frac_coords, site_types(structure)[0]))
+
+    def steps(lattice, frac, types):
+        dataset = search_symmetry((lattice, frac, types), 0.01, 5.0, None).dataset
+        order = np.arange(len(types))
+        orbits = symmetry_idealisation._per_site_orbits(dataset, order)
+        volume = abs(symmetry_idealisation.cell_inverse(lattice)[1])
+        radius = max(3.0, 2.5 * (volume / len(frac)) ** (1 / 3))
+        centre, _, distances = symmetry_idealisation.periodic_neighbours(lattice, frac, frac, radius)
+        keys = symmetry_idealisation._sorted_distances(centre, distances, len(frac))
+        listed = symmetry_idealisation._sorted_distances_listed(centre, distances, len(frac))
+        assert (keys is None and listed is None) or np.array_equal(keys, listed)
+        counts = np.bincount(types)[types]  # the reference count by its definition
+        assert symmetry_idealisation._reference_count(types, orbits) == len(
+            set(orbits[counts == counts.min()])
+        )
+        return (
+            orbits.tolist(),
+            symmetry_idealisation._rarest_type_sites(types).tolist(),
+            symmetry_idealisation._by_neighbour_key(lattice, frac, np.arange(min(len(types), 16))).tolist(),
+        )
+
+    plain = [steps(*cell) for cell in cells]
+    monkeypatch.setattr(symmetry_idealisation, "_PYTHON_SORT_ROWS", 0)
+    monkeypatch.setattr(symmetry_idealisation, "_PYTHON_NEIGHBOUR_ROWS", -1)
+    assert len(cells) > 100
+    assert plain == [steps(*cell) for cell in cells]
+
+
 def test_quick_test_matches_its_definition_on_triclinic_crystals():
     """The P-1 crystals among the bundled ones (every lattice rotation in the group: only a pure translation can add
     operations, the branch the translation filter serves) get the answer of the direct definition."""

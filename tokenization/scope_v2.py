@@ -296,14 +296,12 @@ def site_types(
     compositions = [site.species for site in structure]
     # Ordered crystals first, in one pass: one species at occupancy exactly 1 on every site.
     if all(len(species) == 1 and species.num_atoms == 1 for species in compositions):
-        atomic_numbers = np.array(
-            [getattr(next(iter(species)), "Z", 0) for species in compositions], dtype=np.int64
-        )
-        if atomic_numbers.min() < 1 or atomic_numbers.max() > MAX_ATOMIC_NUMBER:
+        numbers = [getattr(next(iter(species)), "Z", 0) for species in compositions]
+        if min(numbers) < 1 or max(numbers) > MAX_ATOMIC_NUMBER:
             raise UnknownSpeciesError(
                 "every site must hold an element H-Og", source or describe_source(structure)
             )
-        return atomic_numbers, {}
+        return np.array(numbers, dtype=np.int64), {}
     keys: list = []
     for index, (site, species) in enumerate(zip(structure, compositions, strict=True)):
         if any(getattr(specie, "symbol", None) not in _ELEMENT_RANK for specie in species):
@@ -383,8 +381,8 @@ def _scope_from_symmetry(
         images = _relabelings_of_letters(number, tuple(present))[:, column]
     else:
         images = relabelings[:, orbit_letters]
-    keys = np.sort(orbit_ranks[None, :] * 64 + images, axis=1)
-    best = keys[np.lexsort(keys.T[::-1])[0]] if len(keys) > 1 else keys[0]
+    # Each relabeling's sorted keys; the lexicographically smallest list wins (equal lists are the same string).
+    best = min(sorted(row) for row in (orbit_ranks[None, :] * 64 + images).tolist())
 
     letters = WYCKOFF_LETTERS[number]
     multiplicities = WYCKOFF_MULTIPLICITIES[number]
@@ -393,7 +391,7 @@ def _scope_from_symmetry(
         counts = np.bincount(atomic_numbers, minlength=MAX_ATOMIC_NUMBER + 1)
         n_sites = len(atomic_numbers)
         previous_rank = -1
-        for key in best.tolist():
+        for key in best:
             rank, letter = divmod(key, 64)
             if rank != previous_rank:
                 element = ELEMENT_ORDER[rank]
@@ -407,7 +405,7 @@ def _scope_from_symmetry(
     ordered_orbits: dict[str, list[str]] = {}
     disordered_orbits: list[str] = []
     mixture_of_rank = {n_elements + t - MAX_ATOMIC_NUMBER - 1: mixture for t, mixture in mixtures.items()}
-    for key in best.tolist():
+    for key in best:
         rank, letter = divmod(key, 64)
         symbol = f"{multiplicities[letter]}{letters[letter]}"
         if rank < n_elements:

@@ -388,7 +388,9 @@ def _to_structure(obj: Any, source: str) -> Structure:
 _MAX_SITES_ALL_PAIRS = 256
 
 
-def _surely_no_overlap(matrix: np.ndarray, frac: np.ndarray, tolerance: float) -> bool | None:
+def _surely_no_overlap(
+    matrix: np.ndarray, frac: np.ndarray, tolerance: float, inverse: np.ndarray | None = None
+) -> bool | None:
     """True when no two sites are within ``tolerance``; None when this shortcut cannot tell (ask the neighbor list).
 
     If every cell thickness is at least ``2 * tolerance``, a separation shorter than ``tolerance`` has fractional
@@ -399,10 +401,11 @@ def _surely_no_overlap(matrix: np.ndarray, frac: np.ndarray, tolerance: float) -
         matrix: lattice vectors as rows (Å), ``(3, 3)``.
         frac: fractional coordinates, ``(n, 3)``.
         tolerance: the distance (Å).
+        inverse: ``cell_inverse(matrix)[0]`` where the caller has it.
     """
     if len(frac) > _MAX_SITES_ALL_PAIRS:
         return None
-    thickness = cell_thickness(cell_inverse(matrix)[0])
+    thickness = cell_thickness(cell_inverse(matrix)[0] if inverse is None else inverse)
     if thickness.min() < 2 * tolerance:
         return None
     separation = frac[None, :, :] - frac[:, None, :]
@@ -416,7 +419,9 @@ def _surely_no_overlap(matrix: np.ndarray, frac: np.ndarray, tolerance: float) -
     return True
 
 
-def _close_pairs(matrix: np.ndarray, frac: np.ndarray, radius: float) -> dict[int, dict[int, float]]:
+def _close_pairs(
+    matrix: np.ndarray, frac: np.ndarray, radius: float, inverse: np.ndarray | None = None
+) -> dict[int, dict[int, float]]:
     """``{i: {j: distance}}`` for every pair of sites closer than ``radius`` (Å), periodic images included
     (the shortest image distance of each pair; ``j == i`` when a site is that close to its own image).
 
@@ -425,7 +430,7 @@ def _close_pairs(matrix: np.ndarray, frac: np.ndarray, radius: float) -> dict[in
     (a k-d tree of the sites' images in the 27 cells around, memory ``O(n + pairs)`` whatever the cell volume;
     pymatgen's cell-list search asked 8.9 GB for the 0.5 Å radius in a protein cell).
     """
-    if _surely_no_overlap(matrix, frac, radius) is True:
+    if _surely_no_overlap(matrix, frac, radius, inverse) is True:
         return {}
     centers, neighbors, distances = periodic_neighbours(matrix, frac, frac, radius)
     pairs: dict[int, dict[int, float]] = {}
@@ -457,6 +462,7 @@ def _check_site_clusters(
     hydrogen: np.ndarray,
     source: str,
     overlap_tolerance: float,
+    inverse: np.ndarray | None = None,
 ) -> None:
     """Refuse sites that cannot be occupied together: their occupancies, summed over a cluster of mutually close
     sites, exceed 1 plus the rounding of each (``OCCUPANCY_TOLERANCE`` per site, occupancies are written to two
@@ -470,6 +476,7 @@ def _check_site_clusters(
     Args:
         matrix: lattice vectors as rows (Å); ``frac``: fractional coordinates ``(n, 3)``.
         occupancy: total occupancy of each site ``(n,)``; ``hydrogen``: whether a site holds H ``(n,)``.
+        inverse: ``cell_inverse(matrix)[0]`` where the caller has it.
 
     Cost: one neighbour list within each radius, O(n) memory for n sites; the clusters are small.
 
@@ -477,7 +484,7 @@ def _check_site_clusters(
         OverlappingSitesError: names the sites, their distance and the occupancy sum.
     """
     partial = occupancy < 1.0 - OCCUPANCY_TOLERANCE
-    pairs = _close_pairs(matrix, frac, overlap_tolerance)
+    pairs = _close_pairs(matrix, frac, overlap_tolerance, inverse)
     _check_band(pairs, occupancy, partial, overlap_tolerance, overlap_tolerance, source)
     split = np.flatnonzero(partial & ~hydrogen)
     if len(split) > 1 and overlap_tolerance < SPLIT_SITE_DISTANCE:
@@ -636,7 +643,8 @@ def validate_structure(
     matrix = structure.lattice.matrix
     if not np.all(np.isfinite(matrix)):
         raise InvalidGeometryError("the lattice contains NaN or infinity", source)
-    volume = abs(cell_inverse(matrix)[1])
+    inverse, determinant = cell_inverse(matrix)
+    volume = abs(determinant)
     if volume < MIN_VOLUME_PER_SITE * len(structure):
         raise InvalidGeometryError(
             f"degenerate lattice: cell volume {volume:.3g} A^3 for {len(structure)} sites", source
@@ -646,7 +654,7 @@ def validate_structure(
         raise InvalidGeometryError("coordinates contain NaN or infinity", source)
     occupancy, hydrogen, plain_elements = _check_sites(structure, source, disorder)
     if overlap_tolerance > 0 and len(structure) > 1:
-        _check_site_clusters(matrix, frac, occupancy, hydrogen, source, overlap_tolerance)
+        _check_site_clusters(matrix, frac, occupancy, hydrogen, source, overlap_tolerance, inverse)
     if not plain_elements:
         # Oxidation-state decorations (Fe2+) would leak into the composition part as 'Fe2+'.
         structure = structure.copy()

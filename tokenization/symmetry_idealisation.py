@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 import warnings
 from collections.abc import Callable
 from functools import cache
@@ -80,6 +81,10 @@ SLACK = 2.5
 _MAX_GRID_CUBES = 1e6
 
 #: The 27 cells around and including the home cell, as fractional offsets.
+#: Periodic along all three axes, as pymatgen's neighbour search takes it (read only).
+_PERIODIC = np.ones(3, dtype=np.int64)
+_PERIODIC.flags.writeable = False
+
 _NEIGHBOUR_CELLS = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
 
 
@@ -106,12 +111,15 @@ def cell_thickness(inverse: np.ndarray) -> np.ndarray:
     return 1.0 / np.sqrt((inverse * inverse).sum(axis=0))
 
 
-def periodic_neighbours(lattice: np.ndarray, frac: np.ndarray, centres: np.ndarray, radius: float):
+def periodic_neighbours(
+    lattice: np.ndarray, frac: np.ndarray, centres: np.ndarray, radius: float, volume: float | None = None
+):
     """``(centre index, point index, distance)`` for every atom (and every periodic image of it) within ``radius`` Å
     of each centre, a centre's own atom included at distance 0 when the centres are atoms.
 
-    Both sets are wrapped into the cell first. pymatgen's cell-list search (``find_points_in_spheres``) lays a grid
-    of ``radius``-sized cubes over the cell: fast, but its memory grows with the cell volume over ``radius³`` (8.9 GB
+    ``volume`` is the cell's signed or absolute volume (Å³) where the caller has it. Both sets are wrapped into the
+    cell first. pymatgen's cell-list search (``find_points_in_spheres``) lays a grid of ``radius``-sized cubes over
+    the cell: fast, but its memory grows with the cell volume over ``radius³`` (8.9 GB
     for the 0.5 Å overlap radius in a protein cell; the 0.04 Å match radius of symmetrising does the same in any
     cell of some hundred atoms). Above ``_MAX_GRID_CUBES`` cubes, in a cell at least ``radius`` thick, a k-d tree of
     the atoms' images in the 27 cells around each centre's own finds the same pairs (every image within ``radius``
@@ -120,9 +128,10 @@ def periodic_neighbours(lattice: np.ndarray, frac: np.ndarray, centres: np.ndarr
     lattice = np.ascontiguousarray(lattice, dtype=float)
     wrapped = frac % 1.0
     centres_cartesian = (centres % 1.0) @ lattice
-    inverse, volume = cell_inverse(lattice)
+    if volume is None:
+        volume = cell_inverse(lattice)[1]
     sparse = abs(volume) / radius**3 > _MAX_GRID_CUBES
-    if sparse and cell_thickness(inverse).min() >= radius:
+    if sparse and cell_thickness(cell_inverse(lattice)[0]).min() >= radius:
         images = (wrapped[None, :, :] + _NEIGHBOUR_CELLS[:, None, :]).reshape(-1, 3) @ lattice  # (27 n, 3)
         found = cKDTree(centres_cartesian).sparse_distance_matrix(
             cKDTree(images), radius, output_type="coo_matrix"
@@ -132,7 +141,7 @@ def periodic_neighbours(lattice: np.ndarray, frac: np.ndarray, centres: np.ndarr
         np.ascontiguousarray(wrapped @ lattice, dtype=float),
         np.ascontiguousarray(centres_cartesian, dtype=float),
         float(radius),
-        np.ones(3, dtype=np.int64),
+        _PERIODIC,
         lattice,
         1e-8,
     )
@@ -196,25 +205,52 @@ def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndar
     # intrinsic to the crystal and does not depend on the cell the input happens to use.
     volume = abs(cell_inverse(lattice)[1])
     radius = max(3.0, 2.5 * (volume / len(frac)) ** (1 / 3))
-    centre, _, distances = periodic_neighbours(lattice, frac, frac[candidates], radius)
-    keep = distances > 1e-6  # the atom itself
-    centre, distances = centre[keep], distances[keep]
-    # Sort by (centre, distance); every candidate then owns a contiguous run of increasing distances.
-    by_centre = np.lexsort((distances, centre))
-    centre, distances = centre[by_centre], distances[by_centre]
-    neighbour_counts = np.bincount(centre, minlength=len(candidates))
-    n_common = int(neighbour_counts.min())
-    if n_common == 0:  # no neighbour within reach (a gas-like cell): nothing tells atoms apart
+    centre, _, distances = periodic_neighbours(lattice, frac, frac[candidates], radius, volume)
+    if len(distances) <= _PYTHON_NEIGHBOUR_ROWS:
+        keys = _sorted_distances_listed(centre, distances, len(candidates))
+    else:
+        keys = _sorted_distances(centre, distances, len(candidates))
+    if keys is None:  # no neighbour within reach (a gas-like cell): nothing tells atoms apart
         return (candidates, None) if with_keys else candidates
-    starts = np.concatenate(([0], np.cumsum(neighbour_counts)[:-1]))
-    # Rounded to 1e-6 Å so that floating-point noise (1e-14) cannot break ties between equivalent atoms.
-    keys = np.round(distances[starts[:, None] + np.arange(n_common)[None, :]], 6)
     if len(candidates) <= _PYTHON_SORT_ROWS:  # a stable lexicographic sort of the rows, as np.lexsort below
         rows = keys.tolist()
         by_key = np.array(sorted(range(len(rows)), key=rows.__getitem__), dtype=np.int64)
     else:
         by_key = np.lexsort(keys.T[::-1])
     return (candidates[by_key], keys[by_key]) if with_keys else candidates[by_key]
+
+
+#: :func:`_by_neighbour_key` gathers at most this many neighbour distances in plain Python lists, more with numpy.
+_PYTHON_NEIGHBOUR_ROWS = 256
+
+
+def _sorted_distances(centre: np.ndarray, distances: np.ndarray, n_centres: int) -> np.ndarray | None:
+    """Each centre's distances to its neighbours (the atom itself, at 0, left out), sorted and cut to the number
+    every centre has, rounded to 1e-6 Å so that floating-point noise (1e-14) cannot break ties between equivalent
+    atoms: ``(n_centres, k)``, or ``None`` when some centre has no neighbour."""
+    keep = distances > 1e-6
+    centre, distances = centre[keep], distances[keep]
+    # Sort by (centre, distance); every centre then owns a contiguous run of increasing distances.
+    by_centre = np.lexsort((distances, centre))
+    centre, distances = centre[by_centre], distances[by_centre]
+    neighbour_counts = np.bincount(centre, minlength=n_centres)
+    n_common = int(neighbour_counts.min())
+    if n_common == 0:
+        return None
+    starts = np.concatenate(([0], np.cumsum(neighbour_counts)[:-1]))
+    return np.round(distances[starts[:, None] + np.arange(n_common)[None, :]], 6)
+
+
+def _sorted_distances_listed(centre: np.ndarray, distances: np.ndarray, n_centres: int) -> np.ndarray | None:
+    """:func:`_sorted_distances` for a short neighbour list, gathered in plain Python lists (the same numbers)."""
+    rows: list[list[float]] = [[] for _ in range(n_centres)]
+    for owner, distance in zip(centre.tolist(), distances.tolist(), strict=True):
+        if distance > 1e-6:
+            rows[owner].append(distance)
+    n_common = min(len(row) for row in rows)
+    if n_common == 0:
+        return None
+    return np.round(np.array([sorted(row)[:n_common] for row in rows], dtype=float), 6)
 
 
 def _site_permutations(
@@ -317,6 +353,15 @@ def _search_from(lattice, frac, types, reference, symprec, angle_tolerance, sour
 
 def _per_site_orbits(dataset, order: np.ndarray) -> np.ndarray:
     """Orbit label of each input site: the lowest input index in its orbit (independent of the site order)."""
+    if len(order) <= _PYTHON_SORT_ROWS * 4:  # a small cell: plain Python lists cost fewer calls than numpy's
+        listed, orbit_of_row = order.tolist(), np.asarray(dataset.crystallographic_orbits).tolist()
+        orbit_of = [0] * len(listed)
+        for row, site in enumerate(listed):
+            orbit_of[site] = listed[orbit_of_row[row]]
+        lowest: dict[int, int] = {}
+        for site, orbit in enumerate(orbit_of):  # ascending sites: the first one seen is the lowest
+            lowest.setdefault(orbit, site)
+        return np.array([lowest[orbit] for orbit in orbit_of], dtype=np.int64)
     orbits = np.empty(len(order), dtype=np.int64)
     orbits[order] = order[np.asarray(dataset.crystallographic_orbits)]
     lowest = np.full(len(order), len(order), dtype=np.int64)
@@ -339,8 +384,12 @@ def _reference_sites(lattice, frac, types, orbits) -> np.ndarray:
 
 def _reference_count(types: np.ndarray, orbits: np.ndarray) -> int:
     """How many searches :func:`_best_over_references` would run: orbits among the types tied for the fewest atoms."""
-    counts = np.bincount(types)[types]
-    return len(set(orbits[counts == counts.min()].tolist()))
+    listed = types.tolist()
+    per_type = collections.Counter(listed)
+    fewest = min(per_type.values())
+    return len(
+        {orbit for orbit, kind in zip(orbits.tolist(), listed, strict=True) if per_type[kind] == fewest}
+    )
 
 
 def _best_over_references(lattice, frac, types, orbits, symprec, angle_tolerance, source):
@@ -396,20 +445,37 @@ def _lattice_rotations(reduced: np.ndarray, length_tolerance: float, angle_toler
     """The rotations of a Delaunay-reduced lattice (rows) within tolerance, acting on its fractional columns.
 
     A superset of spglib's: lengths within ``length_tolerance`` and scalar products within the change that an angle
-    of ``angle_tolerance`` degrees and those length changes allow. The scalar products of all 26 combinations are
-    computed once (a 26 x 26 table), and each candidate's image metric is read from it.
+    of ``angle_tolerance`` degrees and those length changes allow. Where each basis vector's length is matched by
+    no combination but itself and its opposite, the candidates are the 8 sign changes (:func:`_sign_rotations`, in
+    plain floats). Otherwise the scalar products of all 26 combinations are computed once (a 26 x 26 table), and
+    each candidate's image metric is read from it.
     """
     metric = reduced @ reduced.T
+    g = metric.tolist()
+    # The common case first, in plain floats (a small cell's time is numpy's per-call cost): each basis vector's
+    # length matched by no combination but itself and its opposite (most triclinic and monoclinic cells). The
+    # candidates are then the 8 sign changes of the axes (:func:`_sign_rotations`).
+    combination_lengths = np.sqrt(((_COMBINATIONS @ metric) * _COMBINATIONS).sum(axis=1)).tolist()
+    own_lengths = [math.sqrt(g[i][i]) for i in range(3)]
+    if all(
+        sum(abs(other - length) <= length_tolerance for other in combination_lengths) == 2
+        for length in own_lengths
+    ):
+        scale = math.radians(angle_tolerance)
+        allowed_entries = [
+            [
+                own_lengths[i] * own_lengths[j] * scale + length_tolerance * (own_lengths[i] + own_lengths[j])
+                for j in range(3)
+            ]
+            for i in range(3)
+        ]
+        return _sign_rotations(g, allowed_entries)
     lengths = np.sqrt(np.diag(metric))
     products = _COMBINATIONS @ metric @ _COMBINATIONS.T  # (26, 26): scalar products of the combinations
     allowed = np.outer(lengths, lengths) * np.radians(angle_tolerance) + length_tolerance * (
         lengths[:, None] + lengths[None, :]
     )
     fits = np.abs(np.sqrt(np.diag(products))[None, :] - lengths[:, None]) <= length_tolerance  # (3, 26)
-    if fits.sum() == 6:
-        # Each basis vector matches only itself and its opposite (most triclinic and monoclinic cells): the
-        # candidates are the 8 sign changes of the axes; the metric test reads the same table entries.
-        return _sign_rotations(metric, allowed)
     first, second, third = (np.flatnonzero(row) for row in fits)
     index = np.empty((len(first), len(second), len(third), 3), dtype=np.int64)  # every (first, second, third)
     index[..., 0] = first[:, None, None]
@@ -440,14 +506,14 @@ _SIGNS = [tuple(int(_COMBINATIONS[rows[i], i]) for i in range(3)) for rows in _S
 _SIGN_MATRICES = np.transpose(_COMBINATIONS[_SIGN_ROWS], (0, 2, 1))
 
 
-def _sign_rotations(metric: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+def _sign_rotations(g: list[list[float]], limit: list[list[float]]) -> np.ndarray:
     """The rotations ``diag(±1, ±1, ±1)`` that :func:`_lattice_rotations` keeps when each basis vector fits only
     itself and its opposite, in the same order.
 
     The image metric of ``diag(s)`` is ``s_i s_j G_ij``: the diagonal is kept exactly, and an off-diagonal entry
     changes by ``2 |G_ij|`` where the signs of axes ``i`` and ``j`` differ (exact in floating point, as the table's
-    entries are), so each pair of axes is tested once, in plain floats."""
-    g, limit = metric.tolist(), allowed.tolist()
+    entries are), so each pair of axes is tested once, in plain floats: ``g`` is the metric and ``limit`` the allowed
+    change of each entry (the numbers numpy computes in :func:`_lattice_rotations`' general case)."""
     flips = {
         (i, j): 2 * abs(g[i][j]) <= limit[i][j] and 2 * abs(g[j][i]) <= limit[j][i]
         for i, j in ((0, 1), (0, 2), (1, 2))
@@ -536,12 +602,12 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
     slack = SLACK * symprec
     # Cell thickness along each basis direction: an image within ``slack`` of an atom is then matched to it by
     # rounding fractional differences, the same distance the tolerance-edge search has always used.
-    thickness = cell_thickness(inverse)
-    if 2 * slack >= thickness.min():
+    thinnest = float(cell_thickness(inverse).min())
+    if 2 * slack >= thinnest:
         return True  # a cell thinner than twice the slack (never seen): nothing can be ruled out
     if len(rotations) <= point_group_order:
         # Every lattice rotation is in the group already: only a pure translation could add operations.
-        if len(rare) == 1 or not _translation_may_hold(reduced, x[rare], slack, thickness.min()):
+        if len(rare) == 1 or not _translation_may_hold(reduced, x[rare], slack, thinnest):
             return False
         rotations = np.eye(3)[None]
     passed_k, passed_j = _passing_operations(reduced, x, t, rotations, rare, slack, point_group_order)
@@ -588,6 +654,9 @@ def _certainly_p1(lattice, frac, types, symprec, angle_tolerance) -> bool:
     return passed_k is None
 
 
+#: :func:`_translation_may_hold` works in plain Python floats for at most this many atoms of the rarest type.
+_PYTHON_TRANSLATION_ATOMS = 4
+
 #: :func:`_translation_may_hold` runs for at most this many atoms of the rarest type (its memory is ``O(m^2)``).
 _TRANSLATION_FILTER_ATOMS = 64
 
@@ -605,9 +674,23 @@ def _translation_may_hold(reduced: np.ndarray, rare_x: np.ndarray, slack: float,
     m = len(rare_x)
     if m > _TRANSLATION_FILTER_ATOMS:
         return True
-    steps = np.arange(1.0, m + 1.0)
-    if steps[-1] * slack >= thickness / 2:
+    if m * slack >= thickness / 2:
         return True
+    if (
+        m <= _PYTHON_TRANSLATION_ATOMS
+    ):  # the same test in plain floats: numpy's per-call cost is the time here
+        basis = reduced.tolist()
+        origin, *others = rare_x.tolist()
+        for d in range(1, m + 1):
+            reach = (d * slack * (1 + 1e-9)) ** 2
+            for other in others:
+                fraction = [d * (other[i] - origin[i]) for i in range(3)]
+                fraction = [value - round(value) for value in fraction]
+                offset = [sum(fraction[k] * basis[k][i] for k in range(3)) for i in range(3)]
+                if offset[0] ** 2 + offset[1] ** 2 + offset[2] ** 2 <= reach:
+                    return True
+        return False
+    steps = np.arange(1.0, m + 1.0)
     multiples = steps[:, None, None] * (rare_x[1:] - rare_x[0])[None, :, :]  # (d, j, 3)
     offsets = (multiples - np.round(multiples)) @ reduced
     reach = (steps * slack * (1 + 1e-9)) ** 2
