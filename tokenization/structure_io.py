@@ -412,7 +412,7 @@ def _surely_no_overlap(
     separation -= np.round(separation)
     cartesian = separation @ matrix
     squared = np.einsum("ijk,ijk->ij", cartesian, cartesian)
-    np.fill_diagonal(squared, np.inf)
+    squared.flat[:: len(frac) + 1] = np.inf  # each site and itself
     closest = squared.min()
     if closest <= tolerance**2 * (1 + 1e-9):
         return None  # an overlap or a tie: the neighbor list names the pair

@@ -175,10 +175,7 @@ def _reference_first(lattice, frac, types, tolerance: float = 0.0) -> tuple[np.n
     perturbed frame (symmetry-related atoms have the same distances to within a few ``symprec``). Only a hint:
     the P1 test proves its own answer."""
     types = np.asarray(types, dtype=np.int64)
-    counts = np.bincount(types)[types]
-    candidates = np.flatnonzero(counts == counts.min())
-    candidates = candidates[types[candidates] == types[candidates].min()]
-    candidates, keys = _by_neighbour_key(lattice, frac, candidates, with_keys=True)
+    candidates, keys = _by_neighbour_key(lattice, frac, _rarest_type_sites(types), with_keys=True)
     reference = candidates[0]
     order = np.arange(len(types))
     order[[0, reference]] = order[[reference, 0]]
@@ -206,10 +203,7 @@ def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndar
     volume = abs(cell_inverse(lattice)[1])
     radius = max(3.0, 2.5 * (volume / len(frac)) ** (1 / 3))
     centre, _, distances = periodic_neighbours(lattice, frac, frac[candidates], radius, volume)
-    if len(distances) <= _PYTHON_NEIGHBOUR_ROWS:
-        keys = _sorted_distances_listed(centre, distances, len(candidates))
-    else:
-        keys = _sorted_distances(centre, distances, len(candidates))
+    keys = _sorted_distances(centre, distances, len(candidates))
     if keys is None:  # no neighbour within reach (a gas-like cell): nothing tells atoms apart
         return (candidates, None) if with_keys else candidates
     if len(candidates) <= _PYTHON_SORT_ROWS:  # a stable lexicographic sort of the rows, as np.lexsort below
@@ -218,10 +212,6 @@ def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndar
     else:
         by_key = np.lexsort(keys.T[::-1])
     return (candidates[by_key], keys[by_key]) if with_keys else candidates[by_key]
-
-
-#: :func:`_by_neighbour_key` gathers at most this many neighbour distances in plain Python lists, more with numpy.
-_PYTHON_NEIGHBOUR_ROWS = 256
 
 
 def _sorted_distances(centre: np.ndarray, distances: np.ndarray, n_centres: int) -> np.ndarray | None:
@@ -239,18 +229,6 @@ def _sorted_distances(centre: np.ndarray, distances: np.ndarray, n_centres: int)
         return None
     starts = np.concatenate(([0], np.cumsum(neighbour_counts)[:-1]))
     return np.round(distances[starts[:, None] + np.arange(n_common)[None, :]], 6)
-
-
-def _sorted_distances_listed(centre: np.ndarray, distances: np.ndarray, n_centres: int) -> np.ndarray | None:
-    """:func:`_sorted_distances` for a short neighbour list, gathered in plain Python lists (the same numbers)."""
-    rows: list[list[float]] = [[] for _ in range(n_centres)]
-    for owner, distance in zip(centre.tolist(), distances.tolist(), strict=True):
-        if distance > 1e-6:
-            rows[owner].append(distance)
-    n_common = min(len(row) for row in rows)
-    if n_common == 0:
-        return None
-    return np.round(np.array([sorted(row)[:n_common] for row in rows], dtype=float), 6)
 
 
 def _site_permutations(
@@ -505,25 +483,36 @@ _SIGN_ROWS = np.array(list(itertools.product(*_AXES)), dtype=np.int64)
 _SIGNS = [tuple(int(_COMBINATIONS[rows[i], i]) for i in range(3)) for rows in _SIGN_ROWS]
 _SIGN_MATRICES = np.transpose(_COMBINATIONS[_SIGN_ROWS], (0, 2, 1))
 
+#: The pairs of axes whose scalar product a sign change can flip, in the order of ``_SIGN_KEPT``'s keys.
+_AXIS_PAIRS = ((0, 1), (0, 2), (1, 2))
+
+#: For each answer ``(pair 01 may flip, 02 may flip, 12 may flip)``, the sign changes kept (``_SIGN_MATRICES`` rows
+#: whose differing axes all may flip, in their order), read only: the 8 possible outcomes of :func:`_sign_rotations`.
+_SIGN_KEPT = {
+    flips: _SIGN_MATRICES[
+        [
+            index
+            for index, sign in enumerate(_SIGNS)
+            if all(sign[i] == sign[j] or flip for (i, j), flip in zip(_AXIS_PAIRS, flips, strict=True))
+        ]
+    ]
+    for flips in itertools.product((False, True), repeat=3)
+}
+for _kept in _SIGN_KEPT.values():
+    _kept.flags.writeable = False
+
 
 def _sign_rotations(g: list[list[float]], limit: list[list[float]]) -> np.ndarray:
     """The rotations ``diag(±1, ±1, ±1)`` that :func:`_lattice_rotations` keeps when each basis vector fits only
-    itself and its opposite, in the same order.
+    itself and its opposite, in the same order (a read-only array).
 
     The image metric of ``diag(s)`` is ``s_i s_j G_ij``: the diagonal is kept exactly, and an off-diagonal entry
     changes by ``2 |G_ij|`` where the signs of axes ``i`` and ``j`` differ (exact in floating point, as the table's
     entries are), so each pair of axes is tested once, in plain floats: ``g`` is the metric and ``limit`` the allowed
     change of each entry (the numbers numpy computes in :func:`_lattice_rotations`' general case)."""
-    flips = {
-        (i, j): 2 * abs(g[i][j]) <= limit[i][j] and 2 * abs(g[j][i]) <= limit[j][i]
-        for i, j in ((0, 1), (0, 2), (1, 2))
-    }
-    kept = [
-        index
-        for index, sign in enumerate(_SIGNS)
-        if all(sign[i] == sign[j] or flip for (i, j), flip in flips.items())
+    return _SIGN_KEPT[
+        tuple(2 * abs(g[i][j]) <= limit[i][j] and 2 * abs(g[j][i]) <= limit[j][i] for i, j in _AXIS_PAIRS)
     ]
-    return _SIGN_MATRICES[kept]
 
 
 @cache
