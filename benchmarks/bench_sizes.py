@@ -160,7 +160,7 @@ def _median_seconds(function, min_seconds: float, max_calls: int) -> tuple[float
     return statistics.median(times), len(times)
 
 
-def measure_time(kind: str, n_atoms: int, min_seconds: float, rounds: int) -> dict:
+def measure_time(kind: str, n_atoms: int, min_seconds: float, rounds: int, max_calls: int = 2000) -> dict:
     """v2 encoding and SpacegroupAnalyzer on the same cell in this process: warmed once, interleaved rounds."""
     from pymatgen.symmetry import analyzer as pymatgen_analyzer
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
@@ -187,9 +187,9 @@ def measure_time(kind: str, n_atoms: int, min_seconds: float, rounds: int) -> di
     scope, space_group, _ = ours(), theirs(), encoder_only()  # warm all (caches, first-call imports)
     v2, sga, encoder = [], [], []
     for _ in range(rounds):
-        v2.append(_median_seconds(ours, min_seconds, 50)[0])
-        sga.append(_median_seconds(theirs, min_seconds, 50)[0])
-        encoder.append(_median_seconds(encoder_only, min_seconds, 50)[0])
+        v2.append(_median_seconds(ours, min_seconds, max_calls)[0])
+        sga.append(_median_seconds(theirs, min_seconds, max_calls)[0])
+        encoder.append(_median_seconds(encoder_only, min_seconds, max_calls)[0])
     try:
         tokenizer_outcome = CloudTokenizerFast.from_scope_version("v2").encode_structure(cell)
     except ScopeError as error:
@@ -209,12 +209,18 @@ def measure_time(kind: str, n_atoms: int, min_seconds: float, rounds: int) -> di
     }
 
 
-def run(sizes, kinds, min_seconds: float, rounds: int, cap_mib: float, timeout: float) -> dict:
+def run(
+    sizes, kinds, min_seconds: float, rounds: int, cap_mib: float, timeout: float, max_calls: int = 2000
+) -> dict:
     warnings.filterwarnings("ignore")
     rows = []
     for kind in kinds:
         for n_atoms in sizes:
-            row = {"kind": kind, "atoms": n_atoms, **measure_time(kind, n_atoms, min_seconds, rounds)}
+            row = {
+                "kind": kind,
+                "atoms": n_atoms,
+                **measure_time(kind, n_atoms, min_seconds, rounds, max_calls),
+            }
             for side in ("v2", "spacegroupanalyzer"):
                 row[f"memory_{side}"] = _memory_in_subprocess(kind, n_atoms, side, cap_mib, timeout)
             row["v2_peak_mib"] = row["memory_v2"].get("peak_rss_above_imports_mib")
@@ -262,7 +268,14 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--min-seconds", type=float, default=0.5, help="time each side at least this long per round"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds per cell")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds per cell")
+    parser.add_argument(
+        "--max-calls",
+        type=int,
+        default=2000,
+        help="at most this many calls per side and round, so that a small cell fills --min-seconds (50 calls, the "
+        "old cap, took 40 ms and let one busy moment decide a row)",
+    )
     parser.add_argument(
         "--memory-cap-mib", type=float, default=4096, help="address-space limit of each subprocess"
     )
@@ -276,7 +289,15 @@ def main(argv=None) -> int:
         kind, n_atoms, side = args.measure_memory
         print(json.dumps(measure_memory(kind, int(n_atoms), side, args.memory_cap_mib)))
         return 0
-    result = run(args.sizes, args.kinds, args.min_seconds, args.rounds, args.memory_cap_mib, args.timeout)
+    result = run(
+        args.sizes,
+        args.kinds,
+        args.min_seconds,
+        args.rounds,
+        args.memory_cap_mib,
+        args.timeout,
+        args.max_calls,
+    )
     print(
         f"worst time ratio v2 / SpacegroupAnalyzer: {result['worst_time_ratio']:.2f}x (goal <= {TIME_GOAL}x); "
         f"worst v2 peak RSS {result['worst_v2_peak_mib']:.1f} MiB (goal < {MEMORY_GOAL_MB:.0f} MB)"

@@ -172,6 +172,22 @@ def test_translation_filter_in_plain_floats_answers_as_numpy(monkeypatch):
     assert 100 < sum(plain) < len(plain) - 100  # both answers occur
 
 
+def test_thinnest_layer_is_the_numpy_thickness_bit_for_bit():
+    """``thinnest_layer`` (plain floats) returns exactly ``cell_thickness(inverse).min()`` for random cells of every
+    shape and scale, and for the bundled crystals' lattices."""
+    from dataset_builders import load_materials_project, structure_from_json
+
+    rng = np.random.default_rng(3)
+    lattices = [rng.normal(size=(3, 3)) * rng.uniform(0.3, 30.0) for _ in range(3000)]
+    table = load_materials_project().select_columns(["structure"]).to_pandas()
+    lattices += [structure_from_json(record).lattice.matrix for record in table["structure"][::25]]
+    for lattice in lattices:
+        inverse = symmetry_idealisation.cell_inverse(lattice)[0]
+        assert symmetry_idealisation.thinnest_layer(inverse) == float(
+            symmetry_idealisation.cell_thickness(inverse).min()
+        )
+
+
 def test_small_cell_plain_python_steps_answer_as_numpy(monkeypatch):
     """The steps that a small cell runs in plain Python (the order of neighbour keys, rarest type, orbits, reference
     count) give the numbers of their numpy forms (or definition) on the bundled crystals."""

@@ -35,7 +35,7 @@ from .scope_errors import (
     UnknownSpeciesError,
     typed_error,
 )
-from .symmetry_idealisation import cell_inverse, cell_thickness, periodic_neighbours
+from .symmetry_idealisation import cell_inverse, periodic_neighbours, thinnest_layer
 
 #: Two atoms closer than this (in Angstrom) are treated as one duplicated site. The shortest real
 #: interatomic distance (H2, 0.74 A) is well above it.
@@ -405,8 +405,7 @@ def _surely_no_overlap(
     """
     if len(frac) > _MAX_SITES_ALL_PAIRS:
         return None
-    thickness = cell_thickness(cell_inverse(matrix)[0] if inverse is None else inverse)
-    if thickness.min() < 2 * tolerance:
+    if thinnest_layer(cell_inverse(matrix)[0] if inverse is None else inverse) < 2 * tolerance:
         return None
     separation = frac[None, :, :] - frac[:, None, :]
     separation -= np.round(separation)

@@ -111,6 +111,17 @@ def cell_thickness(inverse: np.ndarray) -> np.ndarray:
     return 1.0 / np.sqrt((inverse * inverse).sum(axis=0))
 
 
+def thinnest_layer(inverse: np.ndarray) -> float:
+    """``cell_thickness(inverse).min()`` in plain floats (the same number: the same products, summed in the same
+    order), for the callers that need only the thinnest direction."""
+    (a0, a1, a2), (b0, b1, b2), (c0, c1, c2) = inverse.tolist()
+    return min(
+        1.0 / math.sqrt(a0 * a0 + b0 * b0 + c0 * c0),
+        1.0 / math.sqrt(a1 * a1 + b1 * b1 + c1 * c1),
+        1.0 / math.sqrt(a2 * a2 + b2 * b2 + c2 * c2),
+    )
+
+
 def periodic_neighbours(
     lattice: np.ndarray, frac: np.ndarray, centres: np.ndarray, radius: float, volume: float | None = None
 ):
@@ -131,7 +142,7 @@ def periodic_neighbours(
     if volume is None:
         volume = cell_inverse(lattice)[1]
     sparse = abs(volume) / radius**3 > _MAX_GRID_CUBES
-    if sparse and cell_thickness(cell_inverse(lattice)[0]).min() >= radius:
+    if sparse and thinnest_layer(cell_inverse(lattice)[0]) >= radius:
         images = (wrapped[None, :, :] + _NEIGHBOUR_CELLS[:, None, :]).reshape(-1, 3) @ lattice  # (27 n, 3)
         found = cKDTree(centres_cartesian).sparse_distance_matrix(
             cKDTree(images), radius, output_type="coo_matrix"
@@ -591,7 +602,7 @@ def _may_gain_symmetry(lattice, frac, types, dataset, order, symprec, angle_tole
     slack = SLACK * symprec
     # Cell thickness along each basis direction: an image within ``slack`` of an atom is then matched to it by
     # rounding fractional differences, the same distance the tolerance-edge search has always used.
-    thinnest = float(cell_thickness(inverse).min())
+    thinnest = thinnest_layer(inverse)
     if 2 * slack >= thinnest:
         return True  # a cell thinner than twice the slack (never seen): nothing can be ruled out
     if len(rotations) <= point_group_order:
@@ -634,7 +645,7 @@ def _certainly_p1(lattice, frac, types, symprec, angle_tolerance) -> bool:
         return False
     inverse, _ = cell_inverse(reduced)
     slack = SLACK * symprec
-    if 2 * slack >= cell_thickness(inverse).min():
+    if 2 * slack >= thinnest_layer(inverse):
         return False
     rotations = _lattice_rotations(reduced, 2 * symprec, angle_tolerance + 1.0)
     x = (frac @ lattice @ inverse) % 1.0
