@@ -189,8 +189,8 @@ def test_thinnest_layer_is_the_numpy_thickness_bit_for_bit():
 
 
 def test_small_cell_plain_python_steps_answer_as_numpy(monkeypatch):
-    """The steps that a small cell runs in plain Python (the order of neighbour keys, rarest type, orbits, reference
-    count) give the numbers of their numpy forms (or definition) on the bundled crystals."""
+    """The steps that a small cell runs in plain Python or per centre (neighbour keys and their order, rarest type,
+    orbits, reference count) give the numbers of their numpy forms (or definition) on the bundled crystals."""
     from dataset_builders import load_materials_project, structure_from_json
 
     table = load_materials_project().select_columns(["structure"]).to_pandas()
@@ -212,10 +212,19 @@ def test_small_cell_plain_python_steps_answer_as_numpy(monkeypatch):
             orbits.tolist(),
             symmetry_idealisation._rarest_type_sites(types).tolist(),
             symmetry_idealisation._by_neighbour_key(lattice, frac, np.arange(min(len(types), 16))).tolist(),
+            [
+                None if keys is None else keys.tolist()
+                for keys in (
+                    symmetry_idealisation._by_neighbour_key(lattice, frac, np.arange(m), with_keys=True)[1]
+                    for m in (2, 3)
+                    if m <= len(types)
+                )
+            ],
         )
 
     plain = [steps(*cell) for cell in cells]
     monkeypatch.setattr(symmetry_idealisation, "_PYTHON_SORT_ROWS", 0)
+    monkeypatch.setattr(symmetry_idealisation, "_ROWS_PER_CENTRE", 0)
     assert len(cells) > 100
     assert plain == [steps(*cell) for cell in cells]
 

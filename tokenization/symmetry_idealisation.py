@@ -225,10 +225,21 @@ def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndar
     return (candidates[by_key], keys[by_key]) if with_keys else candidates[by_key]
 
 
+#: :func:`_sorted_distances` sorts each centre's distances on its own for at most this many centres.
+_ROWS_PER_CENTRE = 3
+
+
 def _sorted_distances(centre: np.ndarray, distances: np.ndarray, n_centres: int) -> np.ndarray | None:
     """Each centre's distances to its neighbours (the atom itself, at 0, left out), sorted and cut to the number
     every centre has, rounded to 1e-6 Å so that floating-point noise (1e-14) cannot break ties between equivalent
     atoms: ``(n_centres, k)``, or ``None`` when some centre has no neighbour."""
+    if n_centres <= _ROWS_PER_CENTRE:  # a few centres: one sort per centre costs fewer numpy calls
+        rows = []
+        for index in range(n_centres):
+            row = np.sort(distances[centre == index])
+            rows.append(row[np.searchsorted(row, 1e-6, side="right") :])  # without the atom itself
+        n_common = min(len(row) for row in rows)
+        return None if n_common == 0 else np.round(np.array([row[:n_common] for row in rows]), 6)
     keep = distances > 1e-6
     centre, distances = centre[keep], distances[keep]
     # Sort by (centre, distance); every centre then owns a contiguous run of increasing distances.
