@@ -217,7 +217,7 @@ PATIENCES = (5, 10, 20, None)
 def sweep_lines(runs: list[dict], pretraining: dict | None = None) -> list[str]:
     """Issue 24: the validation sweep behind the training defaults (`benchmarks/sweep_defaults.py`): every run,
     the checkpoints the "cloud" starts fine-tune, and what early stopping would keep from each long curve."""
-    from benchmarks.sweep_defaults import patience_outcome
+    from benchmarks.sweep_defaults import patience_outcome, recommend
 
     if not runs:
         return []
@@ -251,6 +251,30 @@ def sweep_lines(runs: list[dict], pretraining: dict | None = None) -> list[str]:
                 f"| {size} | {info['max_steps']} | {_fmt(validation.get('epoch'))} | "
                 f"{info['corpus']['unique_strings_used']} | {_fmt(validation.get('eval_loss'))} | "
                 f"{_fmt(validation.get('eval_accuracy'))} | {info['wall_seconds']:.0f} |"
+            )
+    chosen = recommend(runs)
+    if chosen:
+
+        def scores(values: dict) -> str:
+            return ", ".join(f"{value:g}: {score:.3f}" for value, score in sorted(values.items())) or "—"
+
+        lines += [
+            "",
+            "What the sweep chooses (`sweep_defaults.recommend`: per setting, the lowest mean over the tasks of "
+            "validation MAE / that task's best; 10 epochs; warm-up and batch at the chosen rate; patience: the "
+            "smallest that keeps, on every long curve, a validation MAE within 1 % of the curve's best):",
+            "",
+            "| command | start | size | tasks | learning rate (score by rate) | warm-up (score) | batch (score) | "
+            "patience (long curves: best epoch of epochs) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for c in chosen:
+            curves = "; ".join(f"{x['task']} {x['best_epoch']} of {x['epochs']}" for x in c["long_curves"])
+            lines.append(
+                f"| {c['command']} | {c['start']} | {c['size']} | {', '.join(c['tasks'])} | "
+                f"**{c['learning_rate']:g}** ({scores(c['learning_rate_scores'])}) | "
+                f"{_fmt(c['warmup'])} ({scores(c['warmup_scores'])}) | {_fmt(c['batch_size'])} "
+                f"({scores(c['batch_scores'])}) | {_fmt(c['patience'])} ({curves or 'no long curve'}) |"
             )
     long_runs = [r for r in runs if r["epochs"] >= 30 and len(r["validation_curve"]) == r["epochs"]]
     if long_runs:

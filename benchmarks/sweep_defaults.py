@@ -2,28 +2,38 @@
 rows only.
 
 Each configuration is one `finetune` / `train-debye` run through the Python API (`settings_from_dict`, the same
-code path as the command line) from scratch, with the flags the table sets (learning rate, warm-up, epochs, batch
-size) given explicitly and early stopping off, so that the whole validation curve is recorded (one point per epoch).
+code path as the command line) with the flags the table sets (learning rate, warm-up, epochs, batch size) given
+explicitly and early stopping off, so that the whole validation curve is recorded (one point per epoch). A run
+starts from scratch (`--size`), or with `--pretrained DIR` from a v1 CLOUD checkpoint pretrained here:
+`--pretrain-steps N` first runs `cloud-crystal pretrain` (through the API, the command's own defaults apart from the
+size and the steps) on the accuracy benchmark's v1 corpus minus every string of a test split and of the CLI
+formation-energy benchmark's validation and test rows (`pretraining_corpus_table`).
 
 Tasks and their rows (no benchmark's test rows are read, ever):
 
 - `formation_energy`: the training rows of the CLI formation-energy benchmark (`benchmarks.cli_formation`: MP
   formation energies minus MatBench fold 0, minus that benchmark's own 10 % validation rows), i.e. 2,835 rows, as
-  SCOPE v2 strings; `finetune` holds out a seeded 10 % of them (seed 0) as this sweep's validation rows. The CLI
-  benchmark's fold-0 test rows and its validation rows are not in the table at all.
+  SCOPE v2 strings (v1 strings from a v1 checkpoint); `finetune` holds out a seeded 10 % of them (seed 0) as this
+  sweep's validation rows. The CLI benchmark's fold-0 test rows and its validation rows are not in the table at all.
 - `dielectric`: the authors' dielectric fold, training file only (`bundled:cloud-dielectric`, 3,811 rows, SCOPE v1
   strings); `finetune` holds out 10 % (seed 0). The test file is not read.
 - `cv300`: `train-debye` on the authors' Cv training file (`bundled:cloud-cv`, 1,213 rows); 10 % held out (seed 0).
 
-Output: one JSON record per configuration (task, command, size, learning rate, warm-up, batch, epochs, the
+Output: one JSON record per configuration (task, command, start, size, learning rate, warm-up, batch, epochs, the
 validation MAE after every epoch, the best epoch and its MAE, wall and CPU seconds), appended to `--json` as each
-run ends, so a sweep cut short keeps what it measured; configurations already in the file are skipped.
+run ends, so a sweep cut short keeps what it measured; configurations already in the file are skipped. What the
+records choose is `recommend` (read by the report); a long run (`--epochs 60`) is read for early stopping by
+`patience_outcome`.
 
-Usage (niced, one thread, on a shared machine):
+Usage (one thread, on a shared machine):
 
 ```bash
-OMP_NUM_THREADS=1 nice -n 10 python -m benchmarks.sweep_defaults --tasks formation_energy dielectric \
-    --learning-rates 3e-4 1e-3 1e-4 5e-5 --epochs 8 --json benchmarks/results/sweep_defaults.json
+OMP_NUM_THREADS=1 python -m benchmarks.sweep_defaults --tasks formation_energy dielectric \
+    --learning-rates 3e-4 1e-3 1e-4 5e-5 --epochs 10 --json benchmarks/results/sweep_defaults.json
+OMP_NUM_THREADS=1 python -m benchmarks.sweep_defaults --size tiny --pretrained ckpt-tiny --pretrain-steps 3000 \
+    --tasks formation_energy dielectric cv300 --epochs 10
+OMP_NUM_THREADS=1 python -m benchmarks.sweep_defaults --size tiny --learning-rates 3e-4 --warmups 0 0.1 --epochs 10
+OMP_NUM_THREADS=1 python -m benchmarks.sweep_defaults --size tiny --learning-rates 3e-4 --epochs 60
 ```
 """
 
@@ -220,6 +230,95 @@ def patience_outcome(curve: list[float], patience: int | None) -> dict:
     return {"stop_epoch": stop, "best_epoch": best + 1, "best_validation_mae": curve[best]}
 
 
+#: The settings every learning-rate comparison shares (the protocol of the first sweep).
+BASE_WARMUP, BASE_BATCH, BASE_EPOCHS = 0.05, 64, 10
+
+#: Early stopping keeps a patience when what it keeps is within this fraction of the best of the whole curve.
+PATIENCE_SLACK = 0.01
+
+
+def _relative_scores(runs: list[dict], setting: str) -> dict:
+    """``{value: mean over tasks of best validation MAE / the best MAE of that task}`` for the values of ``setting``
+    that every task has (each task weighs the same whatever its unit); ``{}`` when no value is complete."""
+    tasks = sorted({run["task"] for run in runs})
+    by_value: dict = {}
+    for run in runs:
+        by_value.setdefault(run[setting], {})[run["task"]] = run["best_validation_mae"]
+    complete = {value: maes for value, maes in by_value.items() if set(maes) == set(tasks)}
+    if not complete:
+        return {}
+    best = {task: min(maes[task] for maes in complete.values()) for task in tasks}
+    return {value: sum(maes[t] / best[t] for t in tasks) / len(tasks) for value, maes in complete.items()}
+
+
+def recommend(runs: list[dict]) -> list[dict]:
+    """What the sweep chooses for each (command, start, size) it measured, from validation rows only.
+
+    - learning rate: the lowest mean relative MAE over the tasks (each task's MAE over its best), 10 epochs, 5 %
+      warm-up, batch 64;
+    - warm-up and batch size: the same score at the chosen rate (the base value stays unless another is better);
+    - patience: from the long curves at the chosen rate (early stopping off, `patience_outcome`), the smallest
+      patience that keeps, on every task, a validation MAE within ``PATIENCE_SLACK`` of the curve's best; the
+      longest curve's length is the maximum number of epochs measured.
+    """
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault((run["command"], run.get("start", "scratch"), run["size"]), []).append(run)
+    chosen = []
+    for (command, start, size), group in sorted(groups.items()):
+        short = [r for r in group if r["epochs"] == BASE_EPOCHS]
+        rates = _relative_scores(
+            [r for r in short if r["warmup"] == BASE_WARMUP and r["batch_size"] == BASE_BATCH],
+            "learning_rate",
+        )
+        if not rates:
+            continue
+        rate = min(rates, key=rates.get)
+        at_rate = [r for r in short if r["learning_rate"] == rate]
+        warmups = _relative_scores([r for r in at_rate if r["batch_size"] == BASE_BATCH], "warmup")
+        batches = _relative_scores([r for r in at_rate if r["warmup"] == BASE_WARMUP], "batch_size")
+        long_runs = [
+            r
+            for r in group
+            if r["learning_rate"] == rate and r["epochs"] >= 30 and len(r["validation_curve"]) == r["epochs"]
+        ]
+        patience = None
+        if long_runs:
+            for candidate in (5, 10, 20, 30):
+                if all(
+                    patience_outcome(r["validation_curve"], candidate)["best_validation_mae"]
+                    <= (1 + PATIENCE_SLACK) * min(r["validation_curve"])
+                    for r in long_runs
+                ):
+                    patience = candidate
+                    break
+        chosen.append(
+            {
+                "command": command,
+                "start": start,
+                "size": size,
+                "tasks": sorted({r["task"] for r in group}),
+                "learning_rate": rate,
+                "learning_rate_scores": rates,
+                "warmup": min(warmups, key=warmups.get) if len(warmups) > 1 else None,
+                "warmup_scores": warmups if len(warmups) > 1 else {},
+                "batch_size": min(batches, key=batches.get) if len(batches) > 1 else None,
+                "batch_scores": batches if len(batches) > 1 else {},
+                "patience": patience,
+                "long_curves": [
+                    {
+                        "task": r["task"],
+                        "epochs": r["epochs"],
+                        "best_epoch": r["best_epoch"],
+                        "best_validation_mae": r["best_validation_mae"],
+                    }
+                    for r in long_runs
+                ],
+            }
+        )
+    return chosen
+
+
 def _key(record: dict) -> tuple:
     return (
         record.get("start", "scratch"),
@@ -237,7 +336,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=["formation_energy", "dielectric"])
     parser.add_argument("--size", default="small", choices=("tiny", "small"))
     parser.add_argument("--learning-rates", nargs="+", type=float, default=[3e-4, 1e-3, 1e-4, 5e-5])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=BASE_EPOCHS)
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[64])
     parser.add_argument(
         "--warmups", nargs="+", type=float, default=[0.05], help="warm-up fractions of the steps"
