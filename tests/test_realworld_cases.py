@@ -381,3 +381,59 @@ def test_a_row_repeating_an_image_under_the_same_label_is_read_once():
     structure = load_structure(text)
     assert structure_to_scope(structure, version="v2") == NACL_V2
     assert any("repeats row Cl" in note for note in structure.properties["reader_notes"])
+
+
+#: A methyl group on the mirror plane of Pmn2_1 as SHELX writes it (COD 2100345, cod-tools' test inputs): H12 and
+#: H12A, each half occupied, at each other's mirror image.
+METHYL_ON_A_MIRROR = """data_methyl
+_chemical_formula_sum '{formula}'
+_cell_formula_units_Z 2
+_cell_length_a 6.0
+_cell_length_b 7.0
+_cell_length_c 5.0
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+loop_
+_symmetry_equiv_pos_as_xyz
+'x, y, z'
+'-x+1/2, -y, z+1/2'
+'x+1/2, -y, z+1/2'
+'-x, y, z'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+_atom_site_occupancy
+Cl1 Cl 0.0 0.361 0.4727 1
+Si1 Si 0.0 0.6592 0.3753 1
+C1 C 0.0 0.699 0.0771 1
+H11 H 0.0 0.8453 0.0461 1
+H12 H -0.12 0.64 -0.05 0.5
+H12A H 0.12 0.64 -0.05 0.5
+"""
+
+
+@pytest.mark.parametrize(
+    ("formula", "hydrogen_per_cell", "reading"),
+    [
+        ("C H3 Cl Si", 6.0, "occupancies added"),
+        ("C H2 Cl Si", 4.0, "repeats row H12"),
+        (None, 4.0, "repeats row"),
+    ],
+)
+def test_a_row_at_another_rows_image_is_read_as_the_files_formula_counts_it(
+    formula, hydrogen_per_cell, reading
+):
+    """'H12A' 0.5 at the mirror image of 'H12' 0.5 is a second half H there (the formula counts CH3) or H12's image
+    written out (the formula counts CH2): the file's formula and Z decide; without a formula it is read once."""
+    text = METHYL_ON_A_MIRROR.format(formula=formula or "")
+    if formula is None:
+        text = text.replace("_chemical_formula_sum ''\n", "")
+    structure = load_structure(text, source="methyl.cif")
+    assert structure.composition["H"] == pytest.approx(hydrogen_per_cell)
+    assert structure.composition["C"] == pytest.approx(2.0)
+    assert any(reading in note for note in structure.properties["reader_notes"])
+    assert structure.is_ordered == (hydrogen_per_cell == 6.0)

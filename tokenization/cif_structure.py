@@ -191,6 +191,10 @@ _IMPLICIT_HYDROGEN_GROUP = re.compile(r"([A-Z][a-z]?)H(\d*)(?:\d*[+-])?")
 #: Where _general_structure leaves, for the claims, the partial rows whose distinct images it merged (and how many
 #: images each site holds): their orbit in the file has that many times the sites built.
 _SPLIT_IMAGES = "_split_images"
+#: Where _general_structure leaves the rows it read once as another row's symmetry image although both together
+#: would not overfill the site ('H12A' 0.5 at the mirror image of 'H12' 0.5): the file's formula decides between
+#: that reading and the sum (:func:`_crystal_from_block`).
+_IMAGE_REPEATS = "_image_repeats"
 #: The atom a label names: its letters and number ('O1' of 'O1A*', 'Te2' of 'Te2_1_445').
 _LABEL_BASE = re.compile(r"[A-Za-z]+\d+")
 #: Elements above californium (Z = 98) are not read from CIF symbols: no crystal structure of them is known, and
@@ -1389,8 +1393,16 @@ class _PositionIndex:
         return indices[k] if distance[k] < radius else None
 
 
-def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, notes: list[str]) -> Structure:
+def _general_structure(
+    rows: _Rows, lattice: Lattice, operations, source: str, notes: list[str], add_image_rows: bool = False
+) -> Structure:
+    """The crystal of ``rows`` under ``operations``. A row that lands, through a symmetry operation only, on the
+    site of a row of the same atom, same element and occupancy, is read once (a symmetry image written out), and
+    listed under ``_IMAGE_REPEATS`` where the two would not overfill the site; with ``add_image_rows`` such rows
+    are added instead (their occupancies summed), the reading :func:`_crystal_from_block` takes where the file's
+    formula says so."""
     rotations, translations = operations
+    image_repeats: list[str] = []
     matrix = lattice.matrix
     site_coords: list[np.ndarray] = []
     site_species: list[dict[Element, float]] = []
@@ -1436,8 +1448,12 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
                     if other in written
                 )
                 if _repeats(species, element, occupancy, label, site_rows[k], image):
-                    duplicates.setdefault(label, site_rows[k][0])
-                    continue
+                    ambiguous = image and species[element] + occupancy <= 1.0 + OCCUPANCY_TOLERANCE
+                    if not (ambiguous and add_image_rows):
+                        if ambiguous and label not in image_repeats:
+                            image_repeats.append(label)
+                        duplicates.setdefault(label, site_rows[k][0])
+                        continue
                 species[element] = species.get(element, 0.0) + occupancy
                 if label not in site_rows[k]:
                     site_rows[k].append(label)
@@ -1496,6 +1512,8 @@ def _general_structure(rows: _Rows, lattice: Lattice, operations, source: str, n
         )
         if split_rows:
             structure.properties[_SPLIT_IMAGES] = split_rows
+        if image_repeats:
+            structure.properties[_IMAGE_REPEATS] = image_repeats
         return structure
     except ValueError as exc:  # pymatgen refuses what it cannot hold (e.g. occupancies summing above 1)
         raise StructureParseError(f"the sites cannot form a structure ({exc})", source) from exc
@@ -1681,6 +1699,52 @@ def _index_of(candidates: list[Structure | None], structure: Structure) -> int:
     return next(i for i, candidate in enumerate(candidates) if candidate is structure)
 
 
+def _image_rows_by_formula(
+    structure: Structure,
+    data: dict,
+    rows: _Rows,
+    lattice: Lattice,
+    parameters,
+    operations,
+    source: str,
+    notes,
+) -> Structure:
+    """Where rows were read once as other rows' symmetry images (``_IMAGE_REPEATS``), the reading the file's own
+    formula and Z agree with.
+
+    'O1A' 0.5 at the image of 'O1' 0.5 is either O1's image written out (one half-occupied O) or a second half of
+    the atom at that position (SHELX writes a methyl group on a mirror plane as 'H12' 0.5 and 'H12A' 0.5 at the
+    mirror image: one full H there). Nothing in the rows tells them apart; the formula times Z does. The first
+    reading stays unless it contradicts the file's claims and the sum agrees with them (then a note says so)."""
+    repeated = structure.properties.pop(_IMAGE_REPEATS, None)
+    if not repeated:
+        return structure
+
+    def claims_for(candidate: Structure) -> FileClaims:
+        split = candidate.properties.get(_SPLIT_IMAGES, {})
+        return _file_claims(data, rows, lattice, parameters, len(operations[0]), source, split)
+
+    if _agrees_with_claims(structure, claims_for(structure), source):
+        return structure
+    summed_notes: list[str] = []
+    try:
+        summed = _general_structure(rows, lattice, operations, source, summed_notes, add_image_rows=True)
+    except ScopeError:
+        return structure
+    if not _agrees_with_claims(summed, claims_for(summed), source):
+        return structure
+    notes[:] = [
+        note for note in notes if not any(note.startswith(f"row {label} repeats") for label in repeated)
+    ]
+    notes.extend(summed_notes)
+    notes.append(
+        f"{'row' if len(repeated) == 1 else 'rows'} {', '.join(repeated)} at symmetry images of rows of the same "
+        "atom with the same occupancy: occupancies added there, as the file's formula and Z count them (read once, "
+        "the cell would contradict the formula)"
+    )
+    return summed
+
+
 def _agrees_with_claims(structure: Structure, claims: FileClaims, source: str) -> bool:
     """Whether the file's self-description (formula times Z, volume, density, multiplicities) fits this reading."""
     try:
@@ -1781,6 +1845,7 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
     rows = _Rows(data, lattice, parameters, source, notes)
     if any("_atom_site_moment" in key for key in data) and not any("magnetic" in n for n in notes):
         notes.append("magnetic moments ignored (SCOPE encodes the nuclear structure)")
+    chosen_operations = operation_sets[0]
     if len(operation_sets) == 1:
         structure = _fast_structure(rows, lattice, listed_texts)
         if structure is None:
@@ -1805,6 +1870,10 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
             )
 
         structure = _choose_setting(structures, data, source, notes, conventional, claims_of)
+        chosen_operations = operation_sets[next(i for i, s in enumerate(structures) if s is structure)]
+    structure = _image_rows_by_formula(
+        structure, data, rows, lattice, parameters, chosen_operations, source, notes
+    )
     for what, candidates, n_listed, listed_hall in pending:
         if n_listed == 0:
             _check_whole_cell_group(structure, what, candidates, parameters, source)
