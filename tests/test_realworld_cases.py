@@ -388,9 +388,9 @@ def test_a_row_repeating_an_image_under_the_same_label_is_read_once():
 METHYL_ON_A_MIRROR = """data_methyl
 _chemical_formula_sum '{formula}'
 _cell_formula_units_Z 2
-_cell_length_a 6.0
-_cell_length_b 7.0
-_cell_length_c 5.0
+_cell_length_a {a}
+_cell_length_b {b}
+_cell_length_c {c}
 _cell_angle_alpha 90
 _cell_angle_beta 90
 _cell_angle_gamma 90
@@ -429,7 +429,7 @@ def test_a_row_at_another_rows_image_is_read_as_the_files_formula_counts_it(
 ):
     """'H12A' 0.5 at the mirror image of 'H12' 0.5 is a second half H there (the formula counts CH3) or H12's image
     written out (the formula counts CH2): the file's formula and Z decide; without a formula it is read once."""
-    text = METHYL_ON_A_MIRROR.format(formula=formula or "")
+    text = METHYL_ON_A_MIRROR.format(formula=formula or "", a=6.0, b=7.0, c=5.0)
     if formula is None:
         text = text.replace("_chemical_formula_sum ''\n", "")
     structure = load_structure(text, source="methyl.cif")
@@ -439,37 +439,11 @@ def test_a_row_at_another_rows_image_is_read_as_the_files_formula_counts_it(
     assert structure.is_ordered == (hydrogen_per_cell == 6.0)
 
 
-#: The methyl group on a mirror in a cell of 35 H per formula unit (Z = 2): read once, 68 H per cell, within the
-#: formula check's 3 % tolerance (a note); with H12A added, exactly the formula's 70.
-MANY_HYDROGENS = """data_big
-_chemical_formula_sum 'C H35 Cl Si'
-_cell_formula_units_Z 2
-_cell_length_a 12.0
-_cell_length_b 14.0
-_cell_length_c 10.0
-_cell_angle_alpha 90
-_cell_angle_beta 90
-_cell_angle_gamma 90
-loop_
-_symmetry_equiv_pos_as_xyz
-'x, y, z'
-'-x+1/2, -y, z+1/2'
-'x+1/2, -y, z+1/2'
-'-x, y, z'
-loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-_atom_site_occupancy
-Cl1 Cl 0.0 0.361 0.4727 1
-Si1 Si 0.0 0.6592 0.3753 1
-C1 C 0.0 0.699 0.0771 1
-H11 H 0.0 0.8453 0.0461 1
-H12 H -0.12 0.64 -0.05 0.5
-H12A H 0.12 0.64 -0.05 0.5
-H20 H 0.8277 0.4092 0.5496 1
+#: The methyl group on a mirror in a cell twice as long with 16 more H (35 H per formula unit, Z = 2): read once, 68
+#: H per cell, within the formula check's 3 % tolerance (a note); with H12A added, exactly the formula's 70.
+MANY_HYDROGENS = (
+    METHYL_ON_A_MIRROR.format(formula="{formula}", a=12.0, b=14.0, c=10.0)
+    + """H20 H 0.8277 0.4092 0.5496 1
 H21 H 0.3297 0.7884 0.3032 1
 H22 H 0.2804 0.4852 0.9807 1
 H23 H 0.2769 0.1607 0.9699 1
@@ -486,13 +460,14 @@ H33 H 0.7253 0.6539 0.4312 1
 H34 H 0.8673 0.6321 0.8103 1
 H35 H 0.3418 0.5437 0.1963 1
 """
+)
 
 
 def test_the_sum_is_taken_where_it_fits_the_formula_more_closely():
-    structure = load_structure(MANY_HYDROGENS, source="many-h.cif")
+    structure = load_structure(MANY_HYDROGENS.format(formula="C H35 Cl Si"), source="many-h.cif")
     assert structure.composition["H"] == pytest.approx(70.0)
     assert any("fit it less closely" in note for note in structure.properties["reader_notes"])
-    fewer = load_structure(MANY_HYDROGENS.replace("'C H35 Cl Si'", "'C H34 Cl Si'"), source="many-h.cif")
+    fewer = load_structure(MANY_HYDROGENS.format(formula="C H34 Cl Si"), source="many-h.cif")
     assert fewer.composition["H"] == pytest.approx(68.0)  # the formula of the read-once cell: read once
 
 
