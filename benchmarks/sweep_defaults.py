@@ -237,10 +237,11 @@ BASE_WARMUP, BASE_BATCH, BASE_EPOCHS = 0.05, 64, 10
 PATIENCE_SLACK = 0.01
 
 
-def _relative_scores(runs: list[dict], setting: str) -> dict:
+def _relative_scores(runs: list[dict], setting: str, tasks: list[str] | None = None) -> dict:
     """``{value: mean over tasks of best validation MAE / the best MAE of that task}`` for the values of ``setting``
-    that every task has (each task weighs the same whatever its unit); ``{}`` when no value is complete."""
-    tasks = sorted({run["task"] for run in runs})
+    that every task has (each task weighs the same whatever its unit); ``{}`` when no value is complete. ``tasks``:
+    the tasks each value needs (default: those in ``runs``)."""
+    tasks = sorted(tasks or {run["task"] for run in runs})
     by_value: dict = {}
     for run in runs:
         by_value.setdefault(run[setting], {})[run["task"]] = run["best_validation_mae"]
@@ -256,10 +257,11 @@ def recommend(runs: list[dict]) -> list[dict]:
 
     - learning rate: the lowest mean relative MAE over the tasks (each task's MAE over its best), 10 epochs, 5 %
       warm-up, batch 64;
-    - warm-up and batch size: the same score at the chosen rate (the base value stays unless another is better);
-    - patience: from the long curves at the chosen rate (early stopping off, `patience_outcome`), the smallest
-      patience that keeps, on every task, a validation MAE within ``PATIENCE_SLACK`` of the curve's best; the
-      longest curve's length is the maximum number of epochs measured.
+    - warm-up and batch size: the same score at the chosen rate, over the same tasks as the rate (a value
+      measured on fewer tasks chooses nothing);
+    - patience: from the long curves at the chosen rate (early stopping off, `patience_outcome`), one per task of
+      the rate's comparison, the smallest patience that keeps, on every task, a validation MAE within
+      ``PATIENCE_SLACK`` of the curve's best.
     """
     groups: dict = {}
     for run in runs:
@@ -271,19 +273,20 @@ def recommend(runs: list[dict]) -> list[dict]:
             [r for r in short if r["warmup"] == BASE_WARMUP and r["batch_size"] == BASE_BATCH],
             "learning_rate",
         )
-        if not rates:
+        if len(rates) < 2:  # no comparison yet
             continue
         rate = min(rates, key=rates.get)
+        tasks = sorted({r["task"] for r in short if r["learning_rate"] == rate})
         at_rate = [r for r in short if r["learning_rate"] == rate]
-        warmups = _relative_scores([r for r in at_rate if r["batch_size"] == BASE_BATCH], "warmup")
-        batches = _relative_scores([r for r in at_rate if r["warmup"] == BASE_WARMUP], "batch_size")
+        warmups = _relative_scores([r for r in at_rate if r["batch_size"] == BASE_BATCH], "warmup", tasks)
+        batches = _relative_scores([r for r in at_rate if r["warmup"] == BASE_WARMUP], "batch_size", tasks)
         long_runs = [
             r
             for r in group
             if r["learning_rate"] == rate and r["epochs"] >= 30 and len(r["validation_curve"]) == r["epochs"]
         ]
         patience = None
-        if long_runs:
+        if {r["task"] for r in long_runs} == set(tasks):
             for candidate in (5, 10, 20, 30):
                 if all(
                     patience_outcome(r["validation_curve"], candidate)["best_validation_mae"]
