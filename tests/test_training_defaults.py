@@ -98,7 +98,7 @@ def test_every_entry_names_its_source_and_the_readme_table_lists_them():
         assert recipe.source, (command, start, size)
         if start == "authors":
             assert "not measured here" in recipe.source
-        assert 0 < recipe.warmup_steps < 1 and recipe.learning_rate > 0 and recipe.num_train_epochs >= 1
+        assert 0 <= recipe.warmup_steps < 1 and recipe.learning_rate > 0 and recipe.num_train_epochs >= 1
     table = markdown_table()
     assert table.count("\n") == len(DEFAULTS) + 1
 
@@ -143,3 +143,32 @@ def test_the_sweep_reads_early_stopping_off_a_curve_as_transformers_stops():
             stopped_early += stop < len(curve)
         assert patience_outcome(curve, None)["best_validation_mae"] == min(curve)
     assert stopped_early > 0  # the curves exercise the stopping rule, not only runs that never stop
+
+
+def test_the_measured_defaults_are_what_the_sweep_chooses():
+    """Every (command, start, size) the recorded sweep measured has in `DEFAULTS` the learning rate, warm-up, batch
+    size and patience that `sweep_defaults.recommend` reads off the records, and its source names the sweep."""
+    from pathlib import Path
+
+    from benchmarks.sweep_defaults import recommend
+
+    sweep = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "sweep_defaults.json"
+    chosen = recommend(json.loads(sweep.read_text())["runs"])
+    starts = {(c["command"], c["start"]) for c in chosen}
+    assert {
+        ("finetune", "scratch"),
+        ("finetune", "cloud"),
+        ("train-debye", "scratch"),
+        ("train-debye", "cloud"),
+    } <= starts
+    for c in chosen:
+        recipe = DEFAULTS[(c["command"], c["start"], c["size"])]
+        assert recipe.learning_rate == c["learning_rate"], c
+        for field, key in (
+            ("warmup_steps", "warmup"),
+            ("per_device_train_batch_size", "batch_size"),
+            ("early_stopping_patience", "patience"),
+        ):
+            if c[key] is not None:
+                assert getattr(recipe, field) == c[key], (field, c)
+        assert "sweep_defaults" in recipe.source or "as for" in recipe.source, c
