@@ -225,6 +225,7 @@ def test_small_cell_plain_python_steps_answer_as_numpy(monkeypatch):
     plain = [steps(*cell) for cell in cells]
     monkeypatch.setattr(symmetry_idealisation, "_PYTHON_SORT_ROWS", 0)
     monkeypatch.setattr(symmetry_idealisation, "_ROWS_PER_CENTRE", 0)
+    monkeypatch.setattr(symmetry_idealisation, "_PYTHON_CELL_SITES", 0)
     assert len(cells) > 100
     assert plain == [steps(*cell) for cell in cells]
 

@@ -80,11 +80,11 @@ SLACK = 2.5
 #: pymatgen's cell-list grid (whose memory grows with the cube count).
 _MAX_GRID_CUBES = 1e6
 
-#: The 27 cells around and including the home cell, as fractional offsets.
 #: Periodic along all three axes, as pymatgen's neighbour search takes it (read only).
 _PERIODIC = np.ones(3, dtype=np.int64)
 _PERIODIC.flags.writeable = False
 
+#: The 27 cells around and including the home cell, as fractional offsets.
 _NEIGHBOUR_CELLS = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=float)
 
 
@@ -130,9 +130,8 @@ def periodic_neighbours(
 
     ``volume`` is the cell's signed or absolute volume (Å³) where the caller has it. Both sets are wrapped into the
     cell first. pymatgen's cell-list search (``find_points_in_spheres``) lays a grid of ``radius``-sized cubes over
-    the cell: fast, but its memory grows with the cell volume over ``radius³`` (8.9 GB
-    for the 0.5 Å overlap radius in a protein cell; the 0.04 Å match radius of symmetrising does the same in any
-    cell of some hundred atoms). Above ``_MAX_GRID_CUBES`` cubes, in a cell at least ``radius`` thick, a k-d tree of
+    the cell: fast, but its memory grows with the cell volume over ``radius³`` (8.9 GB for the 0.5 Å overlap radius
+    in a protein cell; the 0.04 Å match radius of symmetrising does the same in any cell of some hundred atoms). Above ``_MAX_GRID_CUBES`` cubes, in a cell at least ``radius`` thick, a k-d tree of
     the atoms' images in the 27 cells around each centre's own finds the same pairs (every image within ``radius``
     lies there): time ``O(n log n)``, memory ``O(n + pairs)`` whatever the volume.
     """
@@ -201,6 +200,10 @@ def _reference_first(lattice, frac, types, tolerance: float = 0.0) -> tuple[np.n
 
 #: :func:`_by_neighbour_key` sorts at most this many keys with Python's sort (fewer numpy calls), more with numpy's.
 _PYTHON_SORT_ROWS = 16
+
+#: Cells of at most this many sites take the plain-Python form of the small per-site steps (rarest type, orbit
+#: labels), where numpy's per-call cost is the time.
+_PYTHON_CELL_SITES = 64
 
 
 def _by_neighbour_key(lattice: np.ndarray, frac: np.ndarray, candidates: np.ndarray, with_keys: bool = False):
@@ -353,7 +356,7 @@ def _search_from(lattice, frac, types, reference, symprec, angle_tolerance, sour
 
 def _per_site_orbits(dataset, order: np.ndarray) -> np.ndarray:
     """Orbit label of each input site: the lowest input index in its orbit (independent of the site order)."""
-    if len(order) <= _PYTHON_SORT_ROWS * 4:  # a small cell: plain Python lists cost fewer calls than numpy's
+    if len(order) <= _PYTHON_CELL_SITES:
         listed, orbit_of_row = order.tolist(), np.asarray(dataset.crystallographic_orbits).tolist()
         orbit_of = [0] * len(listed)
         for row, site in enumerate(listed):
@@ -565,7 +568,7 @@ def _delaunay_reduced(lattice: np.ndarray) -> np.ndarray | None:
 
 def _rarest_type_sites(types: np.ndarray) -> np.ndarray:
     """Indices of the sites of the type with the fewest sites (the lowest type number on a tie)."""
-    if len(types) <= _PYTHON_SORT_ROWS * 4:  # a small cell: plain Python costs fewer calls than numpy's
+    if len(types) <= _PYTHON_CELL_SITES:
         listed = types.tolist()
         per_type = collections.Counter(listed)
         fewest = min(per_type.values())
@@ -687,9 +690,8 @@ def _translation_may_hold(reduced: np.ndarray, rare_x: np.ndarray, slack: float,
         return True
     if m * slack >= thickness / 2:
         return True
-    if (
-        m <= _PYTHON_TRANSLATION_ATOMS
-    ):  # the same test in plain floats: numpy's per-call cost is the time here
+    if m <= _PYTHON_TRANSLATION_ATOMS:
+        # the same test in plain floats: numpy's per-call cost is the time here
         basis = reduced.tolist()
         origin, *others = rare_x.tolist()
         for d in range(1, m + 1):
