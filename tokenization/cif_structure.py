@@ -1760,11 +1760,7 @@ def _claims_fit(structure: Structure, claims: FileClaims, source: str) -> int | 
 
 def _agrees_with_claims(structure: Structure, claims: FileClaims, source: str) -> bool:
     """Whether the file's self-description (formula times Z, volume, density, multiplicities) fits this reading."""
-    try:
-        check_file_claims(structure, claims, source)
-    except InconsistentFileError:
-        return False
-    return True
+    return _claims_fit(structure, claims, source) is not None
 
 
 def _shortest_distance(structure: Structure) -> float:
@@ -1894,7 +1890,7 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
             )
 
         structure = _choose_setting(structures, data, source, notes, conventional, claims_of)
-        notes.extend(candidate_notes[next(i for i, s in enumerate(structures) if s is structure)])
+        notes.extend(candidate_notes[_index_of(structures, structure)])
     for what, candidates, n_listed, listed_hall in pending:
         if n_listed == 0:
             _check_whole_cell_group(structure, what, candidates, parameters, source)
