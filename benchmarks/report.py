@@ -217,7 +217,7 @@ PATIENCES = (5, 10, 20, None)
 def sweep_lines(runs: list[dict], pretraining: dict | None = None) -> list[str]:
     """Issue 24: the validation sweep behind the training defaults (`benchmarks/sweep_defaults.py`): every run,
     the checkpoints the "cloud" starts fine-tune, and what early stopping would keep from each long curve."""
-    from benchmarks.sweep_defaults import patience_outcome, recommend
+    from benchmarks.sweep_defaults import is_long_curve, patience_outcome, recommend
 
     if not runs:
         return []
@@ -276,7 +276,7 @@ def sweep_lines(runs: list[dict], pretraining: dict | None = None) -> list[str]:
                 f"{_fmt(c['warmup'])} ({scores(c['warmup_scores'])}) | {_fmt(c['batch_size'])} "
                 f"({scores(c['batch_scores'])}) | {_fmt(c['patience'])} ({curves or 'no long curve'}) |"
             )
-    long_runs = [r for r in runs if r["epochs"] >= 30 and len(r["validation_curve"]) == r["epochs"]]
+    long_runs = [r for r in runs if is_long_curve(r)]
     if long_runs:
         lines += [
             "",

@@ -237,6 +237,11 @@ BASE_WARMUP, BASE_BATCH, BASE_EPOCHS = 0.05, 64, 10
 PATIENCE_SLACK = 0.01
 
 
+def is_long_curve(run: dict) -> bool:
+    """A run long enough to read early stopping off (at least 30 epochs, every epoch's validation recorded)."""
+    return run["epochs"] >= 30 and len(run["validation_curve"]) == run["epochs"]
+
+
 def _relative_scores(runs: list[dict], setting: str, tasks: list[str] | None = None) -> dict:
     """``{value: mean over tasks of best validation MAE / the best MAE of that task}`` for the values of ``setting``
     that every task has (each task weighs the same whatever its unit); ``{}`` when no value is complete. ``tasks``:
@@ -280,11 +285,7 @@ def recommend(runs: list[dict]) -> list[dict]:
         at_rate = [r for r in short if r["learning_rate"] == rate]
         warmups = _relative_scores([r for r in at_rate if r["batch_size"] == BASE_BATCH], "warmup", tasks)
         batches = _relative_scores([r for r in at_rate if r["warmup"] == BASE_WARMUP], "batch_size", tasks)
-        long_runs = [
-            r
-            for r in group
-            if r["learning_rate"] == rate and r["epochs"] >= 30 and len(r["validation_curve"]) == r["epochs"]
-        ]
+        long_runs = [r for r in group if r["learning_rate"] == rate and is_long_curve(r)]
         patience = None
         if {r["task"] for r in long_runs} == set(tasks):
             for candidate in (5, 10, 20, 30):
