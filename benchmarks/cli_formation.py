@@ -221,6 +221,9 @@ def run_config(name: str, extra: list[str], data: dict, folder: Path) -> dict:
         "epochs": training_config.get("num_train_epochs"),
         "epochs_run": metrics.get("epoch"),  # fewer than `epochs` when early stopping ended the run
         "learning_rate": training_config.get("learning_rate"),
+        "warmup_steps": training_config.get("warmup_steps"),
+        "per_device_train_batch_size": training_config.get("per_device_train_batch_size"),
+        "early_stopping_patience": training_config.get("early_stopping_patience"),
         "seconds": round(train_seconds + predict_seconds, 1),
         "train_seconds": round(train_seconds, 1),
         "predict_seconds": round(predict_seconds, 1),

@@ -138,17 +138,28 @@ def cli_formation_lines(cli: dict) -> list[str]:
         "",
         f"### Formation energy through the CLI ({cli['task']}; rows {cli['rows']})",
         "",
-        "| configuration | epochs | seconds | validation MAE | test MAE (eV/atom) |",
-        "|---|---|---|---|---|",
+        "| configuration | learning rate, warm-up, batch, patience | epochs (run / max) | seconds | validation MAE "
+        "| test MAE (eV/atom) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, config in cli["configs"].items():
+        settings = ", ".join(
+            "—" if config.get(key) is None else f"{config[key]:g}"
+            for key in (
+                "learning_rate",
+                "warmup_steps",
+                "per_device_train_batch_size",
+                "early_stopping_patience",
+            )
+        )
         lines.append(
-            f"| {name}{' (selected on validation)' if name == cli.get('selected') else ''} | {config['epochs']} | "
-            f"{config['seconds']:.0f} | {_fmt(config['validation_mae'])} | {_fmt(config['test_mae'])} |"
+            f"| {name}{' (selected on validation)' if name == cli.get('selected') else ''} | {settings} | "
+            f"{config.get('epochs_run') or '—'} / {config['epochs']} | {config['seconds']:.0f} | "
+            f"{_fmt(config['validation_mae'])} | {_fmt(config['test_mae'])} |"
         )
     for name, baseline in cli.get("baselines", {}).items():
         value = baseline.get("test_mae") if isinstance(baseline, dict) else baseline
-        lines.append(f"| baseline: {name} | | | | {_fmt(value)} |")
+        lines.append(f"| baseline: {name} | | | | | {_fmt(value)} |")
     return lines
 
 
