@@ -7,7 +7,13 @@ import json
 
 import pytest
 
-from modeling_cloud.training.defaults import DEFAULTS, TABLE_FIELDS, markdown_table, starting_point
+from modeling_cloud.training.defaults import (
+    DEFAULTS,
+    MEASURED_SIZES,
+    TABLE_FIELDS,
+    markdown_table,
+    starting_point,
+)
 from modeling_cloud.training.options import parse_settings, settings_from_dict
 
 COMMON = ["--train", "bundled:cloud-cv", "--output-dir", "out"]
@@ -153,22 +159,27 @@ def test_the_measured_defaults_are_what_the_sweep_chooses():
     from benchmarks.sweep_defaults import recommend
 
     sweep = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "sweep_defaults.json"
-    chosen = recommend(json.loads(sweep.read_text())["runs"])
-    starts = {(c["command"], c["start"]) for c in chosen}
-    assert {
-        ("finetune", "scratch"),
-        ("finetune", "cloud"),
-        ("train-debye", "scratch"),
-        ("train-debye", "cloud"),
-    } <= starts
-    for c in chosen:
-        recipe = DEFAULTS[(c["command"], c["start"], c["size"])]
+    chosen = {
+        (c["command"], c["start"], c["size"]): c for c in recommend(json.loads(sweep.read_text())["runs"])
+    }
+    # The grid: both commands, from scratch and from a checkpoint pretrained here, tiny and small.
+    assert set(chosen) == {
+        (command, start, size)
+        for command in ("finetune", "train-debye")
+        for start in ("scratch", "cloud")
+        for size in MEASURED_SIZES
+    }
+    for key, c in chosen.items():
+        recipe = DEFAULTS[key]
         assert recipe.learning_rate == c["learning_rate"], c
-        for field, key in (
+        for field, name in (
             ("warmup_steps", "warmup"),
             ("per_device_train_batch_size", "batch_size"),
             ("early_stopping_patience", "patience"),
         ):
-            if c[key] is not None:
-                assert getattr(recipe, field) == c[key], (field, c)
-        assert "sweep_defaults" in recipe.source or "as for" in recipe.source, c
+            # every setting is read off the records: warm-up and batch from each task of the rate's comparison,
+            # patience from a long curve on each
+            assert c[name] is not None, (name, c)
+            assert getattr(recipe, field) == c[name], (field, c)
+        assert "sweep_defaults" in recipe.source, c
+        assert "not swept" not in recipe.source and "not run" not in recipe.source, c
