@@ -1723,8 +1723,7 @@ def _image_rows_by_formula(
         return structure
 
     def claims_for(candidate: Structure) -> FileClaims:
-        split = candidate.properties.get(_SPLIT_IMAGES, {})
-        return _file_claims(data, rows, lattice, parameters, len(operations[0]), source, split)
+        return _claims_of_reading(data, rows, lattice, parameters, operations, candidate, source)
 
     first_fit = _claims_fit(structure, claims_for(structure), source)
     if first_fit == 0:
@@ -1879,14 +1878,8 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
             )
 
         def claims_of(index: int, candidate: Structure) -> FileClaims:
-            return _file_claims(
-                data,
-                rows,
-                lattice,
-                parameters,
-                len(operation_sets[index][0]),
-                source,
-                candidate.properties.get(_SPLIT_IMAGES, {}),
+            return _claims_of_reading(
+                data, rows, lattice, parameters, operation_sets[index], candidate, source
             )
 
         structure = _choose_setting(structures, data, source, notes, conventional, claims_of)
@@ -1909,10 +1902,24 @@ def _crystal_from_block(data: dict, source: str) -> Structure:
             )
     if notes:
         structure.properties["reader_notes"] = list(dict.fromkeys(notes))
-    n_operations = len(operation_sets[0][0])
-    split_images = structure.properties.pop(_SPLIT_IMAGES, {})
-    claims = _file_claims(data, rows, lattice, parameters, n_operations, source, split_images)
+    claims = _claims_of_reading(data, rows, lattice, parameters, operation_sets[0], structure, source)
+    structure.properties.pop(_SPLIT_IMAGES, None)
     return attach_claims(structure, claims)
+
+
+def _claims_of_reading(
+    data: dict,
+    rows: _Rows,
+    lattice: Lattice,
+    parameters: tuple[float, ...],
+    operations,
+    structure: Structure,
+    source: str,
+) -> FileClaims:
+    """``_file_claims`` for one reading of the rows: ``structure`` built with ``operations`` (a setting's operation
+    list and translations), whose split rows' image counts it carries under ``_SPLIT_IMAGES``."""
+    split_images = structure.properties.get(_SPLIT_IMAGES, {})
+    return _file_claims(data, rows, lattice, parameters, len(operations[0]), source, split_images)
 
 
 _MULTIPLICITY_KEYS = ("_atom_site_symmetry_multiplicity", "_atom_site_site_symmetry_multiplicity")
