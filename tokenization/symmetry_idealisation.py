@@ -131,9 +131,10 @@ def periodic_neighbours(
     ``volume`` is the cell's signed or absolute volume (Å³) where the caller has it. Both sets are wrapped into the
     cell first. pymatgen's cell-list search (``find_points_in_spheres``) lays a grid of ``radius``-sized cubes over
     the cell: fast, but its memory grows with the cell volume over ``radius³`` (8.9 GB for the 0.5 Å overlap radius
-    in a protein cell; the 0.04 Å match radius of symmetrising does the same in any cell of some hundred atoms). Above ``_MAX_GRID_CUBES`` cubes, in a cell at least ``radius`` thick, a k-d tree of
-    the atoms' images in the 27 cells around each centre's own finds the same pairs (every image within ``radius``
-    lies there): time ``O(n log n)``, memory ``O(n + pairs)`` whatever the volume.
+    in a protein cell; the 0.04 Å match radius of symmetrising does the same in any cell of some hundred atoms).
+    Above ``_MAX_GRID_CUBES`` cubes, in a cell at least ``radius`` thick, a k-d tree of the atoms' images in the 27
+    cells around each centre's own finds the same pairs (every image within ``radius`` lies there): time
+    ``O(n log n)``, memory ``O(n + pairs)`` whatever the volume.
     """
     lattice = np.ascontiguousarray(lattice, dtype=float)
     wrapped = frac % 1.0
